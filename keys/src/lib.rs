@@ -1,1 +1,30 @@
-//! placeholder
+//! notar-keys: Notar's private keys, encrypted at rest.
+//!
+//! - [`PrivateKey`] is an ed25519 key that wipes itself on drop, cannot be cloned or
+//!   serialised, and signs through [`notar_tuf::Signer`].
+//! - [`keyfile`] is the versioned encrypted key file format (`keys/FORMAT.md`): a JSON
+//!   header, authenticated as associated data, over the seed sealed with
+//!   XChaCha20-Poly1305 under an argon2id-derived key ([`KdfParams`]). The server stores
+//!   its managed keys in its database with the same [`encrypt_key`] and [`decrypt_key`].
+//! - [`KeyStore`] keeps those files in a trust directory's `private/` (0700, files 0600,
+//!   atomic writes), lists them by [`KeyRole`] and GUN from headers alone, and runs the
+//!   KDF off the async runtime in its `*_async` methods.
+//! - [`passphrase`] finds a key's passphrase in the environment or on the terminal.
+//!
+//! Everything fails with the one [`Error`] type, which never holds a secret.
+
+mod error;
+mod kdf;
+pub mod keyfile;
+pub mod passphrase;
+mod private_key;
+mod role;
+mod store;
+
+pub use error::{Error, Result};
+pub use kdf::KdfParams;
+pub use keyfile::{KeyHeader, decrypt_key, encrypt_key, read_header};
+pub use passphrase::{PassphraseSource, Prompt};
+pub use private_key::PrivateKey;
+pub use role::KeyRole;
+pub use store::{DamagedKeyFile, KeyInfo, KeyListing, KeyStore, PRIVATE_DIR};

@@ -1,1 +1,147 @@
-//! placeholder
+//! notar-server: TUF repositories per GUN over HTTP, on the Notary v1 URL scheme.
+//!
+//! - [`path`] parses every `/v2/…` path; [`api`] answers it; [`error`] maps failures to
+//!   status, code and the JSON error envelope in one place.
+//! - [`validate`] holds the pure rules for accepting an upload; [`update`] applies an
+//!   accepted one (signing the next snapshot and timestamp) and re-signs before expiry.
+//! - [`managed_keys`] makes and keeps the per-GUN timestamp and snapshot keys, encrypted
+//!   under the server secret; [`store`] is the database (SQLite or PostgreSQL); [`cache`]
+//!   serves current metadata from memory.
+//! - [`run`] serves a bound listener until `shutdown` resolves, with the freshness task
+//!   beside it; the `notar-server` binary only parses settings and calls it.
+
+pub mod api;
+pub mod cache;
+pub mod config;
+pub mod error;
+pub mod managed_keys;
+pub mod path;
+pub mod store;
+pub mod update;
+pub mod validate;
+
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+
+use notar_keys::KdfParams;
+use tokio::net::TcpListener;
+use zeroize::Zeroizing;
+
+pub use config::Config;
+
+use crate::cache::MetaCache;
+use crate::managed_keys::ManagedKeys;
+use crate::store::Store;
+
+/// What every request handler shares; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct AppState(Arc<Inner>);
+
+#[derive(Debug)]
+pub struct Inner {
+    pub store: Arc<dyn Store>,
+    pub keys: ManagedKeys,
+    pub cache: MetaCache,
+    pub config: Config,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("opening the database: {0}")]
+    Store(#[from] store::StoreError),
+    #[error(transparent)]
+    Secret(#[from] managed_keys::SecretError),
+    #[error("server secret file {path}: {source}")]
+    SecretFile {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl AppState {
+    /// Opens the store named in `config`, checks that `secret` unlocks the keys already in
+    /// it, and builds the state. `kdf` is the argon2id cost of new managed key files.
+    pub async fn open(
+        config: Config,
+        secret: Zeroizing<String>,
+        kdf: KdfParams,
+    ) -> Result<Self, StartError> {
+        let store: Arc<dyn Store> =
+            Arc::new(store::sql::SqlStore::connect(&config.database).await?);
+        let keys = ManagedKeys::new(Arc::clone(&store), secret, kdf);
+        keys.check_secret().await?;
+        Ok(AppState(Arc::new(Inner {
+            store,
+            keys,
+            cache: MetaCache::new(config.cache_ttl),
+            config,
+        })))
+    }
+}
+
+/// The server secret: `NOTAR_SERVER_SECRET` when set (passed in as `from_env`), otherwise
+/// the file `server.secret` in the data directory, made (0600, 32 random bytes as hex) on
+/// first start.
+pub fn load_secret(
+    data_dir: &Path,
+    from_env: Option<String>,
+) -> Result<Zeroizing<String>, StartError> {
+    if let Some(secret) = from_env.filter(|s| !s.is_empty()) {
+        return Ok(Zeroizing::new(secret));
+    }
+    let path = data_dir.join("server.secret");
+    let fail = |source| StartError::SecretFile {
+        path: path.clone(),
+        source,
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Ok(Zeroizing::new(text.trim().to_owned())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            use rand_core::RngCore;
+            use std::io::Write;
+            use std::os::unix::fs::OpenOptionsExt;
+            let mut raw = Zeroizing::new([0u8; 32]);
+            rand_core::OsRng.fill_bytes(raw.as_mut());
+            let secret = Zeroizing::new(hex::encode(raw.as_ref()));
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)
+                .map_err(fail)?;
+            file.write_all(secret.as_bytes()).map_err(fail)?;
+            file.sync_all().map_err(fail)?;
+            tracing::info!(path = %path.display(), "made a new server secret");
+            Ok(secret)
+        }
+        Err(e) => Err(fail(e)),
+    }
+}
+
+/// Serves `listener` until `shutdown` resolves, then finishes requests in flight. The
+/// freshness task runs beside it and stops with it.
+pub async fn run(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let freshness = tokio::spawn(api::freshness_loop(state.clone(), stop_rx));
+    let app = api::app(state);
+    let served = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await;
+    let _ = stop_tx.send(true);
+    let _ = freshness.await;
+    served
+}

@@ -1,8 +1,15 @@
 //! notar-tests: end-to-end and interoperability tests for Notar.
 //!
 //! The library part holds what the tests share: [`repo::TestRepo`], a complete TUF
-//! repository built and signed with notar-tuf, and [`python`], which runs the python-tuf
-//! scripts under `interop/`.
+//! repository built and signed with notar-tuf; [`server`], a real notar-server on a
+//! loopback port with a publisher that signs and uploads; and [`python`], which runs the
+//! python-tuf scripts under `interop/`.
+
+#![expect(
+    clippy::expect_used,
+    reason = "test support: a failed set-up step should stop the test with its message"
+)]
 
 pub mod python;
 pub mod repo;
+pub mod server;

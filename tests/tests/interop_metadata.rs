@@ -1,5 +1,10 @@
 //! Metadata signed by notar-tuf verifies with independent implementations: python-tuf's
 //! Metadata API and tough's repository loader.
+#![allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    reason = "tests: a failed step should stop the test with its message"
+)]
 
 use notar_tests::python;
 use notar_tests::repo::{RELEASES, TestRepo};

@@ -1,4 +1,8 @@
 //! Signing, parsing and verifying targets metadata with 10,000 targets.
+#![expect(
+    clippy::expect_used,
+    reason = "benchmark set-up: a failure should stop the run"
+)]
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use ed25519_dalek::SigningKey;

@@ -1,6 +1,11 @@
 //! Metadata written and signed by python-tuf (see fixtures/python-tuf/make_fixtures.py)
 //! parses, verifies with every key type, keeps its exact bytes, and re-serialises to the
 //! same canonical form through notar-tuf's own types.
+#![allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    reason = "tests: a failed step should stop the test with its message"
+)]
 
 use std::fs;
 use std::path::PathBuf;

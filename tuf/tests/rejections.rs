@@ -1,5 +1,10 @@
 //! Runs every folder of `fixtures/rejections/`: each holds metadata with one fault, which
 //! notar-tuf must refuse with the error named in `expected`.
+#![allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    reason = "tests: a failed step should stop the test with its message"
+)]
 
 use std::fs;
 use std::path::Path;

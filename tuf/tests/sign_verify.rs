@@ -1,4 +1,9 @@
 //! Metadata signed by notar-tuf: the threshold rule, expiry, and parse → serialise laws.
+#![allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    reason = "tests: a failed step should stop the test with its message"
+)]
 
 use std::num::NonZeroU32;
 

@@ -1,0 +1,348 @@
+//! The HTTP API: one router, one handler for everything under `/v2/`, dispatching on the
+//! parsed path and the method.
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use bytes::{Bytes, BytesMut};
+use notar_tuf::{Gun, RoleName, RoleType};
+use serde::Deserialize;
+use serde_json::json;
+use tower_http::trace::TraceLayer;
+
+use crate::AppState;
+use crate::error::{ApiError, ErrorKind};
+use crate::path::{self, MetaRequest, Route};
+use crate::store::{ChangeQuery, StoredMeta};
+use crate::update;
+
+/// Immutable responses (by version, by checksum) may be cached for a year.
+const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+/// Current metadata changes: cache briefly, then ask again.
+const CURRENT: &str = "public, max-age=10, must-revalidate";
+
+/// The router: health, and everything under `/v2/`.
+pub fn app(state: AppState) -> Router {
+    let limit = state.config.limits.max_request_bytes;
+    Router::new()
+        .route("/_notary_server/health", get(health))
+        .route("/v2/", any(v2))
+        .route("/v2/{*rest}", any(v2))
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+async fn health(State(state): State<AppState>) -> Response {
+    match state.store.health().await {
+        Ok(()) => axum::Json(json!({ "store": "ok", "signer": "ok" })).into_response(),
+        Err(e) => ApiError::new(ErrorKind::Unavailable, e.to_string()).into_response(),
+    }
+}
+
+async fn v2(State(state): State<AppState>, request: Request) -> Response {
+    match dispatch(&state, request).await {
+        Ok(response) => response,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn dispatch(state: &AppState, request: Request) -> Result<Response, ApiError> {
+    let route = path::parse(request.uri().path())?;
+    let method = request.method().clone();
+    match (route, method) {
+        (Route::Ping, Method::GET) => Ok(axum::Json(json!({})).into_response()),
+        (Route::Metadata(gun, want), Method::GET | Method::HEAD) => {
+            get_metadata(state, &gun, want, request.headers()).await
+        }
+        (Route::Repository(gun), Method::POST) => {
+            let uploads = read_uploads(state, request).await?;
+            update::apply_update(state, &gun, uploads).await?;
+            Ok(axum::Json(json!({})).into_response())
+        }
+        (Route::Repository(gun), Method::DELETE) => {
+            if !state.store.delete(&gun).await? {
+                return Err(ApiError::not_found(format!("{gun} has no trust data")));
+            }
+            state.cache.invalidate(&gun);
+            tracing::info!(gun = %gun, "deleted trust data");
+            Ok(axum::Json(json!({})).into_response())
+        }
+        (Route::Key(gun, role), Method::GET) => {
+            let key = state.keys.current_public(&gun, role).await?;
+            Ok(axum::Json(key).into_response())
+        }
+        (Route::Key(gun, role), Method::POST) => {
+            let key = state.keys.rotate(&gun, role).await?;
+            tracing::info!(gun = %gun, role = ?role, key_id = %key.key_id(), "rotated a server-managed key");
+            Ok(axum::Json(key).into_response())
+        }
+        (Route::Changefeed(gun), Method::GET) => {
+            let Query(params) = Query::<ChangefeedParams>::try_from_uri(request.uri())
+                .map_err(|e| ApiError::malformed(format!("changefeed query: {e}")))?;
+            changefeed(state, gun.as_ref(), params).await
+        }
+        _ => Err(ApiError::new(
+            ErrorKind::MethodNotAllowed,
+            "method not allowed on this path",
+        )),
+    }
+}
+
+async fn get_metadata(
+    state: &AppState,
+    gun: &Gun,
+    want: MetaRequest,
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
+    let missing = |what: String| ApiError::not_found(format!("{gun} has no {what}"));
+    let (data, sha256, cache_control) = match &want {
+        MetaRequest::Current(role) => {
+            let entry = current(state, gun, role)
+                .await?
+                .ok_or_else(|| missing(format!("{role}")))?;
+            (entry.data, entry.sha256, CURRENT)
+        }
+        MetaRequest::Version(role, version) => {
+            let meta = state
+                .store
+                .by_version(gun, role, *version)
+                .await?
+                .ok_or_else(|| missing(format!("version {version} of {role}")))?;
+            (meta.data, meta.sha256, IMMUTABLE)
+        }
+        MetaRequest::Checksum(role, sha256) => {
+            let meta = state
+                .store
+                .by_checksum(gun, role, sha256)
+                .await?
+                .ok_or_else(|| missing(format!("{role} with sha256 {sha256}")))?;
+            (meta.data, meta.sha256, IMMUTABLE)
+        }
+    };
+    let etag = format!("\"{sha256}\"");
+    let mut response = if if_none_match(headers, &etag) {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        (
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
+            data,
+        )
+            .into_response()
+    };
+    let h = response.headers_mut();
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static(cache_control),
+    );
+    if let Ok(value) = HeaderValue::from_str(&etag) {
+        h.insert(header::ETAG, value);
+    }
+    Ok(response)
+}
+
+fn if_none_match(headers: &HeaderMap, etag: &str) -> bool {
+    headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|candidate| {
+            let candidate = candidate.trim();
+            candidate == "*" || candidate.trim_start_matches("W/") == etag
+        })
+}
+
+/// The current version of `role`, from memory when fresh. A timestamp (or server snapshot)
+/// close to expiry is re-signed first, so that nobody is served metadata about to expire.
+async fn current(
+    state: &AppState,
+    gun: &Gun,
+    role: &RoleName,
+) -> Result<Option<crate::cache::Entry>, ApiError> {
+    let entry = match state.cache.get(gun, role) {
+        Some(entry) => entry,
+        None => match state.store.current(gun, role).await? {
+            Some(meta) => state.cache.put(gun, &meta),
+            None => return Ok(None),
+        },
+    };
+    let lifetime = match role.top_level() {
+        Some(RoleType::Timestamp) => state.config.lifetimes.timestamp,
+        Some(RoleType::Snapshot) => state.config.lifetimes.snapshot,
+        _ => return Ok(Some(entry)),
+    };
+    let left = entry.expires - time::OffsetDateTime::now_utc();
+    if left >= crate::config::Lifetimes::margin(lifetime) {
+        return Ok(Some(entry));
+    }
+    update::refresh(state, gun).await?;
+    Ok(state
+        .store
+        .current(gun, role)
+        .await?
+        .map(|meta: StoredMeta| state.cache.put(gun, &meta)))
+}
+
+/// Reads the multipart body: field `files`, one part per role, the filename naming it.
+async fn read_uploads(
+    state: &AppState,
+    request: Request,
+) -> Result<Vec<(RoleName, Bytes)>, ApiError> {
+    let limits = state.config.limits;
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limits.max_request_bytes) {
+        return Err(ApiError::too_large(format!(
+            "the update is larger than {} bytes",
+            limits.max_request_bytes
+        )));
+    }
+    let mut multipart = Multipart::from_request(request, &())
+        .await
+        .map_err(|e| ApiError::malformed(format!("expected a multipart/form-data body: {e}")))?;
+    let mut uploads = Vec::new();
+    loop {
+        let field = match multipart.next_field().await {
+            Ok(Some(field)) => field,
+            Ok(None) => break,
+            Err(e) => return Err(multipart_error(e, limits.max_request_bytes)),
+        };
+        if field.name() != Some("files") {
+            return Err(ApiError::malformed(format!(
+                "unexpected form field {:?}: metadata goes in the field \"files\"",
+                field.name().unwrap_or("")
+            )));
+        }
+        let filename = field.file_name().unwrap_or("").to_owned();
+        if filename.is_empty() {
+            return Err(ApiError::malformed(
+                "a part has no filename: the filename names the role",
+            ));
+        }
+        // Some clients percent-encode delegated role names (`targets%2Freleases`).
+        let filename = percent_encoding::percent_decode_str(&filename)
+            .decode_utf8()
+            .map_err(|_| ApiError::invalid_name("a part's filename is not UTF-8"))?;
+        let role = RoleName::new(filename.strip_suffix(".json").unwrap_or(&filename))
+            .map_err(|e| ApiError::invalid_name(e.to_string()))?;
+        let mut field = field;
+        let mut data = BytesMut::new();
+        loop {
+            match field.chunk().await {
+                Ok(Some(chunk)) => {
+                    if data.len() + chunk.len() > limits.max_file_bytes {
+                        return Err(ApiError::too_large(format!(
+                            "{role} is larger than {} bytes",
+                            limits.max_file_bytes
+                        )));
+                    }
+                    data.extend_from_slice(&chunk);
+                }
+                Ok(None) => break,
+                Err(e) => return Err(multipart_error(e, limits.max_request_bytes)),
+            }
+        }
+        uploads.push((role, data.freeze()));
+    }
+    Ok(uploads)
+}
+
+fn multipart_error(e: axum::extract::multipart::MultipartError, limit: usize) -> ApiError {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::too_large(format!("the update is larger than {limit} bytes"))
+    } else {
+        ApiError::malformed(format!("reading the multipart body: {}", e.body_text()))
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct ChangefeedParams {
+    #[serde(default)]
+    change_id: Option<String>,
+    #[serde(default)]
+    records: Option<i64>,
+}
+
+/// The change log, in Notary's shape: `change_id` is the last ID the client saw (0: none),
+/// `records` how many to return; negative `records` reads backwards from `change_id` (from
+/// the newest when it is 0).
+async fn changefeed(
+    state: &AppState,
+    gun: Option<&Gun>,
+    params: ChangefeedParams,
+) -> Result<Response, ApiError> {
+    let change_id =
+        match params.change_id.as_deref() {
+            None | Some("") => 0,
+            Some(s) => s.parse::<i64>().ok().filter(|v| *v >= 0).ok_or_else(|| {
+                ApiError::malformed(format!("change_id {s:?} is not a change ID"))
+            })?,
+        };
+    let records = params.records.unwrap_or(100);
+    let limit = u32::try_from(records.unsigned_abs().min(1000)).unwrap_or(1000);
+    let query = if records < 0 {
+        ChangeQuery::Before {
+            before: (change_id > 0).then_some(change_id),
+            limit,
+        }
+    } else {
+        ChangeQuery::After {
+            after: change_id,
+            limit,
+        }
+    };
+    let changes = state.store.changes(gun, query).await?;
+    let records: Vec<_> = changes
+        .iter()
+        .map(|c| {
+            json!({
+                "ID": c.id.to_string(),
+                "CreatedAt": c.created.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
+                "GUN": c.gun,
+                "Version": c.version,
+                "SHA256": c.sha256,
+                "Category": c.category.as_str(),
+            })
+        })
+        .collect();
+    Ok(axum::Json(json!({ "count": records.len(), "records": records })).into_response())
+}
+
+/// Re-signs timestamps and server-held snapshots before they expire, so that a repository
+/// nobody touches stays valid. Runs every `refresh_interval` until `stop` turns true.
+pub async fn freshness_loop(state: AppState, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let interval: Duration = state.config.refresh_interval;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = stop.changed() => return,
+        }
+        let margin = crate::config::Lifetimes::margin(state.config.lifetimes.timestamp).max(
+            crate::config::Lifetimes::margin(state.config.lifetimes.snapshot),
+        );
+        let horizon = time::OffsetDateTime::now_utc() + margin;
+        let guns = match state.store.expiring(horizon).await {
+            Ok(guns) => guns,
+            Err(e) => {
+                tracing::warn!(error = %e, "freshness: listing expiring repositories");
+                continue;
+            }
+        };
+        for gun in guns {
+            if let Err(e) = update::refresh(&state, &gun).await {
+                tracing::warn!(gun = %gun, error = %e, "freshness: re-signing failed");
+            }
+        }
+    }
+}

@@ -1,0 +1,156 @@
+//! The server's one error type and the one place that maps it to HTTP.
+//!
+//! Bodies use the envelope `{"errors":[{"code","message","detail"}]}`. A 5xx body never
+//! carries internal text: the cause is logged with the request's fields instead.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use crate::store::StoreError;
+
+/// What went wrong, as the client needs to know it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// 404 `METADATA_NOT_FOUND`: no such GUN, role, version or checksum.
+    NotFound,
+    /// 400 `INVALID_NAME`: a GUN, role name, version or checksum that breaks its grammar.
+    InvalidName,
+    /// 400 `MALFORMED_UPLOAD`: not multipart, no files, unparseable metadata.
+    MalformedUpload,
+    /// 400 `INVALID_UPDATE`: well-formed metadata that breaks a rule (signatures,
+    /// thresholds, expiry, delegation, snapshot consistency).
+    InvalidUpdate,
+    /// 409 `VERSION`: not the next version, or another update won a race.
+    Version,
+    /// 413 `TOO_LARGE`: the request or one file is over its limit.
+    TooLarge,
+    /// 405 `METHOD_NOT_ALLOWED`.
+    MethodNotAllowed,
+    /// 503 `UNAVAILABLE`: the store does not answer (health).
+    Unavailable,
+    /// 500 `UNKNOWN`: a bug or an unexpected failure; details are only logged.
+    Internal,
+}
+
+impl ErrorKind {
+    pub fn status(self) -> StatusCode {
+        match self {
+            ErrorKind::NotFound => StatusCode::NOT_FOUND,
+            ErrorKind::InvalidName | ErrorKind::MalformedUpload | ErrorKind::InvalidUpdate => {
+                StatusCode::BAD_REQUEST
+            }
+            ErrorKind::Version => StatusCode::CONFLICT,
+            ErrorKind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorKind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn code(self) -> &'static str {
+        match self {
+            ErrorKind::NotFound => "METADATA_NOT_FOUND",
+            ErrorKind::InvalidName => "INVALID_NAME",
+            ErrorKind::MalformedUpload => "MALFORMED_UPLOAD",
+            ErrorKind::InvalidUpdate => "INVALID_UPDATE",
+            ErrorKind::Version => "VERSION",
+            ErrorKind::TooLarge => "TOO_LARGE",
+            ErrorKind::MethodNotAllowed => "METHOD_NOT_ALLOWED",
+            ErrorKind::Unavailable => "UNAVAILABLE",
+            ErrorKind::Internal => "UNKNOWN",
+        }
+    }
+}
+
+/// An error on its way to the client.
+#[derive(Debug)]
+pub struct ApiError {
+    pub kind: ErrorKind,
+    /// For 4xx: shown to the client. For 5xx: logged only.
+    pub message: String,
+    /// Structured detail for 4xx (which role, which rule); never set for 5xx.
+    pub detail: Option<Value>,
+}
+
+impl ApiError {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        ApiError {
+            kind,
+            message: message.into(),
+            detail: None,
+        }
+    }
+
+    pub fn with_detail(mut self, detail: Value) -> Self {
+        self.detail = Some(detail);
+        self
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::NotFound, message)
+    }
+
+    pub fn invalid_name(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::InvalidName, message)
+    }
+
+    pub fn malformed(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::MalformedUpload, message)
+    }
+
+    /// A rule of upload validation was broken; `role` names the offending file.
+    pub fn invalid_update(role: &str, message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::InvalidUpdate, message).with_detail(json!({ "role": role }))
+    }
+
+    pub fn version(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Version, message)
+    }
+
+    pub fn too_large(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::TooLarge, message)
+    }
+
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Internal, message)
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.kind.code(), self.message)
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::VersionConflict { gun } => ApiError::version(format!(
+                "another update of {gun} was stored first; fetch the new state and retry"
+            )),
+            other => ApiError::internal(other.to_string()),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.kind.status();
+        let (message, detail) = if status.is_server_error() {
+            tracing::error!(code = self.kind.code(), error = %self.message, "request failed");
+            let public = match self.kind {
+                ErrorKind::Unavailable => "the store is unavailable",
+                _ => "internal server error",
+            };
+            (public.to_owned(), Value::Null)
+        } else {
+            (self.message, self.detail.unwrap_or(Value::Null))
+        };
+        let body = json!({
+            "errors": [{ "code": self.kind.code(), "message": message, "detail": detail }]
+        });
+        (status, axum::Json(body)).into_response()
+    }
+}

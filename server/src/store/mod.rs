@@ -1,0 +1,144 @@
+//! Storage of TUF metadata, the change log and server-managed keys.
+//!
+//! [`Store`] is what the rest of the server sees. [`sql::SqlStore`] implements it on SQLite
+//! (the embedded default) and PostgreSQL through one set of queries; the schema of each lives
+//! in `migrations/sqlite/` and `migrations/postgres/` and is applied at start. Everything
+//! that must be atomic (an update of several roles, a deletion) is one transaction, and the
+//! unique key (gun, role, version) is what makes one of two racing updates lose.
+
+pub mod sql;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use notar_tuf::{Gun, RoleName, Version};
+use time::OffsetDateTime;
+
+/// One stored version of one role's metadata.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredMeta {
+    pub role: RoleName,
+    pub version: Version,
+    /// Lower-case hex sha256 of `data`.
+    pub sha256: String,
+    /// The metadata exactly as uploaded or signed.
+    pub data: Bytes,
+    /// When the metadata expires (from its `expires`), for the freshness task.
+    pub expires: OffsetDateTime,
+    pub created: OffsetDateTime,
+}
+
+/// Metadata to write.
+#[derive(Clone, Debug)]
+pub struct NewMeta {
+    pub role: RoleName,
+    pub version: Version,
+    pub data: Bytes,
+    pub expires: OffsetDateTime,
+}
+
+/// A change log entry: a new timestamp (category `update`) or a deletion.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Change {
+    pub id: i64,
+    pub created: OffsetDateTime,
+    pub gun: String,
+    pub version: u64,
+    pub sha256: String,
+    pub category: ChangeCategory,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChangeCategory {
+    Update,
+    Deletion,
+}
+
+impl ChangeCategory {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeCategory::Update => "update",
+            ChangeCategory::Deletion => "deletion",
+        }
+    }
+}
+
+/// Which part of the change log to read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChangeQuery {
+    /// Up to `limit` changes with an ID greater than `after`, oldest first.
+    After { after: i64, limit: u32 },
+    /// Up to `limit` changes with an ID less than `before` (`None`: the newest), oldest first.
+    Before { before: Option<i64>, limit: u32 },
+}
+
+/// A server-managed private key, encrypted (notar-keys key file format).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredKey {
+    pub gun: Gun,
+    /// `timestamp` or `snapshot`.
+    pub role: RoleName,
+    pub key_id: String,
+    /// The encrypted key file; never leaves the server.
+    pub encrypted: Vec<u8>,
+    pub created: OffsetDateTime,
+}
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// Another writer stored one of these (gun, role, version) first.
+    #[error("a version of {gun} was written concurrently")]
+    VersionConflict { gun: String },
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migrations: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("stored row is corrupt: {0}")]
+    Corrupt(String),
+}
+
+/// The server's storage.
+#[async_trait]
+pub trait Store: Send + Sync + std::fmt::Debug + 'static {
+    /// The newest version of `role`.
+    async fn current(&self, gun: &Gun, role: &RoleName) -> Result<Option<StoredMeta>, StoreError>;
+    /// The newest version of every role of `gun`.
+    async fn current_all(&self, gun: &Gun) -> Result<Vec<StoredMeta>, StoreError>;
+    async fn by_version(
+        &self,
+        gun: &Gun,
+        role: &RoleName,
+        version: Version,
+    ) -> Result<Option<StoredMeta>, StoreError>;
+    async fn by_checksum(
+        &self,
+        gun: &Gun,
+        role: &RoleName,
+        sha256: &str,
+    ) -> Result<Option<StoredMeta>, StoreError>;
+    /// Writes all of `files` in one transaction, or nothing. A (gun, role, version) that
+    /// exists already gives [`StoreError::VersionConflict`]. Every timestamp written adds an
+    /// `update` row to the change log.
+    async fn commit(&self, gun: &Gun, files: &[NewMeta]) -> Result<(), StoreError>;
+    /// Deletes all metadata and keys of `gun` and logs the deletion. False if it had none.
+    async fn delete(&self, gun: &Gun) -> Result<bool, StoreError>;
+    async fn changes(
+        &self,
+        gun: Option<&Gun>,
+        query: ChangeQuery,
+    ) -> Result<Vec<Change>, StoreError>;
+    /// GUNs whose newest timestamp expires before `before` (the freshness task's work list).
+    async fn expiring(&self, before: OffsetDateTime) -> Result<Vec<Gun>, StoreError>;
+
+    /// All server-managed keys of (gun, role), oldest first.
+    async fn keys(&self, gun: &Gun, role: &RoleName) -> Result<Vec<StoredKey>, StoreError>;
+    /// Adds a key. With `only_if_none`, adds it only when (gun, role) has no key yet, and
+    /// returns whether it was added (two first GETs racing must agree on one key).
+    async fn add_key(&self, key: &StoredKey, only_if_none: bool) -> Result<bool, StoreError>;
+    /// Any one stored key, to check the server secret at start-up.
+    async fn any_key(&self) -> Result<Option<StoredKey>, StoreError>;
+
+    /// A cheap query proving the database answers.
+    async fn health(&self) -> Result<(), StoreError>;
+}

@@ -1,0 +1,554 @@
+//! [`Store`] on SQLite or PostgreSQL through sqlx's `Any` driver: one set of queries (with
+//! `$N` placeholders, which both accept) serves both databases; [`Dialect`] marks the few
+//! places where they must differ (connection set-up, migrations, one lock).
+//!
+//! Only `i64`, text and bytes cross the `Any` driver, so times are stored as unix seconds
+//! and versions as `i64`.
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use notar_tuf::{Gun, RoleName, Version};
+use sha2::{Digest, Sha256};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
+use sqlx::migrate::Migrator;
+use sqlx::{AnyPool, ConnectOptions, Connection, Executor, Row};
+use time::OffsetDateTime;
+
+use super::{
+    Change, ChangeCategory, ChangeQuery, NewMeta, Store, StoreError, StoredKey, StoredMeta,
+};
+
+/// Pool size for SQLite when none is given: one writer at a time anyway, a few readers.
+pub const DEFAULT_SQLITE_CONNECTIONS: u32 = 8;
+/// Pool size for PostgreSQL when none is given, per server process.
+pub const DEFAULT_POSTGRES_CONNECTIONS: u32 = 16;
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/postgres");
+
+/// The columns [`meta_from_row`] reads.
+const META_COLUMNS: &str = "role, version, sha256, data, expires_at, created_at";
+/// The columns [`key_from_row`] reads.
+const KEY_COLUMNS: &str = "gun, role, key_id, encrypted, created_at";
+/// The columns [`change_from_row`] reads.
+const CHANGE_COLUMNS: &str = "id, created_at, gun, version, sha256, category";
+
+/// Which database is behind the pool, where the SQL must differ.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+impl Dialect {
+    fn of(url: &str) -> Result<Self, StoreError> {
+        if url.starts_with("sqlite:") {
+            Ok(Dialect::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Dialect::Postgres)
+        } else {
+            Err(config_error(
+                "database URL must start with sqlite:// or postgres://",
+            ))
+        }
+    }
+}
+
+/// The SQL store: a connection pool and the dialect behind it. Cloning shares the pool.
+#[derive(Clone, Debug)]
+pub struct SqlStore {
+    /// Connections to the database, through the `Any` driver.
+    pool: AnyPool,
+    /// Which database that is.
+    dialect: Dialect,
+}
+
+impl SqlStore {
+    /// Connects to `sqlite://PATH` (the file is created if missing) or `postgres://…` with
+    /// the default pool size, and applies the schema's migrations.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let max_connections = match Dialect::of(url)? {
+            Dialect::Sqlite => DEFAULT_SQLITE_CONNECTIONS,
+            Dialect::Postgres => DEFAULT_POSTGRES_CONNECTIONS,
+        };
+        Self::connect_with(url, max_connections).await
+    }
+
+    /// [`SqlStore::connect`] with at most `max_connections` connections in the pool.
+    pub async fn connect_with(url: &str, max_connections: u32) -> Result<Self, StoreError> {
+        sqlx::any::install_default_drivers();
+        let dialect = Dialect::of(url)?;
+        let url = match dialect {
+            Dialect::Sqlite => sqlite_url(url)?,
+            Dialect::Postgres => url.to_owned(),
+        };
+        let options: AnyConnectOptions = url.parse()?;
+
+        let pool_options = AnyPoolOptions::new().max_connections(max_connections.max(1));
+        let pool = match dialect {
+            Dialect::Sqlite => {
+                // WAL is a property of the database file, and switching to it takes an
+                // exclusive lock that the busy timeout does not wait for: do it once, on
+                // one connection, before the pool opens several.
+                let mut conn = options.connect().await?;
+                conn.execute("PRAGMA journal_mode = WAL").await?;
+                conn.close().await?;
+                pool_options
+                    .after_connect(|conn, _meta| {
+                        Box::pin(async move {
+                            // sqlx-sqlite sets the busy timeout and foreign keys already;
+                            // restated here because the store's correctness rests on them.
+                            conn.execute(SQLITE_SESSION_PRAGMAS).await?;
+                            Ok(())
+                        })
+                    })
+                    .connect_with(options)
+                    .await?
+            }
+            Dialect::Postgres => pool_options.connect_with(options).await?,
+        };
+        match dialect {
+            Dialect::Sqlite => SQLITE_MIGRATIONS.run(&pool).await?,
+            Dialect::Postgres => POSTGRES_MIGRATIONS.run(&pool).await?,
+        }
+        Ok(SqlStore { pool, dialect })
+    }
+
+    /// Closes every connection of the pool, waiting for those in use to be returned.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Per-connection SQLite settings: wait up to 5 s for another writer instead of failing
+/// with `SQLITE_BUSY`; enforce foreign keys; with WAL, `NORMAL` is durable against crashes
+/// of the process and loses at most the last commits on power loss.
+const SQLITE_SESSION_PRAGMAS: &str =
+    "PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;";
+
+/// `url` with `mode=rwc` (create the file if missing) unless it names a mode. In-memory
+/// databases are refused: the `Any` driver re-parses the URL for every connection of the
+/// pool, so each would get a database of its own.
+fn sqlite_url(url: &str) -> Result<String, StoreError> {
+    let (path, query) = url.split_once('?').unwrap_or((url, ""));
+    let params: Vec<(&str, &str)> = query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| p.split_once('=').unwrap_or((p, "")))
+        .collect();
+    if path.ends_with(":memory:") || params.contains(&("mode", "memory")) {
+        return Err(config_error(
+            "in-memory SQLite is not supported: every pooled connection would see its own database",
+        ));
+    }
+    if params.iter().any(|(k, _)| *k == "mode") {
+        Ok(url.to_owned())
+    } else if query.is_empty() {
+        Ok(format!("{path}?mode=rwc"))
+    } else {
+        Ok(format!("{path}?{query}&mode=rwc"))
+    }
+}
+
+fn config_error(message: &'static str) -> StoreError {
+    StoreError::Database(sqlx::Error::Configuration(message.into()))
+}
+
+/// A unique violation while writing `gun` is a concurrent writer's win; anything else is a
+/// database error.
+fn conflict_or(gun: &Gun, error: sqlx::Error) -> StoreError {
+    match &error {
+        sqlx::Error::Database(e) if e.is_unique_violation() => StoreError::VersionConflict {
+            gun: gun.to_string(),
+        },
+        _ => StoreError::Database(error),
+    }
+}
+
+fn now() -> i64 {
+    OffsetDateTime::now_utc().unix_timestamp()
+}
+
+fn to_i64(value: u64, what: &str) -> Result<i64, StoreError> {
+    i64::try_from(value)
+        .map_err(|_| StoreError::Corrupt(format!("{what} {value} does not fit the database")))
+}
+
+fn time_from(secs: i64, column: &str) -> Result<OffsetDateTime, StoreError> {
+    OffsetDateTime::from_unix_timestamp(secs)
+        .map_err(|e| StoreError::Corrupt(format!("{column} {secs}: {e}")))
+}
+
+fn role_from(name: String) -> Result<RoleName, StoreError> {
+    RoleName::new(name).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn gun_from(name: String) -> Result<Gun, StoreError> {
+    Gun::new(name).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn meta_from_row(row: &AnyRow) -> Result<StoredMeta, StoreError> {
+    let version: i64 = row.try_get("version")?;
+    let version = u64::try_from(version)
+        .ok()
+        .and_then(|v| Version::new(v).ok())
+        .ok_or_else(|| StoreError::Corrupt(format!("version {version}")))?;
+    Ok(StoredMeta {
+        role: role_from(row.try_get("role")?)?,
+        version,
+        sha256: row.try_get("sha256")?,
+        data: Bytes::from(row.try_get::<Vec<u8>, _>("data")?),
+        expires: time_from(row.try_get("expires_at")?, "expires_at")?,
+        created: time_from(row.try_get("created_at")?, "created_at")?,
+    })
+}
+
+fn key_from_row(row: &AnyRow) -> Result<StoredKey, StoreError> {
+    Ok(StoredKey {
+        gun: gun_from(row.try_get("gun")?)?,
+        role: role_from(row.try_get("role")?)?,
+        key_id: row.try_get("key_id")?,
+        encrypted: row.try_get("encrypted")?,
+        created: time_from(row.try_get("created_at")?, "created_at")?,
+    })
+}
+
+fn change_from_row(row: &AnyRow) -> Result<Change, StoreError> {
+    let version: i64 = row.try_get("version")?;
+    let category: String = row.try_get("category")?;
+    Ok(Change {
+        id: row.try_get("id")?,
+        created: time_from(row.try_get("created_at")?, "created_at")?,
+        gun: row.try_get("gun")?,
+        version: u64::try_from(version)
+            .map_err(|_| StoreError::Corrupt(format!("change version {version}")))?,
+        sha256: row.try_get("sha256")?,
+        category: match category.as_str() {
+            "update" => ChangeCategory::Update,
+            "deletion" => ChangeCategory::Deletion,
+            other => return Err(StoreError::Corrupt(format!("change category {other:?}"))),
+        },
+    })
+}
+
+#[async_trait]
+impl Store for SqlStore {
+    async fn current(&self, gun: &Gun, role: &RoleName) -> Result<Option<StoredMeta>, StoreError> {
+        let sql = format!(
+            "SELECT {META_COLUMNS} FROM tuf_files WHERE gun = $1 AND role = $2 \
+             ORDER BY version DESC LIMIT 1"
+        );
+        sqlx::query(&sql)
+            .bind(gun.as_str())
+            .bind(role.as_str())
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(meta_from_row)
+            .transpose()
+    }
+
+    async fn current_all(&self, gun: &Gun) -> Result<Vec<StoredMeta>, StoreError> {
+        let sql = "SELECT t.role, t.version, t.sha256, t.data, t.expires_at, t.created_at \
+             FROM tuf_files t \
+             JOIN (SELECT role, MAX(version) AS newest FROM tuf_files WHERE gun = $1 \
+                   GROUP BY role) n \
+               ON t.role = n.role AND t.version = n.newest \
+             WHERE t.gun = $1 ORDER BY t.role";
+        sqlx::query(sql)
+            .bind(gun.as_str())
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(meta_from_row)
+            .collect()
+    }
+
+    async fn by_version(
+        &self,
+        gun: &Gun,
+        role: &RoleName,
+        version: Version,
+    ) -> Result<Option<StoredMeta>, StoreError> {
+        let sql = format!(
+            "SELECT {META_COLUMNS} FROM tuf_files WHERE gun = $1 AND role = $2 AND version = $3"
+        );
+        sqlx::query(&sql)
+            .bind(gun.as_str())
+            .bind(role.as_str())
+            .bind(to_i64(version.get(), "version")?)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(meta_from_row)
+            .transpose()
+    }
+
+    async fn by_checksum(
+        &self,
+        gun: &Gun,
+        role: &RoleName,
+        sha256: &str,
+    ) -> Result<Option<StoredMeta>, StoreError> {
+        let sql = format!(
+            "SELECT {META_COLUMNS} FROM tuf_files WHERE gun = $1 AND role = $2 AND sha256 = $3 \
+             ORDER BY version DESC LIMIT 1"
+        );
+        sqlx::query(&sql)
+            .bind(gun.as_str())
+            .bind(role.as_str())
+            .bind(sha256.to_ascii_lowercase())
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(meta_from_row)
+            .transpose()
+    }
+
+    async fn commit(&self, gun: &Gun, files: &[NewMeta]) -> Result<(), StoreError> {
+        // Insert in one order, so two PostgreSQL transactions racing on the same rows wait
+        // for each other instead of deadlocking, and the loser sees a unique violation.
+        let mut files: Vec<&NewMeta> = files.iter().collect();
+        files.sort_by(|a, b| (&a.role, a.version).cmp(&(&b.role, b.version)));
+        let created = now();
+
+        let mut tx = self.pool.begin().await?;
+        for file in files {
+            let version = to_i64(file.version.get(), "version")?;
+            let sha256 = hex::encode(Sha256::digest(&file.data));
+            sqlx::query(
+                "INSERT INTO tuf_files \
+                 (gun, role, version, sha256, data, expires_at, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(gun.as_str())
+            .bind(file.role.as_str())
+            .bind(version)
+            .bind(&sha256)
+            .bind(&file.data[..])
+            .bind(file.expires.unix_timestamp())
+            .bind(created)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| conflict_or(gun, e))?;
+            if file.role == RoleName::timestamp() {
+                sqlx::query(
+                    "INSERT INTO changes (created_at, gun, version, sha256, category) \
+                     VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(created)
+                .bind(gun.as_str())
+                .bind(version)
+                .bind(&sha256)
+                .bind(ChangeCategory::Update.as_str())
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        tx.commit().await.map_err(|e| conflict_or(gun, e))?;
+        Ok(())
+    }
+
+    async fn delete(&self, gun: &Gun) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let files = sqlx::query("DELETE FROM tuf_files WHERE gun = $1")
+            .bind(gun.as_str())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        sqlx::query("DELETE FROM server_keys WHERE gun = $1")
+            .bind(gun.as_str())
+            .execute(&mut *tx)
+            .await?;
+        if files > 0 {
+            sqlx::query(
+                "INSERT INTO changes (created_at, gun, version, sha256, category) \
+                 VALUES ($1, $2, 0, '', $3)",
+            )
+            .bind(now())
+            .bind(gun.as_str())
+            .bind(ChangeCategory::Deletion.as_str())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(files > 0)
+    }
+
+    async fn changes(
+        &self,
+        gun: Option<&Gun>,
+        query: ChangeQuery,
+    ) -> Result<Vec<Change>, StoreError> {
+        let (bound, order, limit) = match query {
+            ChangeQuery::After { after, limit } => (Some((">", after)), "ASC", limit),
+            ChangeQuery::Before { before, limit } => (before.map(|b| ("<", b)), "DESC", limit),
+        };
+        let mut conditions = Vec::new();
+        let mut n = 0;
+        if gun.is_some() {
+            n += 1;
+            conditions.push(format!("gun = ${n}"));
+        }
+        if let Some((op, _)) = bound {
+            n += 1;
+            conditions.push(format!("id {op} ${n}"));
+        }
+        let filter = if conditions.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", conditions.join(" AND "))
+        };
+        let sql = format!(
+            "SELECT {CHANGE_COLUMNS} FROM changes {filter} ORDER BY id {order} LIMIT ${}",
+            n + 1
+        );
+
+        let mut q = sqlx::query(&sql);
+        if let Some(gun) = gun {
+            q = q.bind(gun.as_str());
+        }
+        if let Some((_, id)) = bound {
+            q = q.bind(id);
+        }
+        let mut changes = q
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(change_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        if order == "DESC" {
+            changes.reverse();
+        }
+        Ok(changes)
+    }
+
+    async fn expiring(&self, before: OffsetDateTime) -> Result<Vec<Gun>, StoreError> {
+        let sql = "SELECT DISTINCT t.gun FROM tuf_files t \
+             JOIN (SELECT gun, MAX(version) AS newest FROM tuf_files WHERE role = 'timestamp' \
+                   GROUP BY gun) n \
+               ON t.gun = n.gun AND t.version = n.newest \
+             WHERE t.role = 'timestamp' AND t.expires_at < $1 ORDER BY t.gun";
+        sqlx::query(sql)
+            .bind(before.unix_timestamp())
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|row| gun_from(row.try_get("gun")?))
+            .collect()
+    }
+
+    async fn keys(&self, gun: &Gun, role: &RoleName) -> Result<Vec<StoredKey>, StoreError> {
+        let sql = format!(
+            "SELECT {KEY_COLUMNS} FROM server_keys WHERE gun = $1 AND role = $2 ORDER BY id"
+        );
+        sqlx::query(&sql)
+            .bind(gun.as_str())
+            .bind(role.as_str())
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(key_from_row)
+            .collect()
+    }
+
+    async fn add_key(&self, key: &StoredKey, only_if_none: bool) -> Result<bool, StoreError> {
+        let created = key.created.unix_timestamp();
+        if !only_if_none {
+            // The same key ID again is the same key: nothing to add.
+            let added = sqlx::query(
+                "INSERT INTO server_keys (gun, role, key_id, encrypted, created_at) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (gun, role, key_id) DO NOTHING",
+            )
+            .bind(key.gun.as_str())
+            .bind(key.role.as_str())
+            .bind(key.key_id.as_str())
+            .bind(&key.encrypted[..])
+            .bind(created)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+            return Ok(added == 1);
+        }
+
+        let mut tx = self.pool.begin().await?;
+        if self.dialect == Dialect::Postgres {
+            // Under READ COMMITTED two racing inserts would both see no key; serialise them
+            // per (gun, role). SQLite has one writer at a time and needs no lock. The
+            // function sits in FROM, and the query returns a count, because `Any` cannot
+            // decode PostgreSQL's `void`.
+            sqlx::query(
+                "SELECT COUNT(*) AS locked FROM pg_advisory_xact_lock(hashtextextended($1, 0))",
+            )
+            .bind(format!("notar server_keys {} {}", key.gun, key.role))
+            .fetch_one(&mut *tx)
+            .await?;
+        }
+        let added = sqlx::query(
+            "INSERT INTO server_keys (gun, role, key_id, encrypted, created_at) \
+             SELECT $1, $2, $3, $4, $5 \
+             WHERE NOT EXISTS (SELECT 1 FROM server_keys WHERE gun = $1 AND role = $2)",
+        )
+        .bind(key.gun.as_str())
+        .bind(key.role.as_str())
+        .bind(key.key_id.as_str())
+        .bind(&key.encrypted[..])
+        .bind(created)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok(added == 1)
+    }
+
+    async fn any_key(&self) -> Result<Option<StoredKey>, StoreError> {
+        let sql = format!("SELECT {KEY_COLUMNS} FROM server_keys ORDER BY id LIMIT 1");
+        sqlx::query(&sql)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(key_from_row)
+            .transpose()
+    }
+
+    async fn health(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").fetch_one(&self.pool).await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_urls_create_the_file_unless_told_otherwise() {
+        let url = |u| sqlite_url(u).ok();
+        assert_eq!(
+            url("sqlite:///d/x.db").as_deref(),
+            Some("sqlite:///d/x.db?mode=rwc")
+        );
+        assert_eq!(
+            url("sqlite://x.db?cache=private").as_deref(),
+            Some("sqlite://x.db?cache=private&mode=rwc")
+        );
+        assert_eq!(
+            url("sqlite://x.db?mode=ro").as_deref(),
+            Some("sqlite://x.db?mode=ro")
+        );
+        assert!(url("sqlite::memory:").is_none());
+        assert!(url("sqlite://x?mode=memory").is_none());
+    }
+
+    #[test]
+    fn dialect_follows_the_scheme() {
+        assert_eq!(Dialect::of("sqlite://a").ok(), Some(Dialect::Sqlite));
+        assert_eq!(Dialect::of("postgres://h/db").ok(), Some(Dialect::Postgres));
+        assert_eq!(
+            Dialect::of("postgresql://h/db").ok(),
+            Some(Dialect::Postgres)
+        );
+        assert!(Dialect::of("mysql://h/db").is_err());
+    }
+}

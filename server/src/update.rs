@@ -1,0 +1,213 @@
+//! Writing a repository: accepting an upload, and re-signing what the server signs.
+//!
+//! Both end the same way: the server signs the next snapshot (when it holds that key) and
+//! always the next timestamp, and everything goes to the store in one transaction. If
+//! another writer stored the same versions first, the store refuses and nothing is written.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use notar_tuf::{
+    Gun, MetaFile, Role, RoleName, RoleType, Root, Signed, Snapshot, Timestamp, Version,
+};
+use time::OffsetDateTime;
+
+use crate::AppState;
+use crate::error::ApiError;
+use crate::path::ManagedRole;
+use crate::store::NewMeta;
+use crate::validate::{self, RepoState, ServerKeyIds, SnapshotSigner};
+
+/// Validates and stores one upload of (role, bytes) pairs for `gun`.
+pub async fn apply_update(
+    state: &AppState,
+    gun: &Gun,
+    uploads: Vec<(RoleName, Bytes)>,
+) -> Result<(), ApiError> {
+    let now = OffsetDateTime::now_utc();
+    let repo = RepoState::from_stored(&state.store.current_all(gun).await?)?;
+    let server_keys = ServerKeyIds {
+        timestamp: state.keys.key_ids(gun, ManagedRole::Timestamp).await?,
+        snapshot: state.keys.key_ids(gun, ManagedRole::Snapshot).await?,
+    };
+    let accepted = validate::check_update(&repo, uploads, &server_keys, now)?;
+    let root = accepted
+        .root(&repo)
+        .ok_or_else(|| ApiError::internal("an accepted update has no root"))?;
+
+    let mut files = Vec::new();
+    if let Some(new_root) = &accepted.root {
+        files.push(new_meta(RoleName::root(), new_root.signed()));
+    }
+    for (name, targets) in &accepted.targets {
+        files.push(new_meta(name.clone(), targets.signed()));
+    }
+    let snapshot = match (&accepted.snapshot, accepted.snapshot_signer) {
+        (Some(uploaded), _) => uploaded.signed().clone(),
+        (None, SnapshotSigner::Server) => {
+            let version = next_version(repo.snapshot.as_ref().map(|s| s.version));
+            sign_snapshot(state, gun, root, version, &accepted.targets_after, now).await?
+        }
+        (None, SnapshotSigner::Client) => {
+            return Err(ApiError::internal(
+                "client-signed snapshot missing after validation",
+            ));
+        }
+    };
+    files.push(new_meta(RoleName::snapshot(), &snapshot));
+    let timestamp_version = next_version(repo.timestamp.as_ref().map(|t| t.version));
+    let timestamp = sign_timestamp(state, gun, root, timestamp_version, &snapshot, now).await?;
+    files.push(new_meta(RoleName::timestamp(), &timestamp));
+
+    let result = state.store.commit(gun, &files).await;
+    state.cache.invalidate(gun);
+    result?;
+    tracing::info!(
+        gun = %gun,
+        roles = ?files.iter().map(|f| f.role.as_str()).collect::<Vec<_>>(),
+        timestamp_version = %timestamp_version,
+        "stored update"
+    );
+    Ok(())
+}
+
+/// Re-signs the timestamp of `gun`, and its snapshot when the server holds that key and it
+/// is close to expiry, if either expires within its margin. Returns whether it wrote.
+/// Losing a race to another writer is not an error: that writer refreshed it.
+pub async fn refresh(state: &AppState, gun: &Gun) -> Result<bool, ApiError> {
+    let now = OffsetDateTime::now_utc();
+    let repo = RepoState::from_stored(&state.store.current_all(gun).await?)?;
+    let (Some(root), Some(snapshot), Some(timestamp)) =
+        (&repo.root, &repo.snapshot, &repo.timestamp)
+    else {
+        return Ok(false);
+    };
+    let lifetimes = state.config.lifetimes;
+    let due = |expires: notar_tuf::Expiry, lifetime: time::Duration| {
+        expires.datetime() - now < crate::config::Lifetimes::margin(lifetime)
+    };
+    let server_keys = state.keys.key_ids(gun, ManagedRole::Snapshot).await?;
+    let server_snapshot = root
+        .role_keys(RoleType::Snapshot)
+        .is_some_and(|r| !r.keyids.is_empty() && r.keyids.iter().all(|k| server_keys.contains(k)));
+    let snapshot_due = server_snapshot && due(snapshot.expires, lifetimes.snapshot);
+    if !snapshot_due && !due(timestamp.expires, lifetimes.timestamp) {
+        return Ok(false);
+    }
+    let mut files = Vec::new();
+    let snapshot_signed = if snapshot_due {
+        let targets_after: BTreeMap<RoleName, (Version, Bytes)> = repo
+            .targets
+            .iter()
+            .map(|(n, t)| (n.clone(), (t.version, Bytes::copy_from_slice(t.as_bytes()))))
+            .collect();
+        let signed = sign_snapshot(
+            state,
+            gun,
+            root,
+            snapshot.version.next(),
+            &targets_after,
+            now,
+        )
+        .await?;
+        files.push(new_meta(RoleName::snapshot(), &signed));
+        signed
+    } else {
+        snapshot.signed().clone()
+    };
+    let ts = sign_timestamp(
+        state,
+        gun,
+        root,
+        timestamp.version.next(),
+        &snapshot_signed,
+        now,
+    )
+    .await?;
+    files.push(new_meta(RoleName::timestamp(), &ts));
+    let result = state.store.commit(gun, &files).await;
+    state.cache.invalidate(gun);
+    match result {
+        Ok(()) => {
+            tracing::info!(gun = %gun, snapshot = snapshot_due, "re-signed before expiry");
+            Ok(true)
+        }
+        Err(crate::store::StoreError::VersionConflict { .. }) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn next_version(stored: Option<Version>) -> Version {
+    stored.map_or(Version::ONE, Version::next)
+}
+
+fn new_meta<T: Role>(role: RoleName, signed: &Signed<T>) -> NewMeta {
+    NewMeta {
+        role,
+        version: signed.untrusted().version(),
+        data: Bytes::copy_from_slice(signed.as_bytes()),
+        expires: signed.untrusted().expires().datetime(),
+    }
+}
+
+async fn managed_signer(
+    state: &AppState,
+    gun: &Gun,
+    root: &Root,
+    role: ManagedRole,
+) -> Result<std::sync::Arc<notar_keys::PrivateKey>, ApiError> {
+    let role_type = match role {
+        ManagedRole::Timestamp => RoleType::Timestamp,
+        ManagedRole::Snapshot => RoleType::Snapshot,
+    };
+    let wanted = root
+        .role_keys(role_type)
+        .map(|r| r.keyids.clone())
+        .unwrap_or_default();
+    state.keys.signer(gun, role, &wanted).await?.ok_or_else(|| {
+        ApiError::invalid_update(
+            "root",
+            format!("the server holds no {role_type} key that root lists"),
+        )
+    })
+}
+
+async fn sign_snapshot(
+    state: &AppState,
+    gun: &Gun,
+    root: &Root,
+    version: Version,
+    targets_after: &BTreeMap<RoleName, (Version, Bytes)>,
+    now: OffsetDateTime,
+) -> Result<Signed<Snapshot>, ApiError> {
+    let key = managed_signer(state, gun, root, ManagedRole::Snapshot).await?;
+    let mut snapshot = Snapshot::new(
+        version,
+        notar_tuf::Expiry::after(now, state.config.lifetimes.snapshot),
+    );
+    for (name, (v, bytes)) in targets_after {
+        snapshot
+            .meta
+            .insert(format!("{name}.json"), MetaFile::new(*v, Some(bytes)));
+    }
+    Signed::sign(snapshot, &[key.as_ref()])
+        .map_err(|e| ApiError::internal(format!("signing snapshot: {e}")))
+}
+
+async fn sign_timestamp(
+    state: &AppState,
+    gun: &Gun,
+    root: &Root,
+    version: Version,
+    snapshot: &Signed<Snapshot>,
+    now: OffsetDateTime,
+) -> Result<Signed<Timestamp>, ApiError> {
+    let key = managed_signer(state, gun, root, ManagedRole::Timestamp).await?;
+    let timestamp = Timestamp::new(
+        version,
+        notar_tuf::Expiry::after(now, state.config.lifetimes.timestamp),
+        MetaFile::new(snapshot.untrusted().version, Some(snapshot.as_bytes())),
+    );
+    Signed::sign(timestamp, &[key.as_ref()])
+        .map_err(|e| ApiError::internal(format!("signing timestamp: {e}")))
+}
