@@ -11,6 +11,7 @@
 //! - [`delegation`] matches target names against delegated `paths` and `path_hash_prefixes`.
 
 pub mod cjson;
+pub mod client;
 pub mod delegation;
 mod error;
 pub mod expiry;
