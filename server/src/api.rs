@@ -328,9 +328,9 @@ pub async fn freshness_loop(state: AppState, mut stop: tokio::sync::watch::Recei
             _ = tokio::time::sleep(interval) => {}
             _ = stop.changed() => return,
         }
-        let margin = crate::config::Lifetimes::margin(state.config.lifetimes.timestamp).max(
-            crate::config::Lifetimes::margin(state.config.lifetimes.snapshot),
-        );
+        // Only timestamps are watched: re-signing one also re-signs a server-held snapshot
+        // that is due (see update::refresh).
+        let margin = crate::config::Lifetimes::margin(state.config.lifetimes.timestamp);
         let horizon = time::OffsetDateTime::now_utc() + margin;
         let guns = match state.store.expiring(horizon).await {
             Ok(guns) => guns,

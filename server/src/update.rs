@@ -90,7 +90,11 @@ pub async fn refresh(state: &AppState, gun: &Gun) -> Result<bool, ApiError> {
     let server_snapshot = root
         .role_keys(RoleType::Snapshot)
         .is_some_and(|r| !r.keyids.is_empty() && r.keyids.iter().all(|k| server_keys.contains(k)));
-    let snapshot_due = server_snapshot && due(snapshot.expires, lifetimes.snapshot);
+    // A server-held snapshot is re-signed inside its margin, and also whenever the next
+    // timestamp would outlive it, so the freshness task need only watch timestamps.
+    let snapshot_due = server_snapshot
+        && (due(snapshot.expires, lifetimes.snapshot)
+            || snapshot.expires.datetime() <= now + lifetimes.timestamp);
     if !snapshot_due && !due(timestamp.expires, lifetimes.timestamp) {
         return Ok(false);
     }

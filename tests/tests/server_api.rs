@@ -931,6 +931,7 @@ async fn timestamps_are_refreshed_on_read_and_in_the_background() {
     // On read: a 2-second timestamp is within its margin after 2 seconds.
     let server = TestServer::start_with(Backend::Sqlite, |c| {
         c.lifetimes.timestamp = time::Duration::seconds(2);
+        c.lifetimes.snapshot = time::Duration::seconds(4);
         c.refresh_interval = std::time::Duration::from_secs(3600);
     })
     .await;
@@ -943,6 +944,18 @@ async fn timestamps_are_refreshed_on_read_and_in_the_background() {
         !ts.untrusted()
             .expires
             .is_expired_at(time::OffsetDateTime::now_utc())
+    );
+    // The server-held snapshot would have expired before the new timestamp: re-signed too.
+    let snapshot =
+        Signed::<Snapshot>::from_bytes(publisher.get("snapshot.json").await.1).expect("snapshot");
+    assert_eq!(
+        snapshot.untrusted().version.get(),
+        2,
+        "snapshot re-signed with the timestamp"
+    );
+    assert_eq!(
+        ts.untrusted().snapshot_meta().expect("meta").version.get(),
+        2
     );
 
     // In the background: nobody reads, the task re-signs.
