@@ -7,8 +7,8 @@ use std::path::Path;
 
 use ed25519_dalek::SigningKey;
 use notar_tuf::{
-    DelegatedRole, Delegations, Expiry, MetaFile, RoleName, RoleType, Root, Signed, Signer,
-    Snapshot, TargetFile, TargetName, Targets, Timestamp, Version,
+    Delegations, Expiry, MetaFile, RoleName, RoleType, Root, Signed, Signer, Snapshot, TargetFile,
+    TargetName, Targets, Timestamp, Version,
 };
 use sha2::{Digest, Sha256};
 
@@ -83,20 +83,14 @@ impl TestRepo {
                 target_for(&content_of(&name)),
             );
         }
-        let releases_public = releases_key.public_key();
-        targets.delegations = Some(Delegations {
-            keys: [(releases_public.key_id(), releases_public.clone())].into(),
-            roles: vec![DelegatedRole {
-                name: RoleName::new(RELEASES).expect("valid"),
-                keyids: vec![releases_public.key_id()],
-                threshold: std::num::NonZeroU32::MIN,
-                terminating: false,
-                paths: Some(vec!["release-*".into()]),
-                path_hash_prefixes: None,
-                extra: Default::default(),
-            }],
-            extra: Default::default(),
-        });
+        let mut delegations = Delegations::new();
+        delegations.add_role(
+            RoleName::new(RELEASES).expect("valid"),
+            &[releases_key.public_key()],
+            std::num::NonZeroU32::MIN,
+            vec!["release-*".into()],
+        );
+        targets.delegations = Some(delegations);
         let targets = Signed::sign(targets, &[&targets_key]).expect("sign targets");
 
         let mut snapshot = Snapshot::new(Version::ONE, far_future());

@@ -87,6 +87,21 @@ pub trait Role: Serialize + DeserializeOwned {
     }
 }
 
+/// The three accessors every role struct implements the same way.
+macro_rules! role_fields {
+    () => {
+        fn spec_version(&self) -> &str {
+            &self.spec_version
+        }
+        fn version(&self) -> Version {
+            self.version
+        }
+        fn expires(&self) -> Expiry {
+            self.expires
+        }
+    };
+}
+
 /// Defines the zero-sized `_type` tag of a role: it serialises as the role's name and
 /// refuses any other name, so a parsed `Root` can never carry `"_type": "targets"`.
 macro_rules! type_tag {
@@ -213,15 +228,7 @@ impl Root {
 
 impl Role for Root {
     const TYPE: RoleType = RoleType::Root;
-    fn spec_version(&self) -> &str {
-        &self.spec_version
-    }
-    fn version(&self) -> Version {
-        self.version
-    }
-    fn expires(&self) -> Expiry {
-        self.expires
-    }
+    role_fields!();
     fn validate(&self) -> Result<(), Error> {
         check_key_ids(&self.keys)?;
         for role in RoleType::ALL {
@@ -283,7 +290,7 @@ pub struct DelegatedRole {
 }
 
 /// The `delegations` of a targets role.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Delegations {
     pub keys: BTreeMap<KeyId, PublicKey>,
     pub roles: Vec<DelegatedRole>,
@@ -292,6 +299,43 @@ pub struct Delegations {
 }
 
 impl Delegations {
+    /// Delegations with no roles yet.
+    pub fn new() -> Self {
+        Delegations {
+            keys: BTreeMap::new(),
+            roles: Vec::new(),
+            extra: BTreeMap::new(),
+        }
+    }
+
+    /// Delegates `paths` to a new role `name`, signed by `threshold` of `keys`, after the
+    /// roles already listed (search order is list order).
+    pub fn add_role(
+        &mut self,
+        name: RoleName,
+        keys: &[PublicKey],
+        threshold: NonZeroU32,
+        paths: Vec<String>,
+    ) {
+        let mut keyids = Vec::with_capacity(keys.len());
+        for key in keys {
+            let id = key.key_id();
+            self.keys.insert(id.clone(), key.clone());
+            if !keyids.contains(&id) {
+                keyids.push(id);
+            }
+        }
+        self.roles.push(DelegatedRole {
+            name,
+            keyids,
+            threshold,
+            terminating: false,
+            paths: Some(paths),
+            path_hash_prefixes: None,
+            extra: BTreeMap::new(),
+        });
+    }
+
     pub fn role(&self, name: &str) -> Option<&DelegatedRole> {
         self.roles.iter().find(|r| r.name.as_str() == name)
     }
@@ -339,15 +383,7 @@ impl Targets {
 
 impl Role for Targets {
     const TYPE: RoleType = RoleType::Targets;
-    fn spec_version(&self) -> &str {
-        &self.spec_version
-    }
-    fn version(&self) -> Version {
-        self.version
-    }
-    fn expires(&self) -> Expiry {
-        self.expires
-    }
+    role_fields!();
     fn validate(&self) -> Result<(), Error> {
         for (name, target) in &self.targets {
             if target.hashes.is_empty() {
@@ -442,15 +478,7 @@ impl Snapshot {
 
 impl Role for Snapshot {
     const TYPE: RoleType = RoleType::Snapshot;
-    fn spec_version(&self) -> &str {
-        &self.spec_version
-    }
-    fn version(&self) -> Version {
-        self.version
-    }
-    fn expires(&self) -> Expiry {
-        self.expires
-    }
+    role_fields!();
 }
 
 /// Timestamp metadata (TUF 1.0 §4.6): the current snapshot.
@@ -487,15 +515,7 @@ impl Timestamp {
 
 impl Role for Timestamp {
     const TYPE: RoleType = RoleType::Timestamp;
-    fn spec_version(&self) -> &str {
-        &self.spec_version
-    }
-    fn version(&self) -> Version {
-        self.version
-    }
-    fn expires(&self) -> Expiry {
-        self.expires
-    }
+    role_fields!();
     fn validate(&self) -> Result<(), Error> {
         if self.meta.len() == 1 && self.meta.contains_key("snapshot.json") {
             Ok(())
