@@ -15,9 +15,7 @@ use ed25519_dalek::SigningKey;
 use notar_tests::python;
 use notar_tests::repo::{RELEASES, content_of, far_future, target_for, test_key};
 use notar_tests::server::{Backend, Publisher, SnapshotKey, TestServer};
-use notar_tuf::{
-    DelegatedRole, Delegations, RoleName, Root, Signed, Signer, TargetName, Targets, Version,
-};
+use notar_tuf::{Delegations, RoleName, Root, Signed, Signer, TargetName, Targets, Version};
 use sha2::{Digest, Sha256};
 
 /// A GUN with slashes, as registries name repositories.
@@ -37,20 +35,14 @@ fn releases_key() -> SigningKey {
 /// Targets `version` holding `tags` and delegating `release-*` to `targets/releases`.
 fn targets_with_delegation(publisher: &Publisher, version: u64, tags: &[&str]) -> Signed<Targets> {
     let mut targets = publisher.make_targets(version, tags);
-    let key = releases_key().public_key();
-    targets.delegations = Some(Delegations {
-        keys: [(key.key_id(), key.clone())].into(),
-        roles: vec![DelegatedRole {
-            name: RoleName::new(RELEASES).expect("valid role name"),
-            keyids: vec![key.key_id()],
-            threshold: std::num::NonZeroU32::MIN,
-            terminating: false,
-            paths: Some(vec!["release-*".into()]),
-            path_hash_prefixes: None,
-            extra: Default::default(),
-        }],
-        extra: Default::default(),
-    });
+    let mut delegations = Delegations::new();
+    delegations.add_role(
+        RoleName::new(RELEASES).expect("valid role name"),
+        &[releases_key().public_key()],
+        std::num::NonZeroU32::MIN,
+        vec!["release-*".into()],
+    );
+    targets.delegations = Some(delegations);
     publisher.sign_targets(targets)
 }
 
