@@ -1,1 +1,139 @@
-//! placeholder
+//! notar: the command-line client of Notar.
+//!
+//! The binary (`src/main.rs`) parses [`cli::Cli`], sets up tracing and calls [`run`]. The
+//! library does the work:
+//!
+//! - [`reference`] parses `<gun>[:<tag>]` with Docker's normalisation.
+//! - [`http`] talks to the trust server: size-capped downloads behind the TUF workflow's
+//!   `Fetch` trait, the server-managed keys, atomic multipart uploads.
+//! - [`cache`] keeps each repository's verified metadata in `<trust-dir>/tuf/<gun>/`.
+//! - [`repo`] brings a repository up to date through `notar_tuf::client::Updater`, with
+//!   trust on first use, root key pins and expiry warnings.
+//! - [`keyring`] finds, unlocks and creates private keys in `<trust-dir>/private/`.
+//! - [`commands`] holds one module per command; [`output`] prints results on stdout.
+//!
+//! Results go to stdout, diagnostics to stderr; exit codes are in [`error`].
+
+pub mod cache;
+pub mod cli;
+pub mod commands;
+pub mod error;
+pub mod http;
+pub mod keyring;
+pub mod output;
+pub mod reference;
+pub mod repo;
+
+use std::path::PathBuf;
+
+use notar_keys::KdfParams;
+use time::OffsetDateTime;
+
+pub use error::Error;
+
+use crate::cli::{Cli, Command, KeyCommand, TrustCommand};
+use crate::http::Server;
+
+/// Test-only: `NOTAR_KDF=test` encrypts new keys with `KdfParams::for_tests()` (8 MiB, one
+/// pass), so end-to-end tests do not spend seconds in argon2id. Never set it otherwise.
+pub const KDF_ENV: &str = "NOTAR_KDF";
+
+/// What every command needs: where the server and the trust directory are, and when the
+/// command started.
+#[derive(Debug)]
+pub struct Context {
+    pub server: Server,
+    pub trust_dir: PathBuf,
+    /// `--json`: results as JSON.
+    pub json: bool,
+    /// The cost of key derivation for new key files.
+    pub kdf: KdfParams,
+    /// The time the command started; every expiry is judged against it.
+    pub now: OffsetDateTime,
+}
+
+impl Context {
+    /// Resolves flags and environment: `--server`, then `NOTAR_SERVER`, then
+    /// `DOCKER_CONTENT_TRUST_SERVER`, then the default; `--trust-dir`, then
+    /// `NOTAR_TRUST_DIR`, then `~/.notar`.
+    pub fn from_cli(cli: &Cli) -> Result<Self, Error> {
+        let server = cli
+            .server
+            .clone()
+            .or_else(|| env_nonempty("NOTAR_SERVER"))
+            .or_else(|| env_nonempty("DOCKER_CONTENT_TRUST_SERVER"))
+            .unwrap_or_else(|| cli::DEFAULT_SERVER.to_owned());
+        let trust_dir = match cli.trust_dir.clone() {
+            Some(dir) => dir,
+            None => match env_nonempty("NOTAR_TRUST_DIR") {
+                Some(dir) => PathBuf::from(dir),
+                None => default_trust_dir()?,
+            },
+        };
+        let kdf = match env_nonempty(KDF_ENV).as_deref() {
+            None | Some("default") => KdfParams::default(),
+            Some("test") => KdfParams::for_tests(),
+            Some(other) => {
+                return Err(Error::Usage(format!(
+                    "{KDF_ENV}={other:?}: expected \"test\" (test suites only) or \"default\""
+                )));
+            }
+        };
+        Ok(Context {
+            server: Server::new(&server)?,
+            trust_dir,
+            json: cli.json,
+            kdf,
+            now: OffsetDateTime::now_utc(),
+        })
+    }
+}
+
+fn env_nonempty(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+fn default_trust_dir() -> Result<PathBuf, Error> {
+    env_nonempty("HOME")
+        .map(|home| PathBuf::from(home).join(".notar"))
+        .ok_or_else(|| {
+            Error::Usage(
+                "HOME is not set: give the trust directory with --trust-dir or NOTAR_TRUST_DIR"
+                    .into(),
+            )
+        })
+}
+
+/// Runs one command.
+pub async fn run(cli: Cli) -> Result<(), Error> {
+    let ctx = Context::from_cli(&cli)?;
+    tracing::debug!(server = ctx.server.url(), trust_dir = %ctx.trust_dir.display(), "starting");
+    match cli.command {
+        Command::Trust(trust) => {
+            let pin = trust
+                .root_key
+                .as_deref()
+                .map(commands::parse_key_id)
+                .transpose()?;
+            match trust.command {
+                TrustCommand::Sign(args) => commands::sign::run(&ctx, args, pin.as_ref()).await,
+                TrustCommand::Inspect(args) => {
+                    commands::inspect::run(&ctx, args, pin.as_ref()).await
+                }
+                TrustCommand::Revoke(args) => commands::revoke::run(&ctx, args, pin.as_ref()).await,
+                TrustCommand::Resolve(args) => {
+                    commands::resolve::run(&ctx, args, pin.as_ref()).await
+                }
+                TrustCommand::Pin(args) => {
+                    if pin.is_some() {
+                        return Err(Error::Usage(
+                            "trust pin takes the key ID as an argument, not --root-key".into(),
+                        ));
+                    }
+                    commands::pin::run(&ctx, args)
+                }
+            }
+        }
+        Command::Key(KeyCommand::List) => commands::key::list(&ctx),
+    }
+}

@@ -154,3 +154,51 @@ impl IntoResponse for ApiError {
         (status, axum::Json(body)).into_response()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn body_of(error: ApiError) -> (StatusCode, serde_json::Value) {
+        let response = error.into_response();
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .expect("body");
+        (status, serde_json::from_slice(&bytes).expect("JSON body"))
+    }
+
+    #[tokio::test]
+    async fn server_errors_hide_their_cause() {
+        let (status, body) = body_of(ApiError::internal(
+            "database: connection to 10.0.0.5 refused; password authentication failed",
+        ))
+        .await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(
+            body,
+            json!({"errors": [{"code": "UNKNOWN", "message": "internal server error", "detail": null}]})
+        );
+        let (status, body) = body_of(ApiError::from(StoreError::Corrupt(
+            "row 7 in tuf_files".into(),
+        )))
+        .await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(!body.to_string().contains("tuf_files"));
+    }
+
+    #[tokio::test]
+    async fn client_errors_carry_message_and_detail() {
+        let (status, body) = body_of(ApiError::invalid_update("targets", "targets expired")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(body["errors"][0]["code"], "INVALID_UPDATE");
+        assert_eq!(body["errors"][0]["message"], "targets expired");
+        assert_eq!(body["errors"][0]["detail"]["role"], "targets");
+        let (status, body) = body_of(ApiError::from(StoreError::VersionConflict {
+            gun: "a/b".into(),
+        }))
+        .await;
+        assert_eq!(status, StatusCode::CONFLICT);
+        assert_eq!(body["errors"][0]["code"], "VERSION");
+    }
+}

@@ -50,8 +50,10 @@ async fn serve(config: Config) -> Result<(), Box<dyn std::error::Error>> {
 
 fn init_tracing(format: LogFormat) {
     let filter = EnvFilter::try_from_env("NOTAR_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    use std::io::IsTerminal;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Json => builder.json().init(),

@@ -13,3 +13,4 @@
 pub mod python;
 pub mod repo;
 pub mod server;
+pub mod simrepo;

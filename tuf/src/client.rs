@@ -5,18 +5,23 @@
 //! with every check the specification lists; [`Updater::find_target`] searches delegations
 //! depth first, fetching a delegated role only when the search reaches it. Downloads go
 //! through the [`Fetch`] trait, so HTTP, files or a test double can drive it; the updater
-//! itself does no I/O. Every check uses the time the update started.
+//! itself does no I/O. Every check uses the time the update started (§5.1).
+//!
+//! What the caller persists after an update, successful or not, is
+//! [`Updater::trusted_files`]: the newest metadata of each role that passed every check,
+//! as the exact bytes the repository served.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
+use std::num::NonZeroU32;
 
-use sha2::{Digest, Sha256};
+use sha2::{Digest, Sha256, Sha384, Sha512};
 use time::OffsetDateTime;
 
-use crate::metadata::{Role, RoleType};
+use crate::metadata::{Authority, Role, RoleType};
 use crate::{
-    Error as TufError, MetaFile, RoleName, Root, Signed, Snapshot, TargetFile, Targets,
-    Timestamp, Verified, Version,
+    Error as TufError, KeyId, MetaFile, PublicKey, RoleName, Root, Signed, Snapshot, TargetFile,
+    TargetName, Targets, Timestamp, Verified, Version,
 };
 
 /// Downloads metadata. `name` is a file name relative to the metadata base URL
@@ -49,9 +54,10 @@ pub struct Limits {
     pub timestamp_max_bytes: u64,
     pub snapshot_max_bytes: u64,
     pub targets_max_bytes: u64,
-    /// Root versions one refresh may walk.
+    /// Root versions one refresh may walk; a longer chain fails with
+    /// [`UpdateError::TooManyRoots`] (the roots walked so far stay trusted).
     pub max_root_rotations: u64,
-    /// Roles one target search may visit.
+    /// Targets roles one search may visit, the top-level `targets` role included.
     pub max_delegations: usize,
 }
 
@@ -87,7 +93,11 @@ pub enum UpdateError {
         source: TufError,
     },
     #[error("{role}: rollback: version {new} is older than the trusted version {trusted}")]
-    Rollback { role: String, trusted: u64, new: u64 },
+    Rollback {
+        role: String,
+        trusted: u64,
+        new: u64,
+    },
     #[error("{role}: version {got} where version {expected} was expected")]
     VersionMismatch {
         role: String,
@@ -95,8 +105,12 @@ pub enum UpdateError {
         got: u64,
     },
     #[error("{role}: length {got} does not match the {expected} bytes snapshot or timestamp gives")]
-    LengthMismatch { role: String, expected: u64, got: u64 },
-    #[error("{role}: sha256 does not match the hash snapshot or timestamp gives")]
+    LengthMismatch {
+        role: String,
+        expected: u64,
+        got: u64,
+    },
+    #[error("{role}: a hash does not match the one snapshot or timestamp gives")]
     HashMismatch { role: String },
     #[error("{role}: expired at {expires}")]
     Expired { role: String, expires: String },
@@ -104,6 +118,13 @@ pub enum UpdateError {
     Missing { role: String, reason: String },
     #[error("root: more than {limit} new root versions in one update")]
     TooManyRoots { limit: u64 },
+    /// Snapshot or timestamp pins a role with a hash algorithm Notar cannot compute, so the
+    /// pin cannot be checked.
+    #[error("{role}: unsupported hash algorithm {algorithm:?} (sha256, sha384 and sha512 are)")]
+    UnsupportedHash { role: String, algorithm: String },
+    /// A downloaded target does not have the length or hashes its targets role gives.
+    #[error("target {target}: {reason}")]
+    TargetMismatch { target: String, reason: String },
 }
 
 impl UpdateError {
@@ -133,11 +154,85 @@ pub struct Updater<F> {
     root: Verified<Root>,
     timestamp: Option<Verified<Timestamp>>,
     snapshot: Option<Verified<Snapshot>>,
-    /// `targets` and delegated roles loaded so far.
+    /// The newest verified copy of `targets` and of each delegated role. A copy stays here
+    /// after a newer snapshot moves on (it is what the caller keeps if the update of that
+    /// role fails), so [`Updater::current`] says which copies the trusted snapshot vouches for.
     targets: BTreeMap<RoleName, Verified<Targets>>,
+    /// Roles checked against the trusted snapshot (version, length, hashes, expiry) and
+    /// against the keys that delegate them: the only copies a search reads. Keyed by role,
+    /// valued by the authority that verified it, so a role reached through another
+    /// delegator with other keys is checked again.
+    current: BTreeMap<RoleName, AuthorityId>,
+    /// Delegated roles the caller kept from an earlier update, not yet checked: a delegated
+    /// role can only be verified once the search reaches it through its delegator.
+    kept: BTreeMap<RoleName, Signed<Targets>>,
 }
 
-/// The file name under which a role's metadata is stored or fetched (`targets%2Freleases`).
+/// Which keys and threshold verified a targets role.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct AuthorityId {
+    keyids: BTreeSet<KeyId>,
+    threshold: NonZeroU32,
+}
+
+impl AuthorityId {
+    fn of(keyids: &[KeyId], threshold: NonZeroU32) -> Self {
+        AuthorityId {
+            keyids: keyids.iter().cloned().collect(),
+            threshold,
+        }
+    }
+}
+
+/// An owned copy of the keys that may sign one targets role, so that a search can hold it
+/// while it fetches that role.
+#[derive(Debug)]
+struct RoleAuthority {
+    role: RoleName,
+    keys: BTreeMap<KeyId, PublicKey>,
+    keyids: Vec<KeyId>,
+    threshold: NonZeroU32,
+}
+
+impl RoleAuthority {
+    fn from_authority(a: &Authority<'_>) -> Self {
+        RoleAuthority {
+            role: a.role.clone(),
+            keys: a
+                .keyids
+                .iter()
+                .filter_map(|id| a.keys.get(id).map(|k| (id.clone(), k.clone())))
+                .collect(),
+            keyids: a.keyids.to_vec(),
+            threshold: a.threshold,
+        }
+    }
+
+    fn borrow(&self) -> Authority<'_> {
+        Authority {
+            role: self.role.clone(),
+            keys: &self.keys,
+            keyids: &self.keyids,
+            threshold: self.threshold,
+        }
+    }
+
+    fn id(&self) -> AuthorityId {
+        AuthorityId::of(&self.keyids, self.threshold)
+    }
+}
+
+/// One step of a delegation walk over the roles loaded so far.
+enum Step<T> {
+    /// The walk finished.
+    Done(T),
+    /// The walk reached a role that is not loaded (or not checked against the trusted
+    /// snapshot yet): load it with these keys and walk again.
+    Load(RoleAuthority),
+}
+
+/// The file name under which a role's metadata is stored or fetched (`targets%2Freleases`):
+/// every byte but ASCII letters, digits and `-_.~` percent-encoded, as python-tuf does.
 pub fn encode_role(role: &str) -> String {
     let mut out = String::with_capacity(role.len());
     for b in role.bytes() {
@@ -170,12 +265,16 @@ impl<F: Fetch> Updater<F> {
             timestamp: None,
             snapshot: None,
             targets: BTreeMap::new(),
+            current: BTreeMap::new(),
+            kept: BTreeMap::new(),
         })
     }
 
-    /// Offers metadata the caller kept from an earlier update. It is used as the rollback
-    /// reference only if it still verifies under the trusted root; otherwise it is dropped
-    /// (as after a key rotation) and the error says why.
+    /// Offers metadata the caller kept from an earlier update, before [`Updater::refresh`].
+    /// Top-level roles are used as the rollback reference only if they still verify under
+    /// the trusted root; otherwise they are dropped and the error says why. A delegated role
+    /// is parsed now and verified when a search reaches it; if it then matches the trusted
+    /// snapshot it is not downloaded again.
     pub fn load_trusted(&mut self, role: &RoleName, bytes: Vec<u8>) -> Result<(), UpdateError> {
         match role.top_level() {
             Some(RoleType::Timestamp) => {
@@ -190,17 +289,25 @@ impl<F: Fetch> Updater<F> {
                 let t = self.verify_top::<Targets>(bytes)?;
                 self.targets.insert(RoleName::targets(), t);
             }
-            Some(RoleType::Root) | None => {}
+            Some(RoleType::Root) => {}
+            None => {
+                let signed = Signed::<Targets>::from_bytes(bytes)
+                    .map_err(|e| UpdateError::invalid(role.as_str(), e))?;
+                self.kept.insert(role.clone(), signed);
+            }
         }
         Ok(())
     }
 
     fn verify_top<T: Role>(&self, bytes: Vec<u8>) -> Result<Verified<T>, UpdateError> {
         let role = T::TYPE.as_str();
-        let authority = self.root.authority(T::TYPE).ok_or_else(|| UpdateError::Missing {
-            role: role.into(),
-            reason: "root does not list this role".into(),
-        })?;
+        let authority = self
+            .root
+            .authority(T::TYPE)
+            .ok_or_else(|| UpdateError::Missing {
+                role: role.into(),
+                reason: "root does not list this role".into(),
+            })?;
         Signed::<T>::from_bytes(bytes)
             .and_then(|s| s.verify(&authority))
             .map_err(|e| UpdateError::invalid(role, e))
@@ -216,13 +323,22 @@ impl<F: Fetch> Updater<F> {
 
     /// §5.3: walk root versions N+1, N+2, … each signed by the old and the new root.
     async fn update_root(&mut self) -> Result<(), UpdateError> {
-        for _ in 0..self.limits.max_root_rotations {
+        let mut walked = 0;
+        loop {
             let next = self.root.version.next();
             let name = format!("{next}.root.json");
-            let Some(bytes) = self.download("root", &name, self.limits.root_max_bytes).await?
+            let Some(bytes) = self
+                .download("root", &name, self.limits.root_max_bytes)
+                .await?
             else {
-                return self.finish_root();
+                break;
             };
+            if walked == self.limits.max_root_rotations {
+                return Err(UpdateError::TooManyRoots {
+                    limit: self.limits.max_root_rotations,
+                });
+            }
+            walked += 1;
             let signed =
                 Signed::<Root>::from_bytes(bytes).map_err(|e| UpdateError::invalid("root", e))?;
             let old = self
@@ -232,12 +348,14 @@ impl<F: Fetch> Updater<F> {
                     role: "root".into(),
                     reason: "trusted root lists no root keys".into(),
                 })?;
-            signed
-                .check(&old)
-                .map_err(|e| UpdateError::invalid("root (signed by the previous root's keys)", e))?;
+            // §5.3.3: a threshold of the trusted root's keys and of the new root's own.
+            signed.check(&old).map_err(|e| {
+                UpdateError::invalid("root (signed by the previous root's keys)", e)
+            })?;
             let verified = signed
                 .verify_self()
                 .map_err(|e| UpdateError::invalid("root (signed by its own keys)", e))?;
+            // §5.3.4: exactly N+1, so an old root cannot be replayed under a new file name.
             if verified.version != next {
                 return Err(UpdateError::VersionMismatch {
                     role: "root".into(),
@@ -246,7 +364,11 @@ impl<F: Fetch> Updater<F> {
                 });
             }
             let rotated = |role: RoleType| {
-                self.root.role_keys(role).map(|r| &r.keyids) != verified.role_keys(role).map(|r| &r.keyids)
+                let keyids = |root: &Root| {
+                    root.role_keys(role)
+                        .map(|r| r.keyids.iter().cloned().collect::<BTreeSet<_>>())
+                };
+                keyids(&self.root) != keyids(&verified)
             };
             // §5.3.11: new timestamp or snapshot keys make the old copies worthless as a
             // rollback reference (fast-forward attack recovery).
@@ -255,34 +377,61 @@ impl<F: Fetch> Updater<F> {
                 self.snapshot = None;
             }
             if rotated(RoleType::Targets) {
-                self.targets.clear();
+                self.targets.remove(&RoleName::targets());
             }
             self.root = verified;
         }
-        Err(UpdateError::TooManyRoots {
-            limit: self.limits.max_root_rotations,
-        })
+        self.drop_unverifiable();
+        // §5.3.10: the freeze check, once the newest root is trusted (intermediate roots
+        // may have expired long ago).
+        check_expiry("root", self.root.expires, self.now)
     }
 
-    fn finish_root(&self) -> Result<(), UpdateError> {
-        check_expiry("root", self.root.expires, self.now)
+    /// A threshold or key change in the new root can leave a kept copy signed by too few of
+    /// the keys root now names; such a copy is no rollback reference and is dropped.
+    fn drop_unverifiable(&mut self) {
+        let ts_ok = self
+            .timestamp
+            .as_ref()
+            .is_none_or(|t| still_verifies(&self.root, t));
+        let sn_ok = self
+            .snapshot
+            .as_ref()
+            .is_none_or(|s| still_verifies(&self.root, s));
+        if !ts_ok || !sn_ok {
+            self.timestamp = None;
+            self.snapshot = None;
+        }
+        let top = RoleName::targets();
+        if self
+            .targets
+            .get(&top)
+            .is_some_and(|t| !still_verifies(&self.root, t))
+        {
+            self.targets.remove(&top);
+        }
     }
 
     /// §5.4: timestamp.
     async fn update_timestamp(&mut self) -> Result<(), UpdateError> {
         let bytes = self
-            .download("timestamp", "timestamp.json", self.limits.timestamp_max_bytes)
+            .download(
+                "timestamp",
+                "timestamp.json",
+                self.limits.timestamp_max_bytes,
+            )
             .await?
             .ok_or_else(|| UpdateError::NotFound {
                 role: "timestamp".into(),
             })?;
         let new = self.verify_top::<Timestamp>(bytes)?;
-        let new_snap = new.snapshot_meta().map(|m| m.version).ok_or_else(|| {
-            UpdateError::Missing {
-                role: "timestamp".into(),
-                reason: "no snapshot.json entry".into(),
-            }
-        })?;
+        let new_snap =
+            new.snapshot_meta()
+                .map(|m| m.version)
+                .ok_or_else(|| UpdateError::Missing {
+                    role: "timestamp".into(),
+                    reason: "no snapshot.json entry".into(),
+                })?;
         if let Some(trusted) = &self.timestamp {
             if new.version < trusted.version {
                 return Err(rollback("timestamp", trusted.version, new.version));
@@ -290,7 +439,11 @@ impl<F: Fetch> Updater<F> {
             let trusted_snap = trusted.snapshot_meta().map(|m| m.version);
             if let Some(trusted_snap) = trusted_snap {
                 if new_snap < trusted_snap {
-                    return Err(rollback("timestamp (snapshot version)", trusted_snap, new_snap));
+                    return Err(rollback(
+                        "timestamp (snapshot version)",
+                        trusted_snap,
+                        new_snap,
+                    ));
                 }
             }
             if new.version == trusted.version {
@@ -314,8 +467,13 @@ impl<F: Fetch> Updater<F> {
                 reason: "no trusted timestamp".into(),
             })?;
         if let Some(trusted) = &self.snapshot {
-            if trusted.version == meta.version && matches_meta(trusted.as_bytes(), &meta) {
-                return check_expiry("snapshot", trusted.expires, self.now);
+            // The kept copy is the one the timestamp pins: nothing to download. An expired
+            // copy is downloaded again, in case the repository re-signed it.
+            if trusted.version == meta.version
+                && matches_meta(trusted.as_bytes(), &meta)
+                && !trusted.expires.is_expired_at(self.now)
+            {
+                return Ok(());
             }
         }
         let name = if self.root.consistent_snapshot.unwrap_or(false) {
@@ -364,34 +522,31 @@ impl<F: Fetch> Updater<F> {
         }
         check_expiry("snapshot", new.expires, self.now)?;
         self.snapshot = Some(new);
-        // Targets roles pinned at other versions are fetched again.
-        let snapshot = self.snapshot.as_ref().map(|s| &s.meta);
-        self.targets.retain(|name, t| {
-            snapshot
-                .and_then(|m| m.get(&format!("{name}.json")))
-                .is_some_and(|m| m.version == t.version)
-        });
+        // Every targets role is checked against the new snapshot before a search reads it.
+        self.current.clear();
         Ok(())
     }
 
     /// §5.6: top-level targets.
     async fn update_targets(&mut self) -> Result<(), UpdateError> {
-        let authority_root = self.root.clone();
-        let authority = authority_root
+        let authority = self.top_targets_authority()?;
+        self.load_targets_role(&authority).await
+    }
+
+    fn top_targets_authority(&self) -> Result<RoleAuthority, UpdateError> {
+        self.root
             .authority(RoleType::Targets)
+            .map(|a| RoleAuthority::from_authority(&a))
             .ok_or_else(|| UpdateError::Missing {
                 role: "targets".into(),
                 reason: "root does not list targets".into(),
-            })?;
-        self.load_targets_role(&RoleName::targets(), &authority).await
+            })
     }
 
-    /// Loads one targets role as the trusted snapshot pins it, verified by `authority`.
-    async fn load_targets_role(
-        &mut self,
-        name: &RoleName,
-        authority: &crate::metadata::Authority<'_>,
-    ) -> Result<(), UpdateError> {
+    /// §5.6.1–§5.6.6 for one targets role, as the trusted snapshot pins it and verified by
+    /// `authority`. A kept copy that passes every check is used without a download.
+    async fn load_targets_role(&mut self, authority: &RoleAuthority) -> Result<(), UpdateError> {
+        let name = &authority.role;
         let role = name.as_str();
         let meta = self
             .snapshot
@@ -401,9 +556,25 @@ impl<F: Fetch> Updater<F> {
                 role: role.into(),
                 reason: "the trusted snapshot does not list it".into(),
             })?;
-        if let Some(trusted) = self.targets.get(name) {
-            if trusted.version == meta.version {
-                return check_expiry(role, trusted.expires, self.now);
+        let usable = |copy: &Signed<Targets>| {
+            let t = copy.untrusted();
+            t.version == meta.version
+                && matches_meta(copy.as_bytes(), &meta)
+                && !t.expires.is_expired_at(self.now)
+                && copy.check(&authority.borrow()).is_ok()
+        };
+        if self.targets.get(name).is_some_and(|t| usable(t.signed())) {
+            self.current.insert(name.clone(), authority.id());
+            return Ok(());
+        }
+        if let Some(kept) = self.kept.remove(name) {
+            if usable(&kept) {
+                let verified = kept
+                    .verify(&authority.borrow())
+                    .map_err(|e| UpdateError::invalid(role, e))?;
+                self.targets.insert(name.clone(), verified);
+                self.current.insert(name.clone(), authority.id());
+                return Ok(());
             }
         }
         let file = if self.root.consistent_snapshot.unwrap_or(false) {
@@ -418,7 +589,7 @@ impl<F: Fetch> Updater<F> {
             .ok_or_else(|| UpdateError::NotFound { role: role.into() })?;
         check_meta(role, &bytes, &meta)?;
         let new = Signed::<Targets>::from_bytes(bytes)
-            .and_then(|s| s.verify(authority))
+            .and_then(|s| s.verify(&authority.borrow()))
             .map_err(|e| UpdateError::invalid(role, e))?;
         if new.version != meta.version {
             return Err(UpdateError::VersionMismatch {
@@ -429,13 +600,76 @@ impl<F: Fetch> Updater<F> {
         }
         check_expiry(role, new.expires, self.now)?;
         self.targets.insert(name.clone(), new);
+        self.current.insert(name.clone(), authority.id());
         Ok(())
     }
 
-    /// §5.6.7: finds `target` by a depth-first search of the delegations, in listed order,
-    /// honouring paths, hash prefixes and terminating roles. `Ok(None)`: no role trusted for
-    /// the name lists it. Call after [`Updater::refresh`].
-    pub async fn find_target(&mut self, target: &str) -> Result<Option<FoundTarget>, UpdateError> {
+    /// The copy of `role` a search may read, if it was checked against the trusted snapshot
+    /// with the keys `(keyids, threshold)`.
+    fn current(
+        &self,
+        role: &RoleName,
+        keyids: &[KeyId],
+        threshold: NonZeroU32,
+    ) -> Option<&Verified<Targets>> {
+        (self.current.get(role) == Some(&AuthorityId::of(keyids, threshold)))
+            .then(|| self.targets.get(role))
+            .flatten()
+    }
+
+    /// The keys that may sign `role`: root's for `targets`, the delegator's otherwise.
+    fn keys_for(
+        &self,
+        role: &RoleName,
+        delegator: Option<&RoleName>,
+    ) -> Result<(Vec<KeyId>, NonZeroU32), UpdateError> {
+        match delegator {
+            None => self
+                .root
+                .role_keys(RoleType::Targets)
+                .map(|r| (r.keyids.clone(), r.threshold))
+                .ok_or_else(|| UpdateError::Missing {
+                    role: "targets".into(),
+                    reason: "root does not list targets".into(),
+                }),
+            Some(parent) => self
+                .targets
+                .get(parent)
+                .and_then(|p| p.delegations.as_ref())
+                .and_then(|d| d.role(role.as_str()))
+                .map(|r| (r.keyids.clone(), r.threshold))
+                .ok_or_else(|| UpdateError::Missing {
+                    role: role.to_string(),
+                    reason: format!("{parent} does not delegate it"),
+                }),
+        }
+    }
+
+    fn authority_for(
+        &self,
+        role: &RoleName,
+        delegator: Option<&RoleName>,
+    ) -> Result<RoleAuthority, UpdateError> {
+        let Some(parent) = delegator else {
+            return self.top_targets_authority();
+        };
+        self.targets
+            .get(parent)
+            .and_then(|p| p.delegations.as_ref())
+            .and_then(|d| d.authority(role.as_str()))
+            .map(|a| RoleAuthority::from_authority(&a))
+            .ok_or_else(|| UpdateError::Missing {
+                role: role.to_string(),
+                reason: format!("{parent} does not delegate it"),
+            })
+    }
+
+    /// §5.6.7 over the roles loaded so far: a pre-order depth-first search in listed order
+    /// that enters only delegations whose `paths` or `path_hash_prefixes` match `target`,
+    /// stops at a terminating delegation, visits each role once and at most
+    /// `limits.max_delegations` roles. This is the one search; [`Updater::find_target`] and
+    /// [`Updater::trusted_targets`] both use it.
+    fn search_step(&self, target: &str) -> Result<Step<Option<FoundTarget>>, UpdateError> {
         let mut stack: Vec<(RoleName, Option<RoleName>)> = vec![(RoleName::targets(), None)];
         let mut visited: BTreeSet<RoleName> = BTreeSet::new();
         while let Some((role, delegator)) = stack.pop() {
@@ -445,32 +679,17 @@ impl<F: Fetch> Updater<F> {
             if !visited.insert(role.clone()) {
                 continue;
             }
-            if let Some(delegator) = delegator {
-                let parent = self.targets.get(&delegator).cloned().ok_or_else(|| {
-                    UpdateError::Missing {
-                        role: delegator.to_string(),
-                        reason: "delegator not loaded".into(),
-                    }
-                })?;
-                let authority = parent
-                    .delegations
-                    .as_ref()
-                    .and_then(|d| d.authority(role.as_str()))
-                    .ok_or_else(|| UpdateError::Missing {
-                        role: role.to_string(),
-                        reason: format!("{delegator} no longer delegates it"),
-                    })?;
-                self.load_targets_role(&role, &authority).await?;
-            }
-            let current = self.targets.get(&role).ok_or_else(|| UpdateError::Missing {
-                role: role.to_string(),
-                reason: "not loaded (refresh first)".into(),
-            })?;
+            let (keyids, threshold) = self.keys_for(&role, delegator.as_ref())?;
+            let Some(current) = self.current(&role, &keyids, threshold) else {
+                return self
+                    .authority_for(&role, delegator.as_ref())
+                    .map(Step::Load);
+            };
             if let Some(found) = current.targets.get(target) {
-                return Ok(Some(FoundTarget {
+                return Ok(Step::Done(Some(FoundTarget {
                     target: found.clone(),
                     role,
-                }));
+                })));
             }
             let Some(delegations) = &current.delegations else {
                 continue;
@@ -480,6 +699,8 @@ impl<F: Fetch> Updater<F> {
                 if child.matches(target) {
                     children.push((child.name.clone(), Some(role.clone())));
                     if child.terminating {
+                        // Nothing after a terminating delegation is searched: not its
+                        // siblings, nor what was pending from its ancestors.
                         stack.clear();
                         break;
                     }
@@ -488,12 +709,11 @@ impl<F: Fetch> Updater<F> {
             children.reverse();
             stack.extend(children);
         }
-        Ok(None)
+        Ok(Step::Done(None))
     }
 
-    /// Loads every targets role reachable from `targets` (for listing all signed tags).
-    /// Roles are visited in search order; at most `limits.max_delegations` of them.
-    pub async fn load_all_targets(&mut self) -> Result<Vec<RoleName>, UpdateError> {
+    /// Every role reachable from `targets` regardless of target names, in search order.
+    fn walk_all_step(&self) -> Result<Step<Vec<RoleName>>, UpdateError> {
         let mut order = Vec::new();
         let mut stack: Vec<(RoleName, Option<RoleName>)> = vec![(RoleName::targets(), None)];
         let mut seen = BTreeSet::new();
@@ -501,29 +721,69 @@ impl<F: Fetch> Updater<F> {
             if seen.len() >= self.limits.max_delegations || !seen.insert(role.clone()) {
                 continue;
             }
-            if let Some(delegator) = delegator {
-                let parent = self.targets.get(&delegator).cloned();
-                let authority = parent
-                    .as_ref()
-                    .and_then(|p| p.delegations.as_ref())
-                    .and_then(|d| d.authority(role.as_str()));
-                let Some(authority) = authority else { continue };
-                self.load_targets_role(&role, &authority).await?;
-            }
-            if let Some(current) = self.targets.get(&role) {
-                if let Some(d) = &current.delegations {
-                    let mut children: Vec<_> = d
-                        .roles
-                        .iter()
-                        .map(|c| (c.name.clone(), Some(role.clone())))
-                        .collect();
-                    children.reverse();
-                    stack.extend(children);
-                }
+            let (keyids, threshold) = self.keys_for(&role, delegator.as_ref())?;
+            let Some(current) = self.current(&role, &keyids, threshold) else {
+                return self
+                    .authority_for(&role, delegator.as_ref())
+                    .map(Step::Load);
+            };
+            if let Some(d) = &current.delegations {
+                let children = d.roles.iter().rev();
+                stack.extend(children.map(|c| (c.name.clone(), Some(role.clone()))));
             }
             order.push(role);
         }
-        Ok(order)
+        Ok(Step::Done(order))
+    }
+
+    /// §5.6.7: finds `target` by a depth-first search of the delegations, in listed order,
+    /// honouring paths, hash prefixes and terminating roles. A delegated role is fetched
+    /// only when the search reaches it. `Ok(None)`: no role trusted for the name lists it.
+    /// Call after [`Updater::refresh`].
+    pub async fn find_target(&mut self, target: &str) -> Result<Option<FoundTarget>, UpdateError> {
+        // Each load makes one more role current, so the walk ends; the bound is a backstop.
+        for _ in 0..=self.limits.max_delegations {
+            match self.search_step(target)? {
+                Step::Done(found) => return Ok(found),
+                Step::Load(authority) => self.load_targets_role(&authority).await?,
+            }
+        }
+        Ok(None)
+    }
+
+    /// Loads every targets role reachable from `targets`, whatever its paths, in search
+    /// order and at most `limits.max_delegations` of them. The roles may list targets their
+    /// delegation does not trust them for: use [`Updater::trusted_targets`] for the targets
+    /// themselves.
+    pub async fn load_all_targets(&mut self) -> Result<Vec<RoleName>, UpdateError> {
+        for _ in 0..=self.limits.max_delegations {
+            match self.walk_all_step()? {
+                Step::Done(order) => return Ok(order),
+                Step::Load(authority) => self.load_targets_role(&authority).await?,
+            }
+        }
+        Ok(Vec::new())
+    }
+
+    /// Every target the loaded roles list, each resolved exactly as [`Updater::find_target`]
+    /// would resolve it, so a target listed by a role outside its delegated paths, or
+    /// shadowed by an earlier role, is reported as the search finds it or not at all. Does
+    /// no I/O: call [`Updater::load_all_targets`] first; a name whose search would need a
+    /// role that is not loaded is left out.
+    pub fn trusted_targets(&self) -> BTreeMap<TargetName, FoundTarget> {
+        let names: BTreeSet<&TargetName> = self
+            .current
+            .keys()
+            .filter_map(|role| self.targets.get(role))
+            .flat_map(|t| t.targets.keys())
+            .collect();
+        names
+            .into_iter()
+            .filter_map(|name| match self.search_step(name.as_str()) {
+                Ok(Step::Done(Some(found))) => Some((name.clone(), found)),
+                _ => None,
+            })
+            .collect()
     }
 
     async fn download(
@@ -563,6 +823,9 @@ impl<F: Fetch> Updater<F> {
         self.snapshot.as_ref()
     }
 
+    /// The newest verified copy of a targets role. After a successful [`Updater::refresh`]
+    /// the top-level `targets` is the one the trusted snapshot pins; a delegated role is
+    /// current once [`Updater::find_target`] or [`Updater::load_all_targets`] reached it.
     pub fn targets(&self, role: &RoleName) -> Option<&Verified<Targets>> {
         self.targets.get(role)
     }
@@ -572,7 +835,9 @@ impl<F: Fetch> Updater<F> {
     }
 
     /// Every trusted file, as (file name with the role percent-encoded, exact bytes): what a
-    /// caller persists after an update, whether it succeeded or not.
+    /// caller persists after an update, whether it succeeded or not. A delegated role offered
+    /// by [`Updater::load_trusted`] and not reached in this update is handed back while the
+    /// trusted snapshot still pins its version.
     pub fn trusted_files(&self) -> Vec<(String, &[u8])> {
         let mut files = vec![("root.json".to_owned(), self.root.as_bytes())];
         if let Some(t) = &self.timestamp {
@@ -584,8 +849,64 @@ impl<F: Fetch> Updater<F> {
         for (name, t) in &self.targets {
             files.push((format!("{}.json", encode_role(name.as_str())), t.as_bytes()));
         }
+        for (name, kept) in &self.kept {
+            let pinned = self
+                .snapshot
+                .as_ref()
+                .and_then(|s| s.meta.get(&format!("{name}.json")))
+                .is_some_and(|m| m.version == kept.untrusted().version);
+            if pinned && !self.targets.contains_key(name) {
+                files.push((
+                    format!("{}.json", encode_role(name.as_str())),
+                    kept.as_bytes(),
+                ));
+            }
+        }
         files
     }
+}
+
+/// Checks a downloaded target against the length and every hash its targets role gives
+/// (sha256, sha384, sha512; any other algorithm fails, since it cannot be checked).
+pub fn verify_target(name: &str, target: &TargetFile, bytes: &[u8]) -> Result<(), UpdateError> {
+    let mismatch = |reason: String| UpdateError::TargetMismatch {
+        target: name.to_owned(),
+        reason,
+    };
+    if bytes.len() as u64 != target.length {
+        return Err(mismatch(format!(
+            "length {} where {} was signed",
+            bytes.len(),
+            target.length
+        )));
+    }
+    for (algorithm, expected) in &target.hashes {
+        match digest_hex(algorithm, bytes) {
+            Some(actual) if actual == expected.to_ascii_lowercase() => {}
+            Some(_) => return Err(mismatch(format!("{algorithm} does not match"))),
+            None => {
+                return Err(mismatch(format!(
+                    "unsupported hash algorithm {algorithm:?}"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn digest_hex(algorithm: &str, bytes: &[u8]) -> Option<String> {
+    match algorithm {
+        "sha256" => Some(hex::encode(Sha256::digest(bytes))),
+        "sha384" => Some(hex::encode(Sha384::digest(bytes))),
+        "sha512" => Some(hex::encode(Sha512::digest(bytes))),
+        _ => None,
+    }
+}
+
+/// Whether a top-level role kept from before still meets the threshold `root` sets for it.
+fn still_verifies<T: Role>(root: &Root, copy: &Verified<T>) -> bool {
+    root.authority(T::TYPE)
+        .is_some_and(|a| copy.signed().check(&a).is_ok())
 }
 
 fn rollback(role: &str, trusted: Version, new: Version) -> UpdateError {
@@ -596,7 +917,11 @@ fn rollback(role: &str, trusted: Version, new: Version) -> UpdateError {
     }
 }
 
-fn check_expiry(role: &str, expires: crate::Expiry, now: OffsetDateTime) -> Result<(), UpdateError> {
+fn check_expiry(
+    role: &str,
+    expires: crate::Expiry,
+    now: OffsetDateTime,
+) -> Result<(), UpdateError> {
     if expires.is_expired_at(now) {
         Err(UpdateError::Expired {
             role: role.into(),
@@ -611,7 +936,7 @@ fn matches_meta(bytes: &[u8], meta: &MetaFile) -> bool {
     check_meta("", bytes, meta).is_ok()
 }
 
-/// Length and sha256 of `bytes` against `meta`, where `meta` gives them.
+/// Length and every hash of `bytes` against `meta`, where `meta` gives them (§5.5.2, §5.6.2).
 fn check_meta(role: &str, bytes: &[u8], meta: &MetaFile) -> Result<(), UpdateError> {
     if let Some(expected) = meta.length {
         if expected != bytes.len() as u64 {
@@ -622,9 +947,16 @@ fn check_meta(role: &str, bytes: &[u8], meta: &MetaFile) -> Result<(), UpdateErr
             });
         }
     }
-    if let Some(hash) = meta.hashes.as_ref().and_then(|h| h.get("sha256")) {
-        if *hash != hex::encode(Sha256::digest(bytes)) {
-            return Err(UpdateError::HashMismatch { role: role.into() });
+    for (algorithm, expected) in meta.hashes.iter().flatten() {
+        match digest_hex(algorithm, bytes) {
+            Some(actual) if actual == expected.to_ascii_lowercase() => {}
+            Some(_) => return Err(UpdateError::HashMismatch { role: role.into() }),
+            None => {
+                return Err(UpdateError::UnsupportedHash {
+                    role: role.into(),
+                    algorithm: algorithm.clone(),
+                });
+            }
         }
     }
     Ok(())

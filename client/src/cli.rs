@@ -1,0 +1,186 @@
+//! The command line, as clap parses it.
+
+use std::path::PathBuf;
+
+use clap::{ArgAction, Args, Parser, Subcommand};
+
+/// The server when neither `--server` nor an environment variable names one.
+pub const DEFAULT_SERVER: &str = "http://127.0.0.1:4443";
+
+const AFTER_HELP: &str = "\
+Exit codes: 0 success; 1 trust not established (no trust data, metadata that does not \
+verify, an unsigned tag, a root not signed by the pinned key); 2 any other error.
+
+Passphrases: NOTAR_ROOT_PASSPHRASE, NOTAR_TARGETS_PASSPHRASE (or Docker's \
+DOCKER_CONTENT_TRUST_ROOT_PASSPHRASE, DOCKER_CONTENT_TRUST_REPOSITORY_PASSPHRASE), else a \
+prompt when stdin is a terminal, else an error.";
+
+/// Notar: sign image tags and verify them with TUF trust data.
+#[derive(Debug, Parser)]
+#[command(name = "notar", version, after_help = AFTER_HELP, propagate_version = true)]
+pub struct Cli {
+    /// Trust server URL [env: NOTAR_SERVER, then DOCKER_CONTENT_TRUST_SERVER] [default: http://127.0.0.1:4443]
+    #[arg(long, global = true, value_name = "URL")]
+    pub server: Option<String>,
+
+    /// Trust directory: private keys and verified metadata [env: NOTAR_TRUST_DIR] [default: ~/.notar]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub trust_dir: Option<PathBuf>,
+
+    /// Results as JSON on stdout (`trust inspect` prints JSON unless --pretty)
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// More diagnostics on stderr (-v info, -vv debug, -vvv trace)
+    #[arg(short, long, global = true, action = ArgAction::Count)]
+    pub verbose: u8,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Sign, inspect, revoke and resolve tags
+    Trust(TrustArgs),
+    /// Manage the private keys in the trust directory
+    #[command(subcommand)]
+    Key(KeyCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct TrustArgs {
+    /// Refuse any root of the repository that this root key did not sign (overrides a pin
+    /// saved with `notar trust pin`)
+    #[arg(long, global = true, value_name = "KEYID")]
+    pub root_key: Option<String>,
+
+    #[command(subcommand)]
+    pub command: TrustCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TrustCommand {
+    /// Sign a tag: <gun>:<tag> is the manifest with this digest and size
+    Sign(SignArgs),
+    /// Show who signed what (Docker's `trust inspect` output)
+    Inspect(InspectArgs),
+    /// Remove the signature of one tag, or of every tag
+    Revoke(RevokeArgs),
+    /// Print the verified digest reference <gun>@sha256:<hex> of a tag
+    Resolve(ResolveArgs),
+    /// Pin the root key of a repository: later roots must be signed by it
+    Pin(PinArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SignArgs {
+    /// The tag to sign: <gun>:<tag>
+    #[arg(value_name = "GUN:TAG")]
+    pub reference: String,
+
+    /// Manifest digest, sha256:<64 hex>
+    #[arg(long, value_name = "sha256:HEX")]
+    pub digest: String,
+
+    /// Manifest size in bytes
+    #[arg(long, value_name = "BYTES")]
+    pub size: u64,
+
+    /// Lifetime of the new targets metadata, in days
+    #[arg(long, value_name = "DAYS", default_value_t = 365,
+          value_parser = clap::value_parser!(u32).range(1..=36500))]
+    pub targets_lifetime: u32,
+
+    /// Lifetime of root metadata when this signature creates the repository, in days
+    #[arg(long, value_name = "DAYS", default_value_t = 365,
+          value_parser = clap::value_parser!(u32).range(1..=36500))]
+    pub root_lifetime: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// Human-readable sections instead of JSON
+    #[arg(long)]
+    pub pretty: bool,
+
+    /// Repositories or tags: <gun>[:<tag>]
+    #[arg(value_name = "GUN[:TAG]", required = true)]
+    pub references: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RevokeArgs {
+    /// <gun>:<tag> removes one tag; <gun> removes every tag (after a confirmation)
+    #[arg(value_name = "GUN[:TAG]")]
+    pub reference: String,
+
+    /// Do not ask for confirmation when revoking every tag
+    #[arg(short = 'y', long = "yes")]
+    pub yes: bool,
+
+    /// Lifetime of the new targets metadata, in days
+    #[arg(long, value_name = "DAYS", default_value_t = 365,
+          value_parser = clap::value_parser!(u32).range(1..=36500))]
+    pub targets_lifetime: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct ResolveArgs {
+    /// The tag: <gun>:<tag>
+    #[arg(value_name = "GUN:TAG")]
+    pub reference: String,
+}
+
+#[derive(Debug, Args)]
+pub struct PinArgs {
+    /// The repository
+    #[arg(value_name = "GUN")]
+    pub gun: String,
+
+    /// The root key ID (64 hex digits, as `notar key list` and `trust inspect` show them)
+    #[arg(value_name = "KEYID")]
+    pub key_id: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// List the private keys: role, GUN, key ID, file
+    List,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn global_flags_go_anywhere() {
+        let cli = Cli::try_parse_from([
+            "notar",
+            "trust",
+            "inspect",
+            "--json",
+            "--server",
+            "http://x:1",
+            "alpine",
+            "-vv",
+        ])
+        .expect("parses");
+        assert!(cli.json);
+        assert_eq!(cli.verbose, 2);
+        assert_eq!(cli.server.as_deref(), Some("http://x:1"));
+        let cli =
+            Cli::try_parse_from(["notar", "trust", "resolve", "--root-key", "ab", "alpine:1"])
+                .expect("parses");
+        let Command::Trust(trust) = cli.command else {
+            panic!("trust command");
+        };
+        assert_eq!(trust.root_key.as_deref(), Some("ab"));
+    }
+}

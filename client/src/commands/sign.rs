@@ -1,0 +1,208 @@
+//! `notar trust sign <gun>:<tag> --digest sha256:<hex> --size <bytes>`
+//!
+//! A repository with trust data gets the tag added or replaced in a new version of its
+//! targets role. A repository without creates it: this trust directory's root key (made on
+//! first use, then shared by every repository) and a new targets key for the GUN sign
+//! root v1, which lists them and the server's timestamp and snapshot keys, and targets v1;
+//! both go up in one request. Existing keys are unlocked before anything is created or
+//! written, so a wrong passphrase changes no file.
+
+use notar_keys::{KeyRole, PrivateKey};
+use notar_tuf::{
+    Expiry, Gun, KeyId, PublicKey, RoleName, RoleType, Root, Signed, Signer, TargetFile, Targets,
+    Version,
+};
+use serde::Serialize;
+
+use crate::cache::MetadataCache;
+use crate::cli::SignArgs;
+use crate::commands::{days, parse_digest, publish_targets, targets_signer, unlock_targets_key};
+use crate::keyring::Keyring;
+use crate::output::{json_line, print};
+use crate::reference::Reference;
+use crate::repo::{Repository, Warnings, signed_by_root_key};
+use crate::{Context, Error};
+
+/// `--json` result (format 1).
+#[derive(Debug, Serialize)]
+struct Signed1<'a> {
+    gun: &'a Gun,
+    tag: &'a str,
+    digest: String,
+    size: u64,
+    /// The targets version that holds the signature.
+    targets_version: u64,
+    /// The digest the tag had before, when this signature replaced it.
+    replaced: Option<String>,
+    /// Whether this signature created the repository's trust data.
+    created: bool,
+    server: &'a str,
+}
+
+pub async fn run(ctx: &Context, args: SignArgs, pin: Option<&KeyId>) -> Result<(), Error> {
+    let (reference, tag) = Reference::parse_tagged(&args.reference)?;
+    let digest = parse_digest(&args.digest)?;
+    let target = TargetFile::sha256(args.size, digest);
+    let gun = &reference.gun;
+
+    // Before anything touches a file: a wrong passphrase must change nothing.
+    let targets_key = unlock_targets_key(ctx, gun).await?;
+    let (version, replaced, created) =
+        match Repository::open(ctx, gun, pin, Warnings::RootOnly).await {
+            Ok(mut repo) => {
+                let key = targets_signer(ctx, &repo, targets_key.as_ref())?;
+                let replaced = repo
+                    .targets()?
+                    .targets
+                    .get(tag.as_str())
+                    .filter(|old| **old != target)
+                    .and_then(|old| old.hashes.get("sha256").cloned());
+                let name = tag.target_name();
+                let version = publish_targets(
+                    ctx,
+                    &mut repo,
+                    key,
+                    days(args.targets_lifetime),
+                    |targets| {
+                        targets.targets.insert(name.clone(), target.clone());
+                        Ok(())
+                    },
+                )
+                .await?;
+                (version, replaced, false)
+            }
+            Err(Error::NoTrustData { .. }) => {
+                let version = create(ctx, gun, &tag, target, &args, pin, targets_key).await?;
+                (version, None, true)
+            }
+            Err(e) => return Err(e),
+        };
+
+    let digest_text = format!("sha256:{}", hex::encode(digest));
+    if ctx.json {
+        print(&json_line(&Signed1 {
+            gun,
+            tag: tag.as_str(),
+            digest: digest_text,
+            size: args.size,
+            targets_version: version.get(),
+            replaced: replaced.map(|h| format!("sha256:{h}")),
+            created,
+            server: ctx.server.url(),
+        }))
+    } else {
+        let replacing = replaced
+            .map(|h| format!(", replacing sha256:{h}"))
+            .unwrap_or_default();
+        print(&format!(
+            "Signed {gun}:{tag} as {digest_text} ({} bytes{replacing}) in targets version {version} on {}\n",
+            args.size,
+            ctx.server.url()
+        ))
+    }
+}
+
+/// The first publish of a repository: root v1 and targets v1 in one upload.
+async fn create(
+    ctx: &Context,
+    gun: &Gun,
+    tag: &notar_tuf::names::Tag,
+    target: TargetFile,
+    args: &SignArgs,
+    pin: Option<&KeyId>,
+    targets_existing: Option<PrivateKey>,
+) -> Result<Version, Error> {
+    let pin = match pin {
+        Some(key) => Some(key.clone()),
+        None => MetadataCache::load(&ctx.trust_dir, gun)?.pinned_root_key()?,
+    };
+    let keyring = Keyring::open(&ctx.trust_dir, ctx.kdf)?;
+
+    // Unlock what exists first (the targets key already is): a wrong passphrase must
+    // leave every file as it was.
+    let root_existing = match keyring.find(KeyRole::Root, None)? {
+        Some(info) => Some(keyring.unlock(KeyRole::Root, &info.key_id).await?),
+        None => None,
+    };
+    // New keys and their passphrases, in memory until the metadata is ready.
+    let root_new = match root_existing {
+        Some(_) => None,
+        None => Some(keyring.generate(KeyRole::Root, None).await?),
+    };
+    let targets_new = match targets_existing {
+        Some(_) => None,
+        None => Some(keyring.generate(KeyRole::Targets, Some(gun)).await?),
+    };
+    let (Some(root_key), Some(targets_key)) = (
+        root_existing.as_ref().or(root_new.as_ref().map(|n| &n.key)),
+        targets_existing
+            .as_ref()
+            .or(targets_new.as_ref().map(|n| &n.key)),
+    ) else {
+        return Err(Error::MissingKey(
+            "no root or targets key to sign with".into(),
+        ));
+    };
+
+    let timestamp_key: PublicKey = ctx.server.managed_key(gun, "timestamp").await?;
+    let snapshot_key: PublicKey = ctx.server.managed_key(gun, "snapshot").await?;
+
+    let mut root = Root::new(
+        Version::ONE,
+        Expiry::after(ctx.now, days(args.root_lifetime)),
+    );
+    root.add_key(RoleType::Root, root_key.public_key());
+    root.add_key(RoleType::Targets, targets_key.public_key());
+    root.add_key(RoleType::Timestamp, timestamp_key);
+    root.add_key(RoleType::Snapshot, snapshot_key);
+    let root_signers: [&dyn Signer; 1] = [root_key];
+    let root =
+        Signed::sign(root, &root_signers).map_err(Error::metadata("signing root version 1"))?;
+    if let Some(pin) = &pin {
+        if !signed_by_root_key(&root, pin) {
+            return Err(Error::PinMismatch {
+                gun: gun.clone(),
+                key: pin.clone(),
+            });
+        }
+    }
+    let mut targets = Targets::new(
+        Version::ONE,
+        Expiry::after(ctx.now, days(args.targets_lifetime)),
+    );
+    targets.targets.insert(tag.target_name(), target);
+    let targets_signers: [&dyn Signer; 1] = [targets_key];
+    let targets = Signed::sign(targets, &targets_signers)
+        .map_err(Error::metadata("signing targets version 1"))?;
+
+    for new in [&root_new, &targets_new].into_iter().flatten() {
+        let info = keyring.save(new).await?;
+        eprintln!(
+            "notar: created {} key {}{} in {}",
+            new.role,
+            info.key_id,
+            new.gun
+                .as_ref()
+                .map(|g| format!(" for {g}"))
+                .unwrap_or_default(),
+            info.path.display()
+        );
+    }
+    ctx.server
+        .upload(
+            gun,
+            vec![
+                (RoleName::root(), root.as_bytes().to_vec()),
+                (RoleName::targets(), targets.as_bytes().to_vec()),
+            ],
+        )
+        .await?;
+    eprintln!(
+        "notar: created the trust data of {gun} on {} (root key {}, targets key {})",
+        ctx.server.url(),
+        root_key.key_id(),
+        targets_key.key_id()
+    );
+    Repository::open_with_root(ctx, gun, root.as_bytes().to_vec(), pin.as_ref()).await?;
+    Ok(Version::ONE)
+}

@@ -1,0 +1,286 @@
+//! The one error type of the client, and how it becomes an exit code and stderr lines.
+//!
+//! Exit codes (documented in `notar --help` and the README): 0 success; 1 trust was not
+//! established (metadata that does not verify, no trust data, an unsigned tag, a root that
+//! is not signed by the pinned key); 2 anything else (usage, keys, passphrases, network
+//! errors outside the TUF workflow, files).
+
+use std::fmt::Write as _;
+use std::io;
+use std::path::PathBuf;
+
+use notar_tuf::client::UpdateError;
+use notar_tuf::{Gun, KeyId};
+
+/// Exit code: trust was not established.
+pub const EXIT_UNTRUSTED: u8 = 1;
+/// Exit code: any other error.
+pub const EXIT_ERROR: u8 = 2;
+
+/// Everything that can make a `notar` command fail.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Arguments that parse but make no sense together.
+    #[error("{0}")]
+    Usage(String),
+
+    /// An image reference or GUN that breaks Docker's grammar.
+    #[error("invalid reference {input:?}: {reason}")]
+    Reference { input: String, reason: String },
+
+    /// The server has no trust data for the repository (`1.root.json` is 404).
+    #[error("no trust data for {gun} on {server}")]
+    NoTrustData { gun: Gun, server: String },
+
+    /// The TUF client workflow refused what the server sent.
+    #[error("verifying the trust data of {gun}")]
+    Untrusted {
+        gun: Gun,
+        #[source]
+        source: Box<UpdateError>,
+    },
+
+    /// The trusted root kept in the trust directory does not verify.
+    #[error("the trusted root of {gun} in {} does not verify; move the directory away to trust the server's root again", .path.display())]
+    BadTrustedRoot {
+        gun: Gun,
+        path: PathBuf,
+        #[source]
+        source: Box<UpdateError>,
+    },
+
+    /// The tag has no verified signature.
+    #[error("{gun}:{tag} is not signed")]
+    Unsigned { gun: Gun, tag: String },
+
+    /// A root that the pinned root key did not sign.
+    #[error("the root of {gun} is not signed by the pinned root key {key}")]
+    PinMismatch { gun: Gun, key: KeyId },
+
+    /// Finding, unlocking, creating or saving a private key failed.
+    #[error("{action}")]
+    Keys {
+        action: String,
+        #[source]
+        source: notar_keys::Error,
+    },
+
+    /// The trust directory has no private key for a role this command must sign.
+    #[error("{0}")]
+    MissingKey(String),
+
+    /// An HTTP request failed before the server answered.
+    #[error("{action}: {url}")]
+    Http {
+        action: String,
+        url: String,
+        #[source]
+        source: reqwest::Error,
+    },
+
+    /// The server answered with an error status.
+    #[error("{action}: the server answered {status}{}", server_detail(.code, .message))]
+    Server {
+        action: String,
+        status: u16,
+        /// The `code` of the error envelope, e.g. `VERSION` or `INVALID_UPDATE`.
+        code: Option<String>,
+        message: String,
+    },
+
+    /// The server sent something that is not what the API promises.
+    #[error("{action}: {reason}")]
+    Protocol { action: String, reason: String },
+
+    /// Making or signing metadata failed.
+    #[error("{action}")]
+    Metadata {
+        action: String,
+        #[source]
+        source: notar_tuf::Error,
+    },
+
+    /// A file in the trust directory could not be read or written.
+    #[error("{action} {}", .path.display())]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+
+    /// Writing results to stdout failed (other than a closed pipe, which is not an error).
+    #[error("writing to stdout")]
+    Output(#[source] io::Error),
+
+    /// stdout was closed by its reader (`notar … | head`): stop quietly, exit 0.
+    #[error("stdout was closed")]
+    BrokenPipe,
+
+    /// Errors were already printed (one per reference); only the exit code remains.
+    #[error("{count} of the references failed")]
+    Reported { count: usize, exit_code: u8 },
+
+    /// A background task panicked or was cancelled.
+    #[error("a background task failed")]
+    Task(#[source] tokio::task::JoinError),
+}
+
+fn server_detail(code: &Option<String>, message: &str) -> String {
+    match (code, message.is_empty()) {
+        (Some(code), false) => format!(" ({code}: {message})"),
+        (Some(code), true) => format!(" ({code})"),
+        (None, false) => format!(" ({message})"),
+        (None, true) => String::new(),
+    }
+}
+
+impl Error {
+    /// The TUF workflow refused the trust data of `gun`.
+    pub fn untrusted(gun: &Gun, source: UpdateError) -> Self {
+        Error::Untrusted {
+            gun: gun.clone(),
+            source: Box::new(source),
+        }
+    }
+
+    /// The process exit code for this error.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::NoTrustData { .. }
+            | Error::Untrusted { .. }
+            | Error::BadTrustedRoot { .. }
+            | Error::Unsigned { .. }
+            | Error::PinMismatch { .. } => EXIT_UNTRUSTED,
+            Error::Reported { exit_code, .. } => *exit_code,
+            Error::BrokenPipe => 0,
+            _ => EXIT_ERROR,
+        }
+    }
+
+    /// Whether the server refused an upload because another update was stored first.
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, Error::Server { status: 409, .. })
+            || matches!(self, Error::Server { code: Some(code), .. } if code == "VERSION")
+    }
+
+    pub(crate) fn io(
+        action: &'static str,
+        path: impl Into<PathBuf>,
+    ) -> impl FnOnce(io::Error) -> Self {
+        let path = path.into();
+        move |source| Error::Io {
+            action,
+            path,
+            source,
+        }
+    }
+
+    pub(crate) fn keys(action: impl Into<String>) -> impl FnOnce(notar_keys::Error) -> Self {
+        let action = action.into();
+        move |source| Error::Keys { action, source }
+    }
+
+    pub(crate) fn metadata(action: impl Into<String>) -> impl FnOnce(notar_tuf::Error) -> Self {
+        let action = action.into();
+        move |source| Error::Metadata { action, source }
+    }
+}
+
+/// `notar: error: <what>` and one `  caused by: <cause>` line per cause. A cause whose text
+/// the line above already ends with is skipped, so errors that embed their source in their
+/// own message are not printed twice.
+pub fn render(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = format!("notar: error: {error}\n");
+    let mut previous = error.to_string();
+    let mut cause = error.source();
+    while let Some(current) = cause {
+        let text = current.to_string();
+        if !previous.ends_with(&text) {
+            let _ = writeln!(out, "  caused by: {text}");
+        }
+        previous = text;
+        cause = current.source();
+    }
+    out
+}
+
+/// Flattens an error and its causes into one line (for messages that must be a string).
+pub fn one_line(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = error.to_string();
+    let mut cause = error.source();
+    while let Some(current) = cause {
+        let text = current.to_string();
+        if !out.ends_with(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        cause = current.source();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("outer: {inner}")]
+    struct Embeds {
+        #[source]
+        inner: io::Error,
+    }
+
+    #[test]
+    fn render_prints_causes_once() {
+        let err = Error::Io {
+            action: "reading",
+            path: PathBuf::from("/x"),
+            source: io::Error::other("disk on fire"),
+        };
+        assert_eq!(
+            render(&err),
+            "notar: error: reading /x\n  caused by: disk on fire\n"
+        );
+        let embedded = Embeds {
+            inner: io::Error::other("root cause"),
+        };
+        assert_eq!(render(&embedded), "notar: error: outer: root cause\n");
+        assert_eq!(one_line(&err), "reading /x: disk on fire");
+    }
+
+    #[test]
+    fn exit_codes_separate_trust_from_other_failures() {
+        let gun = Gun::new("localhost:5000/app").expect("valid");
+        assert_eq!(
+            Error::Unsigned {
+                gun: gun.clone(),
+                tag: "v1".into()
+            }
+            .exit_code(),
+            1
+        );
+        assert_eq!(
+            Error::NoTrustData {
+                gun,
+                server: "s".into()
+            }
+            .exit_code(),
+            1
+        );
+        assert_eq!(Error::Usage("x".into()).exit_code(), 2);
+        assert_eq!(Error::BrokenPipe.exit_code(), 0);
+        let conflict = Error::Server {
+            action: "uploading".into(),
+            status: 409,
+            code: Some("VERSION".into()),
+            message: "later".into(),
+        };
+        assert!(conflict.is_conflict());
+        assert_eq!(
+            conflict.to_string(),
+            "uploading: the server answered 409 (VERSION: later)"
+        );
+    }
+}

@@ -1,0 +1,345 @@
+//! Talking to the trust server: downloads with a size cap (the [`Fetch`] the TUF workflow
+//! uses), the public keys of the server-managed roles, and atomic multipart uploads.
+//!
+//! URLs follow the Notary scheme: `<server>/v2/<gun>/_trust/tuf/<file>`.
+
+use std::time::Duration;
+
+use notar_tuf::client::{Fetch, FetchError};
+use notar_tuf::{Gun, PublicKey, RoleName};
+use serde::Deserialize;
+
+use crate::Error;
+use crate::error::one_line;
+
+/// How long to wait for a connection, and for each read once connected.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+const READ_TIMEOUT: Duration = Duration::from_secs(60);
+/// Public key objects are a few hundred bytes.
+const MAX_KEY_BYTES: u64 = 64 * 1024;
+/// Error bodies are read for their message, up to this much.
+const MAX_ERROR_BYTES: u64 = 64 * 1024;
+
+/// The trust server of one command run.
+#[derive(Clone, Debug)]
+pub struct Server {
+    http: reqwest::Client,
+    /// `http(s)://host[:port][/prefix]`, without a trailing `/`.
+    base: String,
+}
+
+impl Server {
+    /// Checks the URL and builds the HTTP client.
+    pub fn new(url: &str) -> Result<Self, Error> {
+        let parsed = reqwest::Url::parse(url)
+            .map_err(|e| Error::Usage(format!("invalid server URL {url:?}: {e}")))?;
+        if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+            return Err(Error::Usage(format!(
+                "invalid server URL {url:?}: expected http://host[:port] or https://host[:port]"
+            )));
+        }
+        if parsed.query().is_some() || parsed.fragment().is_some() {
+            return Err(Error::Usage(format!(
+                "invalid server URL {url:?}: no query or fragment, please"
+            )));
+        }
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("notar/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(CONNECT_TIMEOUT)
+            .read_timeout(READ_TIMEOUT)
+            .build()
+            .map_err(|source| Error::Http {
+                action: "setting up the HTTP client".into(),
+                url: url.to_owned(),
+                source,
+            })?;
+        Ok(Server {
+            http,
+            base: url.trim_end_matches('/').to_owned(),
+        })
+    }
+
+    /// The server URL as given (without a trailing `/`), for messages.
+    pub fn url(&self) -> &str {
+        &self.base
+    }
+
+    /// The metadata base URL of `gun`, ending in `/`.
+    pub fn tuf_url(&self, gun: &Gun) -> String {
+        format!("{}/v2/{gun}/_trust/tuf/", self.base)
+    }
+
+    /// A [`Fetch`] for the metadata of `gun`.
+    pub fn fetcher(&self, gun: &Gun) -> HttpFetch {
+        HttpFetch {
+            http: self.http.clone(),
+            base: self.tuf_url(gun),
+        }
+    }
+
+    /// The public key the server signs `role` (`timestamp` or `snapshot`) of `gun` with;
+    /// the server makes it on first request.
+    pub async fn managed_key(&self, gun: &Gun, role: &str) -> Result<PublicKey, Error> {
+        let url = format!("{}{role}.key", self.tuf_url(gun));
+        let action = format!("fetching the server's {role} key for {gun}");
+        let bytes = get_limited(&self.http, &url, MAX_KEY_BYTES)
+            .await
+            .map_err(|e| Error::Protocol {
+                action: action.clone(),
+                reason: e.to_string(),
+            })?
+            .ok_or_else(|| Error::Protocol {
+                action: action.clone(),
+                reason: format!("{url} is not found"),
+            })?;
+        serde_json::from_slice(&bytes).map_err(|e| Error::Protocol {
+            action,
+            reason: format!("not a TUF key object: {e}"),
+        })
+    }
+
+    /// Uploads `files` (role, exact bytes) for `gun` in one multipart request: the server
+    /// stores all of them or none.
+    pub async fn upload(&self, gun: &Gun, files: Vec<(RoleName, Vec<u8>)>) -> Result<(), Error> {
+        let roles: Vec<String> = files.iter().map(|(r, _)| r.to_string()).collect();
+        let action = format!("uploading {} for {gun}", roles.join(" and "));
+        let url = self.tuf_url(gun);
+        let mut form = reqwest::multipart::Form::new();
+        for (role, bytes) in files {
+            let part = reqwest::multipart::Part::bytes(bytes)
+                .file_name(role.to_string())
+                .mime_str("application/json")
+                .map_err(|source| Error::Http {
+                    action: action.clone(),
+                    url: url.clone(),
+                    source,
+                })?;
+            form = form.part("files", part);
+        }
+        tracing::debug!(gun = %gun, roles = ?roles, "uploading");
+        let response = self
+            .http
+            .post(&url)
+            .multipart(form)
+            .send()
+            .await
+            .map_err(|source| Error::Http {
+                action: action.clone(),
+                url: url.clone(),
+                source: source.without_url(),
+            })?;
+        if response.status().is_success() {
+            return Ok(());
+        }
+        Err(server_error(action, response).await)
+    }
+}
+
+/// The error envelope `{"errors":[{"code","message","detail"}]}`.
+#[derive(Deserialize)]
+struct Envelope {
+    errors: Vec<EnvelopeError>,
+}
+
+#[derive(Deserialize)]
+struct EnvelopeError {
+    code: Option<String>,
+    message: Option<String>,
+}
+
+async fn server_error(action: String, mut response: reqwest::Response) -> Error {
+    let status = response.status().as_u16();
+    let mut body = Vec::new();
+    while let Ok(Some(chunk)) = response.chunk().await {
+        if (body.len() + chunk.len()) as u64 > MAX_ERROR_BYTES {
+            break;
+        }
+        body.extend_from_slice(&chunk);
+    }
+    let (code, message) = match serde_json::from_slice::<Envelope>(&body) {
+        Ok(envelope) => envelope
+            .errors
+            .into_iter()
+            .next()
+            .map(|e| (e.code, e.message.unwrap_or_default()))
+            .unwrap_or_default(),
+        Err(_) => (
+            None,
+            String::from_utf8_lossy(&body)
+                .trim()
+                .chars()
+                .take(200)
+                .collect(),
+        ),
+    };
+    Error::Server {
+        action,
+        status,
+        code,
+        message,
+    }
+}
+
+/// Downloads the metadata of one repository over HTTP.
+#[derive(Clone, Debug)]
+pub struct HttpFetch {
+    http: reqwest::Client,
+    /// The metadata base URL, ending in `/`.
+    base: String,
+}
+
+impl Fetch for HttpFetch {
+    fn fetch(
+        &self,
+        name: &str,
+        max_len: u64,
+    ) -> impl Future<Output = Result<Option<Vec<u8>>, FetchError>> + Send {
+        let url = format!("{}{name}", self.base);
+        let http = self.http.clone();
+        async move { get_limited(&http, &url, max_len).await }
+    }
+}
+
+/// GETs `url`: `Ok(None)` on 404; never holds more than `max_len` bytes of the body, whatever
+/// `Content-Length` says, because the body is read chunk by chunk and the count checked first.
+async fn get_limited(
+    http: &reqwest::Client,
+    url: &str,
+    max_len: u64,
+) -> Result<Option<Vec<u8>>, FetchError> {
+    tracing::debug!(url, max_len, "GET");
+    let transport = |e: reqwest::Error| {
+        FetchError::Transport(format!("GET {url}: {}", one_line(&e.without_url())))
+    };
+    let mut response = http.get(url).send().await.map_err(transport)?;
+    let status = response.status();
+    if status == reqwest::StatusCode::NOT_FOUND {
+        return Ok(None);
+    }
+    if !status.is_success() {
+        let Error::Server { code, message, .. } = server_error(String::new(), response).await
+        else {
+            return Err(FetchError::Transport(format!("GET {url}: HTTP {status}")));
+        };
+        let detail = match code {
+            Some(code) => format!(" ({code}: {message})"),
+            None if !message.is_empty() => format!(" ({message})"),
+            None => String::new(),
+        };
+        return Err(FetchError::Transport(format!(
+            "GET {url}: HTTP {status}{detail}"
+        )));
+    }
+    if response.content_length().is_some_and(|n| n > max_len) {
+        return Err(FetchError::TooLarge { limit: max_len });
+    }
+    let capacity = response.content_length().unwrap_or(0).min(max_len);
+    let mut body = Vec::with_capacity(usize::try_from(capacity).unwrap_or(0));
+    while let Some(chunk) = response.chunk().await.map_err(transport)? {
+        if (body.len() as u64).saturating_add(chunk.len() as u64) > max_len {
+            return Err(FetchError::TooLarge { limit: max_len });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Some(body))
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    /// A one-trick HTTP server: `/big` streams 10,000 bytes in chunks without a length,
+    /// `/lying` declares 10 bytes and sends 10,000, `/declared` declares 10,000, `/small`
+    /// sends 100 bytes, anything else is 404.
+    async fn serve() -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut request = Vec::new();
+                    let mut buf = [0u8; 1024];
+                    while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match socket.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => request.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let text = String::from_utf8_lossy(&request);
+                    let path = text.split_whitespace().nth(1).unwrap_or("/").to_owned();
+                    let body = vec![b'x'; 10_000];
+                    let head = match path.as_str() {
+                        "/tuf/big" => "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n".to_owned(),
+                        "/tuf/lying" => "HTTP/1.1 200 OK\r\nContent-Length: 10\r\nConnection: close\r\n\r\n".to_owned(),
+                        "/tuf/declared" => "HTTP/1.1 200 OK\r\nContent-Length: 10000\r\nConnection: close\r\n\r\n".to_owned(),
+                        "/tuf/small" => "HTTP/1.1 200 OK\r\nContent-Length: 100\r\nConnection: close\r\n\r\n".to_owned(),
+                        _ => "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_owned(),
+                    };
+                    let _ = socket.write_all(head.as_bytes()).await;
+                    match path.as_str() {
+                        "/tuf/big" => {
+                            for chunk in body.chunks(1000) {
+                                let frame = format!("{:x}\r\n", chunk.len());
+                                let _ = socket.write_all(frame.as_bytes()).await;
+                                let _ = socket.write_all(chunk).await;
+                                let _ = socket.write_all(b"\r\n").await;
+                            }
+                            let _ = socket.write_all(b"0\r\n\r\n").await;
+                        }
+                        "/tuf/lying" | "/tuf/declared" => {
+                            let _ = socket.write_all(&body).await;
+                        }
+                        "/tuf/small" => {
+                            let _ = socket.write_all(&body[..100]).await;
+                        }
+                        _ => {}
+                    }
+                });
+            }
+        });
+        format!("http://{addr}/tuf/")
+    }
+
+    fn fetcher(base: String) -> HttpFetch {
+        HttpFetch {
+            http: reqwest::Client::new(),
+            base,
+        }
+    }
+
+    #[tokio::test]
+    async fn downloads_stop_at_the_limit() {
+        let fetch = fetcher(serve().await);
+        for name in ["big", "declared"] {
+            let err = fetch.fetch(name, 5_000).await.expect_err(name);
+            assert!(
+                matches!(err, FetchError::TooLarge { limit: 5_000 }),
+                "{name}: {err:?}"
+            );
+        }
+        assert_eq!(
+            fetch
+                .fetch("big", 10_000)
+                .await
+                .expect("fits")
+                .map(|b| b.len()),
+            Some(10_000)
+        );
+        // A body longer than its Content-Length is cut at the declared length by HTTP.
+        let lying = fetch.fetch("lying", 5_000).await.expect("declared 10");
+        assert!(lying.is_some_and(|b| b.len() <= 10));
+        assert_eq!(
+            fetch
+                .fetch("small", 100)
+                .await
+                .expect("fits")
+                .map(|b| b.len()),
+            Some(100)
+        );
+        assert!(fetch.fetch("missing", 100).await.expect("404").is_none());
+    }
+}

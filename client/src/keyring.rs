@@ -1,0 +1,138 @@
+//! The private keys a command signs with: found in the trust directory's key store,
+//! unlocked or created with a passphrase from the environment or the terminal.
+//!
+//! Passphrase prompts and argon2id run off the async runtime. Commands unlock every
+//! existing key they need before they create or write anything, so a wrong passphrase
+//! leaves every file as it was.
+
+use notar_keys::{KdfParams, KeyInfo, KeyRole, KeyStore, PassphraseSource, PrivateKey};
+use notar_tuf::{Gun, KeyId};
+use zeroize::Zeroizing;
+
+use crate::Error;
+
+/// The key store of the trust directory, with the KDF cost new keys get.
+#[derive(Clone, Debug)]
+pub struct Keyring {
+    pub store: KeyStore,
+    kdf: KdfParams,
+}
+
+/// A key made in memory, with its passphrase, not yet written.
+#[derive(Debug)]
+pub struct NewKey {
+    pub key: PrivateKey,
+    pub role: KeyRole,
+    pub gun: Option<Gun>,
+    passphrase: Zeroizing<String>,
+}
+
+impl Keyring {
+    pub fn open(trust_dir: &std::path::Path, kdf: KdfParams) -> Result<Self, Error> {
+        let store = KeyStore::open(trust_dir).map_err(Error::keys("opening the key store"))?;
+        Ok(Keyring { store, kdf })
+    }
+
+    /// The one key for `role` and `gun` in the store, if there is one. A damaged key file
+    /// could be that key, so it is an error rather than a reason to make a new key.
+    pub fn find(&self, role: KeyRole, gun: Option<&Gun>) -> Result<Option<KeyInfo>, Error> {
+        let listing = self
+            .store
+            .find(role, gun)
+            .map_err(Error::keys("listing keys"))?;
+        if listing.keys.is_empty() {
+            if let Some(damaged) = listing.damaged.into_iter().next() {
+                return Err(Error::Keys {
+                    action: format!(
+                        "looking for the {role} key{}: {} cannot be read, and it may be that key; repair or move it",
+                        for_gun(gun),
+                        damaged.path.display()
+                    ),
+                    source: damaged.error,
+                });
+            }
+        }
+        Ok(listing.keys.into_iter().next())
+    }
+
+    /// The first of `key_ids` the store holds for `role`.
+    pub fn find_any(&self, role: KeyRole, key_ids: &[KeyId]) -> Option<KeyInfo> {
+        key_ids
+            .iter()
+            .filter_map(|id| self.store.info(id).ok())
+            .find(|info| info.role == role)
+    }
+
+    /// Unlocks the key `key_id`, asking for its passphrase.
+    pub async fn unlock(&self, role: KeyRole, key_id: &KeyId) -> Result<PrivateKey, Error> {
+        let action = format!("unlocking the {role} key {}", key_id.short());
+        let passphrase = passphrase(role, key_id.clone(), Ask::Unlock)
+            .await?
+            .map_err(Error::keys(action.clone()))?;
+        self.store
+            .load_async(key_id, passphrase)
+            .await
+            .map_err(Error::keys(action))
+    }
+
+    /// Generates a key and gets a passphrase for it; nothing is written yet.
+    pub async fn generate(&self, role: KeyRole, gun: Option<&Gun>) -> Result<NewKey, Error> {
+        let key = PrivateKey::generate().map_err(Error::keys("generating a key"))?;
+        let passphrase = passphrase(role, key.key_id().clone(), Ask::Create)
+            .await?
+            .map_err(Error::keys(format!(
+                "creating the {role} key{}",
+                for_gun(gun)
+            )))?;
+        Ok(NewKey {
+            key,
+            role,
+            gun: gun.cloned(),
+            passphrase,
+        })
+    }
+
+    /// Encrypts and writes a generated key.
+    pub async fn save(&self, new: &NewKey) -> Result<KeyInfo, Error> {
+        self.store
+            .save_async(
+                &new.key,
+                new.role,
+                new.gun.as_ref(),
+                new.passphrase.clone(),
+                self.kdf,
+            )
+            .await
+            .map_err(Error::keys(format!(
+                "saving the new {} key {}",
+                new.role,
+                new.key.key_id().short()
+            )))
+    }
+}
+
+fn for_gun(gun: Option<&Gun>) -> String {
+    gun.map(|g| format!(" of {g}")).unwrap_or_default()
+}
+
+enum Ask {
+    Unlock,
+    Create,
+}
+
+/// Asks [`PassphraseSource::from_env`] on a blocking thread (it may prompt on the terminal).
+async fn passphrase(
+    role: KeyRole,
+    key_id: KeyId,
+    ask: Ask,
+) -> Result<notar_keys::Result<Zeroizing<String>>, Error> {
+    tokio::task::spawn_blocking(move || {
+        let source = PassphraseSource::from_env();
+        match ask {
+            Ask::Unlock => source.unlock(role, &key_id),
+            Ask::Create => source.create(role, &key_id),
+        }
+    })
+    .await
+    .map_err(Error::Task)
+}

@@ -1,0 +1,267 @@
+//! One repository's trust data, brought up to date through the TUF client workflow.
+//!
+//! [`Repository::open`] starts from the root kept in `<trust-dir>/tuf/<gun>/root.json`. On
+//! first contact there is none: the client fetches `1.root.json`, checks that it is signed
+//! by its own root keys, and trusts it (trust on first use), saying so on stderr, unless a
+//! root key is pinned (`--root-key`, or `notar trust pin`), in which case a root not signed
+//! by that key is refused before anything is saved. Then [`Updater::refresh`] walks the
+//! root chain, timestamp, snapshot and targets, and whatever it trusts afterwards, success
+//! or not, is written back to the trust directory as the anchor of the next update.
+
+use std::collections::BTreeMap;
+use std::num::NonZeroU32;
+
+use notar_tuf::client::{FoundTarget, Limits, UpdateError, Updater};
+use notar_tuf::metadata::Authority;
+use notar_tuf::{Gun, KeyId, RoleName, RoleType, Root, Signed, Targets, Verified};
+
+use crate::cache::MetadataCache;
+use crate::http::HttpFetch;
+use crate::{Context, Error};
+
+/// Expiry closer than this draws a warning.
+pub const EXPIRY_WARNING: time::Duration = time::Duration::days(30);
+
+/// Which expiry warnings a command wants: `sign` renews targets, so it warns about root only.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Warnings {
+    RootAndTargets,
+    RootOnly,
+}
+
+/// A repository whose metadata verified.
+#[derive(Debug)]
+pub struct Repository {
+    pub gun: Gun,
+    pub updater: Updater<HttpFetch>,
+    cache: MetadataCache,
+    /// The root key every root must be signed by, if one is pinned.
+    pin: Option<KeyId>,
+}
+
+impl Repository {
+    /// Brings the trust data of `gun` up to date. [`Error::NoTrustData`] when the server has
+    /// none and the trust directory has none either.
+    pub async fn open(
+        ctx: &Context,
+        gun: &Gun,
+        pin: Option<&KeyId>,
+        warnings: Warnings,
+    ) -> Result<Self, Error> {
+        let cache = MetadataCache::load(&ctx.trust_dir, gun)?;
+        let pin = match pin {
+            Some(key) => Some(key.clone()),
+            None => cache.pinned_root_key()?,
+        };
+        let fetch = ctx.server.fetcher(gun);
+        let cached_root = cache.get("root.json").map(<[u8]>::to_vec);
+        let first_contact = cached_root.is_none();
+        let root = match cached_root {
+            Some(bytes) => bytes,
+            None => fetch_first_root(ctx, gun, &fetch).await?,
+        };
+        let updater = Updater::new(root, fetch, ctx.now, Limits::default()).map_err(|source| {
+            if first_contact {
+                Error::untrusted(gun, source)
+            } else {
+                Error::BadTrustedRoot {
+                    gun: gun.clone(),
+                    path: cache.dir().join("root.json"),
+                    source: Box::new(source),
+                }
+            }
+        })?;
+        if let Some(pin) = &pin {
+            check_pin(gun, updater.root(), pin)?;
+        } else if first_contact {
+            let root = updater.root();
+            let keys = root
+                .role_keys(RoleType::Root)
+                .map(|r| {
+                    r.keyids
+                        .iter()
+                        .map(|k| k.as_str().to_owned())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                })
+                .unwrap_or_default();
+            eprintln!(
+                "notar: first contact with {gun}: trusting the root the server sent (trust on first use; root key {keys}). \
+                 To refuse any other root, pin it: notar trust pin {gun} <root key ID>"
+            );
+        }
+        let mut repo = Repository {
+            gun: gun.clone(),
+            updater,
+            cache,
+            pin,
+        };
+        repo.load_cached();
+        repo.refresh().await?;
+        repo.warn_expiry(ctx, warnings);
+        Ok(repo)
+    }
+
+    /// Starts from a root this client just made and uploaded (the first publish), so the
+    /// trust directory holds it without a trust-on-first-use step.
+    pub async fn open_with_root(
+        ctx: &Context,
+        gun: &Gun,
+        root: Vec<u8>,
+        pin: Option<&KeyId>,
+    ) -> Result<Self, Error> {
+        let cache = MetadataCache::load(&ctx.trust_dir, gun)?;
+        let fetch = ctx.server.fetcher(gun);
+        let updater = Updater::new(root, fetch, ctx.now, Limits::default())
+            .map_err(|source| Error::untrusted(gun, source))?;
+        let mut repo = Repository {
+            gun: gun.clone(),
+            updater,
+            cache,
+            pin: pin.cloned(),
+        };
+        repo.refresh().await?;
+        Ok(repo)
+    }
+
+    /// Offers the cached timestamp, snapshot and targets as rollback references. A file that
+    /// no longer verifies (after a key rotation) is dropped, as the workflow says.
+    fn load_cached(&mut self) {
+        for role in [
+            RoleName::timestamp(),
+            RoleName::snapshot(),
+            RoleName::targets(),
+        ] {
+            let Some(bytes) = self.cache.get(&format!("{role}.json")) else {
+                continue;
+            };
+            if let Err(e) = self.updater.load_trusted(&role, bytes.to_vec()) {
+                tracing::info!(gun = %self.gun, role = %role, error = %e, "cached metadata dropped");
+            }
+        }
+    }
+
+    /// Runs the update workflow again (after an upload, or to retry after a conflict).
+    pub async fn refresh(&mut self) -> Result<(), Error> {
+        let result = self.updater.refresh().await;
+        if let Some(pin) = &self.pin {
+            check_pin(&self.gun, self.updater.root(), pin)?;
+        }
+        self.persist()?;
+        result.map_err(|source| self.untrusted(source))
+    }
+
+    /// Finds `tag` through the delegation search, then saves any role it loaded.
+    pub async fn find_target(&mut self, tag: &str) -> Result<Option<FoundTarget>, Error> {
+        let result = self.updater.find_target(tag).await;
+        self.persist()?;
+        result.map_err(|source| self.untrusted(source))
+    }
+
+    /// Loads every reachable targets role, then saves them.
+    pub async fn load_all_targets(&mut self) -> Result<Vec<RoleName>, Error> {
+        let result = self.updater.load_all_targets().await;
+        self.persist()?;
+        result.map_err(|source| self.untrusted(source))
+    }
+
+    /// The verified top-level targets.
+    pub fn targets(&self) -> Result<&Verified<Targets>, Error> {
+        self.updater.targets(&RoleName::targets()).ok_or_else(|| {
+            Error::untrusted(
+                &self.gun,
+                UpdateError::Missing {
+                    role: "targets".into(),
+                    reason: "not loaded".into(),
+                },
+            )
+        })
+    }
+
+    fn persist(&mut self) -> Result<(), Error> {
+        let files = self.updater.trusted_files();
+        self.cache.persist(&files)
+    }
+
+    fn untrusted(&self, source: UpdateError) -> Error {
+        Error::untrusted(&self.gun, source)
+    }
+
+    fn warn_expiry(&self, ctx: &Context, warnings: Warnings) {
+        let soon = ctx.now + EXPIRY_WARNING;
+        let mut roles = vec![("root", self.updater.root().expires)];
+        if warnings == Warnings::RootAndTargets {
+            if let Some(targets) = self.updater.targets(&RoleName::targets()) {
+                roles.push(("targets", targets.expires));
+            }
+        }
+        for (role, expires) in roles {
+            if expires.datetime() <= soon {
+                let days = (expires.datetime() - ctx.now).whole_days();
+                let hint = if role == "targets" {
+                    "signing a tag renews it"
+                } else {
+                    "renew it with a new root version before then"
+                };
+                eprintln!(
+                    "notar: warning: the {role} metadata of {} expires at {expires} (in {days} days); {hint}",
+                    self.gun
+                );
+            }
+        }
+    }
+}
+
+async fn fetch_first_root(ctx: &Context, gun: &Gun, fetch: &HttpFetch) -> Result<Vec<u8>, Error> {
+    use notar_tuf::client::Fetch;
+    fetch
+        .fetch("1.root.json", Limits::default().root_max_bytes)
+        .await
+        .map_err(|source| {
+            Error::untrusted(
+                gun,
+                UpdateError::Fetch {
+                    role: "root".into(),
+                    source,
+                },
+            )
+        })?
+        .ok_or_else(|| Error::NoTrustData {
+            gun: gun.clone(),
+            server: ctx.server.url().to_owned(),
+        })
+}
+
+/// Refuses `root` unless `pin` is one of its root keys and signed it.
+pub fn check_pin(gun: &Gun, root: &Verified<Root>, pin: &KeyId) -> Result<(), Error> {
+    if signed_by_root_key(root.signed(), pin) {
+        Ok(())
+    } else {
+        Err(Error::PinMismatch {
+            gun: gun.clone(),
+            key: pin.clone(),
+        })
+    }
+}
+
+/// Whether `key` is listed for the root role of `root` and made a valid signature over it.
+pub fn signed_by_root_key(root: &Signed<Root>, key: &KeyId) -> bool {
+    let content = root.untrusted();
+    let listed = content
+        .role_keys(RoleType::Root)
+        .is_some_and(|r| r.keyids.contains(key));
+    let Some(public) = content.keys.get(key) else {
+        return false;
+    };
+    if !listed {
+        return false;
+    }
+    let keys = BTreeMap::from([(key.clone(), public.clone())]);
+    let authority = Authority {
+        role: RoleName::root(),
+        keys: &keys,
+        keyids: std::slice::from_ref(key),
+        threshold: NonZeroU32::MIN,
+    };
+    root.check(&authority).is_ok()
+}

@@ -1,0 +1,162 @@
+//! The `notar-server` binary itself: starts on its defaults in a fresh directory, answers,
+//! stops cleanly on SIGTERM, and refuses to start with a secret that does not open its keys.
+#![allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    reason = "tests: a failed step should stop the test with its message"
+)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_notar-server");
+
+/// Starts the binary in `dir` with `args`, waits for its "ready" log line, returns the child
+/// and the address it listens on.
+fn start(dir: &std::path::Path, args: &[&str], secret: &str) -> (Child, String) {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .current_dir(dir)
+        .env("NOTAR_SERVER_SECRET", secret)
+        .env("NOTAR_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("notar-server starts");
+    let stderr = child.stderr.take().expect("stderr");
+    // Read the log on a thread, so that a server that never gets ready fails the test
+    // instead of hanging it.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(rest) = line.split("listen=").nth(1) {
+                let _ = tx.send(
+                    rest.split_whitespace()
+                        .next()
+                        .unwrap_or_default()
+                        .to_owned(),
+                );
+            }
+        }
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the server logs its address within 30 s");
+    (child, addr)
+}
+
+fn get(addr: &str, path: &str) -> String {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("write");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read");
+    response
+}
+
+fn terminate(child: &mut Child) -> std::process::ExitStatus {
+    let pid = child.id().to_string();
+    let killed = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill runs");
+    assert!(killed.success());
+    child.wait().expect("server exits")
+}
+
+#[test]
+fn starts_on_defaults_answers_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (mut child, addr) = start(
+        dir.path(),
+        &["--listen", "127.0.0.1:0"],
+        "binary test secret",
+    );
+    assert!(addr.starts_with("127.0.0.1:"), "{addr}");
+    let ping = get(&addr, "/v2/");
+    assert!(ping.starts_with("HTTP/1.1 200"), "{ping}");
+    let health = get(&addr, "/_notary_server/health");
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    let key = get(&addr, "/v2/example.com/app/_trust/tuf/timestamp.key");
+    assert!(key.contains("\"keytype\":\"ed25519\""), "{key}");
+    let status = terminate(&mut child);
+    assert!(status.success(), "graceful exit on SIGTERM: {status}");
+    assert!(
+        dir.path().join("notar-data/notar.db").exists(),
+        "default data dir and database"
+    );
+
+    // The same data with another secret: start-up stops with a clear error.
+    let output = Command::new(BIN)
+        .args(["--listen", "127.0.0.1:0"])
+        .current_dir(dir.path())
+        .env("NOTAR_SERVER_SECRET", "another secret 41d9")
+        .stdin(Stdio::null())
+        .output()
+        .expect("runs");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("server secret does not decrypt"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("41d9"),
+        "the secret is not printed: {stderr}"
+    );
+}
+
+#[test]
+fn help_explains_every_setting() {
+    let output = Command::new(BIN).arg("--help").output().expect("runs");
+    assert!(output.status.success());
+    let help = String::from_utf8_lossy(&output.stdout);
+    for flag in [
+        "--listen",
+        "--data-dir",
+        "--database",
+        "--config",
+        "--log-format",
+        "--max-request-bytes",
+        "--timestamp-lifetime",
+        "NOTAR_DATA_DIR",
+    ] {
+        assert!(help.contains(flag), "--help mentions {flag}");
+    }
+}
+
+#[test]
+fn config_file_is_read_and_bad_ones_refused() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("bad.toml"), "listen = 5\n").expect("write");
+    let output = Command::new(BIN)
+        .args(["--config", "bad.toml"])
+        .current_dir(dir.path())
+        .stdin(Stdio::null())
+        .output()
+        .expect("runs");
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("bad.toml"));
+
+    std::fs::write(
+        dir.path().join("good.toml"),
+        "listen = \"127.0.0.1:0\"\ndata_dir = \"elsewhere\"\n",
+    )
+    .expect("write");
+    let (mut child, addr) = start(dir.path(), &["--config", "good.toml"], "s");
+    assert!(get(&addr, "/v2/").starts_with("HTTP/1.1 200"));
+    assert!(terminate(&mut child).success());
+    assert!(
+        dir.path().join("elsewhere/notar.db").exists(),
+        "data_dir from the file"
+    );
+}
