@@ -46,6 +46,10 @@ pub enum Command {
     /// Manage the private keys in the trust directory
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Pull an image whose tag is signed, into an OCI image layout
+    Pull(crate::commands::pull::PullArgs),
+    /// Upload an OCI image layout to its registry, then sign the tag
+    Push(crate::commands::push::PushArgs),
 }
 
 #[derive(Debug, Args)]
@@ -71,6 +75,12 @@ pub enum TrustCommand {
     Resolve(ResolveArgs),
     /// Pin the root key of a repository: later roots must be signed by it
     Pin(PinArgs),
+    /// Signers' keys: generate or load a delegation key
+    #[command(subcommand)]
+    Key(crate::commands::signer::TrustKeyCommand),
+    /// Add or remove a signer (delegated roles targets/<name> and targets/releases)
+    #[command(subcommand)]
+    Signer(crate::commands::signer::SignerCommand),
 }
 
 #[derive(Debug, Args)]
@@ -79,13 +89,17 @@ pub struct SignArgs {
     #[arg(value_name = "GUN:TAG")]
     pub reference: String,
 
-    /// Manifest digest, sha256:<64 hex>
-    #[arg(long, value_name = "sha256:HEX")]
-    pub digest: String,
+    /// Manifest digest, sha256:<64 hex> (default: what the tag names in the registry)
+    #[arg(long, value_name = "sha256:HEX", requires = "size")]
+    pub digest: Option<String>,
 
     /// Manifest size in bytes
-    #[arg(long, value_name = "BYTES")]
-    pub size: u64,
+    #[arg(long, value_name = "BYTES", requires = "digest")]
+    pub size: Option<u64>,
+
+    /// Reach this registry host over plain HTTP (loopback hosts always are)
+    #[arg(long, value_name = "HOST")]
+    pub insecure_registry: Vec<String>,
 
     /// Lifetime of the new targets metadata, in days
     #[arg(long, value_name = "DAYS", default_value_t = 365,
@@ -147,6 +161,18 @@ pub struct PinArgs {
 pub enum KeyCommand {
     /// List the private keys: role, GUN, key ID, file
     List,
+    /// Replace the key of a role (root, targets, snapshot, timestamp) in one atomic update
+    Rotate(crate::commands::rotate::RotateArgs),
+    /// Write one archive of the key files (still encrypted) and a manifest
+    Backup(crate::commands::backup::BackupArgs),
+    /// Bring the keys of a backup archive into the trust directory
+    Restore(crate::commands::backup::RestoreArgs),
+    /// Print or write one key file (still encrypted)
+    Export(crate::commands::backup::ExportArgs),
+    /// Import a key file, or an unencrypted PKCS#8 ed25519 PEM (encrypted on import)
+    Import(crate::commands::backup::ImportArgs),
+    /// Change the passphrase of a key (new one from NOTAR_NEW_PASSPHRASE, or asked twice)
+    Passwd(crate::commands::backup::PasswdArgs),
 }
 
 #[cfg(test)]

@@ -122,9 +122,28 @@ pub enum Error {
     #[error("{count} of the references failed")]
     Reported { count: usize, exit_code: u8 },
 
+    /// An OCI registry refused a request or answered something unusable.
+    #[error("{action}: {}", registry_detail(.status, .reason))]
+    Registry {
+        action: String,
+        status: Option<u16>,
+        reason: String,
+    },
+
+    /// Content from a registry does not match what was signed or what a manifest names.
+    #[error("{what}: {reason}")]
+    Content { what: String, reason: String },
+
     /// A background task panicked or was cancelled.
     #[error("a background task failed")]
     Task(#[source] tokio::task::JoinError),
+}
+
+fn registry_detail(status: &Option<u16>, reason: &str) -> String {
+    match status {
+        Some(status) => format!("the registry answered {status} ({reason})"),
+        None => reason.to_owned(),
+    }
 }
 
 fn server_detail(code: &Option<String>, message: &str) -> String {
@@ -152,7 +171,8 @@ impl Error {
             | Error::Untrusted { .. }
             | Error::BadTrustedRoot { .. }
             | Error::Unsigned { .. }
-            | Error::PinMismatch { .. } => EXIT_UNTRUSTED,
+            | Error::PinMismatch { .. }
+            | Error::Content { .. } => EXIT_UNTRUSTED,
             Error::Reported { exit_code, .. } => *exit_code,
             Error::BrokenPipe => 0,
             _ => EXIT_ERROR,

@@ -98,6 +98,41 @@ impl Server {
         })
     }
 
+    /// Asks the server for a new key for its managed `role` (`timestamp` or `snapshot`) of
+    /// `gun`; the server signs with it once a root lists it. Returns the new public key.
+    pub async fn rotate_managed_key(&self, gun: &Gun, role: &str) -> Result<PublicKey, Error> {
+        let url = format!("{}{role}.key", self.tuf_url(gun));
+        let action = format!("rotating the server's {role} key for {gun}");
+        let response = self
+            .http
+            .post(&url)
+            .send()
+            .await
+            .map_err(|source| Error::Http {
+                action: action.clone(),
+                url: url.clone(),
+                source: source.without_url(),
+            })?;
+        if !response.status().is_success() {
+            return Err(server_error(action, response).await);
+        }
+        let bytes = response.bytes().await.map_err(|source| Error::Http {
+            action: action.clone(),
+            url: url.clone(),
+            source: source.without_url(),
+        })?;
+        if bytes.len() as u64 > MAX_KEY_BYTES {
+            return Err(Error::Protocol {
+                action,
+                reason: format!("the key is larger than {MAX_KEY_BYTES} bytes"),
+            });
+        }
+        serde_json::from_slice(&bytes).map_err(|e| Error::Protocol {
+            action,
+            reason: format!("not a TUF key object: {e}"),
+        })
+    }
+
     /// Uploads `files` (role, exact bytes) for `gun` in one multipart request: the server
     /// stores all of them or none.
     pub async fn upload(&self, gun: &Gun, files: Vec<(RoleName, Vec<u8>)>) -> Result<(), Error> {

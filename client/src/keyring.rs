@@ -92,6 +92,27 @@ impl Keyring {
         })
     }
 
+    /// Gets a passphrase for a key made elsewhere (an import); nothing is written yet.
+    pub async fn adopt(
+        &self,
+        key: PrivateKey,
+        role: KeyRole,
+        gun: Option<&Gun>,
+    ) -> Result<NewKey, Error> {
+        let passphrase = passphrase(role, key.key_id().clone(), Ask::Create)
+            .await?
+            .map_err(Error::keys(format!(
+                "importing the {role} key{}",
+                for_gun(gun)
+            )))?;
+        Ok(NewKey {
+            key,
+            role,
+            gun: gun.cloned(),
+            passphrase,
+        })
+    }
+
     /// Encrypts and writes a generated key.
     pub async fn save(&self, new: &NewKey) -> Result<KeyInfo, Error> {
         self.store

@@ -10,6 +10,8 @@
 //! - [`repo`] brings a repository up to date through `notar_tuf::client::Updater`, with
 //!   trust on first use, root key pins and expiry warnings.
 //! - [`keyring`] finds, unlocks and creates private keys in `<trust-dir>/private/`.
+//! - [`registry`] speaks the OCI distribution API to the registry a GUN names (`pull`,
+//!   `push`, `trust sign` without `--digest`).
 //! - [`commands`] holds one module per command; [`output`] prints results on stdout.
 //!
 //! Results go to stdout, diagnostics to stderr; exit codes are in [`error`].
@@ -22,6 +24,7 @@ pub mod http;
 pub mod keyring;
 pub mod output;
 pub mod reference;
+pub mod registry;
 pub mod repo;
 
 use std::path::PathBuf;
@@ -132,8 +135,20 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
                     }
                     commands::pin::run(&ctx, args)
                 }
+                TrustCommand::Key(command) => commands::signer::key(&ctx, command).await,
+                TrustCommand::Signer(command) => {
+                    commands::signer::signer(&ctx, command, pin.as_ref()).await
+                }
             }
         }
         Command::Key(KeyCommand::List) => commands::key::list(&ctx),
+        Command::Key(KeyCommand::Rotate(args)) => commands::rotate::run(&ctx, args, None).await,
+        Command::Key(KeyCommand::Backup(args)) => commands::backup::backup(&ctx, args),
+        Command::Key(KeyCommand::Restore(args)) => commands::backup::restore(&ctx, args),
+        Command::Key(KeyCommand::Export(args)) => commands::backup::export(&ctx, args),
+        Command::Key(KeyCommand::Import(args)) => commands::backup::import(&ctx, args).await,
+        Command::Key(KeyCommand::Passwd(args)) => commands::backup::passwd(&ctx, args).await,
+        Command::Pull(args) => commands::pull::run(&ctx, args).await,
+        Command::Push(args) => commands::push::run(&ctx, args).await,
     }
 }

@@ -77,6 +77,17 @@ pub enum Error {
     InvalidKdfParams { reason: String },
 
     /// A string that is not one of the five key roles.
+    /// A key to import that is not an unencrypted PKCS#8 ed25519 private key.
+    #[error("importing a key: {reason}")]
+    Import { reason: String },
+
+    /// A backup archive that cannot be restored; `entry` names the damaged key, if one is.
+    #[error("backup archive{}: {reason}", .entry.as_ref().map(|e| format!(", entry {e}")).unwrap_or_default())]
+    Backup {
+        entry: Option<String>,
+        reason: String,
+    },
+
     #[error("unknown key role {0:?}: expected root, targets, snapshot, timestamp or delegation")]
     UnknownRole(String),
 

@@ -13,10 +13,12 @@
 //!
 //! Everything fails with the one [`Error`] type, which never holds a secret.
 
+pub mod backup;
 mod error;
 mod kdf;
 pub mod keyfile;
 pub mod passphrase;
+mod pem;
 mod private_key;
 mod role;
 mod store;
@@ -25,6 +27,7 @@ pub use error::{Error, Result};
 pub use kdf::KdfParams;
 pub use keyfile::{KeyHeader, decrypt_key, encrypt_key, read_header};
 pub use passphrase::{PassphraseSource, Prompt};
+pub use pem::public_key_from_pem;
 pub use private_key::PrivateKey;
 pub use role::KeyRole;
 pub use store::{DamagedKeyFile, KeyInfo, KeyListing, KeyStore, PRIVATE_DIR};

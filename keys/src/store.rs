@@ -304,7 +304,7 @@ fn create_private_dir(dir: &Path) -> Result<()> {
 /// Writes `bytes` to `path` so that readers (and a crash) see the old file or the new
 /// one: temporary file in the same directory (0600), write, fsync, rename, fsync the
 /// directory. The temporary file is removed if any step before the rename fails.
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path
         .parent()
         .ok_or_else(|| Error::corrupt("a key file path has no directory").in_file(path))?;

@@ -11,6 +11,7 @@
 )]
 
 pub mod python;
+pub mod registry;
 pub mod repo;
 pub mod server;
 pub mod simrepo;

@@ -1,12 +1,17 @@
 //! One module per command, and what several of them share: argument parsing beyond clap,
 //! and publishing a new version of the targets role.
 
+pub mod backup;
 pub mod inspect;
 pub mod key;
 pub mod pin;
+pub mod pull;
+pub mod push;
 pub mod resolve;
 pub mod revoke;
+pub mod rotate;
 pub mod sign;
+pub mod signer;
 
 use notar_keys::{KeyRole, PrivateKey};
 use notar_tuf::{Expiry, Gun, KeyId, RoleName, RoleType, Signed, Signer, Targets, Version};

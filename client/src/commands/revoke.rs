@@ -35,6 +35,12 @@ pub async fn run(ctx: &Context, args: RevokeArgs, pin: Option<&KeyId>) -> Result
         confirm(gun).await?;
     }
     let targets_key = unlock_targets_key(ctx, gun).await?;
+    // No targets key here: a signer removes the tag from its delegated roles.
+    if let (None, Some(tag)) = (&targets_key, &reference.tag) {
+        if crate::commands::signer::sign(ctx, gun, tag, None, args.targets_lifetime, pin).await? {
+            return Ok(());
+        }
+    }
     let mut repo = Repository::open(ctx, gun, pin, Warnings::RootOnly).await?;
     let current = repo.targets()?;
     let revoked: Vec<String> = match &reference.tag {

@@ -1,4 +1,5 @@
-//! `notar trust sign <gun>:<tag> --digest sha256:<hex> --size <bytes>`
+//! `notar trust sign <gun>:<tag> [--digest sha256:<hex> --size <bytes>]`: without
+//! `--digest`, the digest and size are those of the manifest the registry's tag names.
 //!
 //! A repository with trust data gets the tag added or replaced in a new version of its
 //! targets role. A repository without creates it: this trust directory's root key (made on
@@ -41,12 +42,25 @@ struct Signed1<'a> {
 
 pub async fn run(ctx: &Context, args: SignArgs, pin: Option<&KeyId>) -> Result<(), Error> {
     let (reference, tag) = Reference::parse_tagged(&args.reference)?;
-    let digest = parse_digest(&args.digest)?;
-    let target = TargetFile::sha256(args.size, digest);
+    let (digest, size) = match (&args.digest, args.size) {
+        (Some(digest), Some(size)) => (parse_digest(digest)?, size),
+        _ => {
+            crate::commands::push::registry_digest(&reference.gun, &tag, &args.insecure_registry)
+                .await?
+        }
+    };
+    let target = TargetFile::sha256(size, digest);
     let gun = &reference.gun;
 
     // Before anything touches a file: a wrong passphrase must change nothing.
     let targets_key = unlock_targets_key(ctx, gun).await?;
+    // No targets key here: a signer signs into its delegated roles, if it holds a key.
+    if targets_key.is_none()
+        && crate::commands::signer::sign(ctx, gun, &tag, Some(&target), args.targets_lifetime, pin)
+            .await?
+    {
+        return Ok(());
+    }
     let (version, replaced, created) =
         match Repository::open(ctx, gun, pin, Warnings::RootOnly).await {
             Ok(mut repo) => {
@@ -84,7 +98,7 @@ pub async fn run(ctx: &Context, args: SignArgs, pin: Option<&KeyId>) -> Result<(
             gun,
             tag: tag.as_str(),
             digest: digest_text,
-            size: args.size,
+            size,
             targets_version: version.get(),
             replaced: replaced.map(|h| format!("sha256:{h}")),
             created,
@@ -96,7 +110,7 @@ pub async fn run(ctx: &Context, args: SignArgs, pin: Option<&KeyId>) -> Result<(
             .unwrap_or_default();
         print(&format!(
             "Signed {gun}:{tag} as {digest_text} ({} bytes{replacing}) in targets version {version} on {}\n",
-            args.size,
+            size,
             ctx.server.url()
         ))
     }

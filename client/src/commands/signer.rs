@@ -1,0 +1,737 @@
+//! Signers, Docker's delegation model:
+//!
+//! - `notar trust key generate <name> [--dir DIR]` makes a delegation key, keeps it
+//!   encrypted in the key store and writes its public key to `<DIR>/<name>.pub` (a TUF 1.0
+//!   key object, `{"keytype","scheme","keyval":{"public"}}`);
+//!   `notar trust key load <pem> --name <name>` imports an unencrypted PKCS#8 ed25519 PEM.
+//! - `notar trust signer add <name> <gun> --key <pub>… [--paths P…] [--threshold N]`
+//!   delegates to `targets/<name>` and adds the same keys to `targets/releases`, in a new
+//!   version of top-level targets signed by the repository's targets key. `--threshold`
+//!   sets the threshold of both roles.
+//! - `notar trust signer remove <name> <gun> [-y]` takes the signer's role away and its
+//!   keys out of `targets/releases`.
+//! - [`sign`] and [`revoke`]: `notar trust sign` / `revoke` from a trust directory that has
+//!   no targets key for the repository but holds delegation keys edit every delegated role
+//!   those keys may sign for the tag, all in one upload; a role whose threshold needs more
+//!   keys than the trust directory holds is refused before anything is uploaded.
+
+use std::io::{BufRead, IsTerminal};
+use std::num::NonZeroU32;
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Subcommand};
+use notar_keys::{KeyRole, PrivateKey};
+use notar_tuf::client::{Fetch, encode_role};
+use notar_tuf::names::Tag;
+use notar_tuf::{
+    Delegations, Expiry, Gun, KeyId, PublicKey, RoleName, Signed, Signer, TargetFile, Targets,
+    Version,
+};
+use serde::Serialize;
+
+use crate::commands::{days, publish_targets, targets_signer, unlock_targets_key};
+use crate::keyring::Keyring;
+use crate::output::{json_line, print};
+use crate::reference::Reference;
+use crate::repo::{Repository, Warnings};
+use crate::{Context, Error};
+
+/// The delegated role every signer's keys are added to, as Docker does.
+pub const RELEASES: &str = "targets/releases";
+
+#[derive(Debug, Subcommand)]
+pub enum TrustKeyCommand {
+    /// Generate a signer key: the private key goes to the key store, <name>.pub to --dir
+    Generate(KeyGenerateArgs),
+    /// Import a signer's unencrypted PKCS#8 ed25519 PEM private key (encrypted on import)
+    Load(KeyLoadArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct KeyGenerateArgs {
+    /// The signer's name
+    pub name: String,
+    /// Where to write <name>.pub
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct KeyLoadArgs {
+    /// The PEM file
+    #[arg(value_name = "PEM")]
+    pub file: PathBuf,
+    /// The signer's name
+    #[arg(long)]
+    pub name: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SignerCommand {
+    /// Delegate to a signer: targets/<name> and targets/releases get its keys
+    Add(SignerAddArgs),
+    /// Remove a signer's role and its keys from targets/releases
+    Remove(SignerRemoveArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SignerAddArgs {
+    /// The signer's name
+    pub name: String,
+    /// The repository
+    #[arg(value_name = "GUN")]
+    pub gun: String,
+    /// Public key files (<name>.pub from `trust key generate`, or an SPKI PEM)
+    #[arg(long = "key", value_name = "PUB", required = true)]
+    pub keys: Vec<PathBuf>,
+    /// Tag patterns the signer may sign (shell globs) [default: *]
+    #[arg(long, value_name = "PATTERN", num_args = 1..)]
+    pub paths: Vec<String>,
+    /// Signatures needed from distinct keys, in targets/<name> and targets/releases
+    #[arg(long, value_name = "N")]
+    pub threshold: Option<NonZeroU32>,
+    /// Lifetime of the new targets metadata, in days
+    #[arg(long, value_name = "DAYS", default_value_t = 365,
+          value_parser = clap::value_parser!(u32).range(1..=36500))]
+    pub targets_lifetime: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct SignerRemoveArgs {
+    /// The signer's name
+    pub name: String,
+    /// The repository
+    #[arg(value_name = "GUN")]
+    pub gun: String,
+    /// Do not ask for confirmation
+    #[arg(short = 'y', long = "yes")]
+    pub yes: bool,
+    /// Lifetime of the new targets metadata, in days
+    #[arg(long, value_name = "DAYS", default_value_t = 365,
+          value_parser = clap::value_parser!(u32).range(1..=36500))]
+    pub targets_lifetime: u32,
+}
+
+/// `--json` result of `trust key generate` / `load` (format 1).
+#[derive(Debug, Serialize)]
+struct KeyMade<'a> {
+    name: &'a str,
+    key_id: String,
+    public_key_file: Option<String>,
+}
+
+/// `--json` result of `trust signer add` / `remove` (format 1).
+#[derive(Debug, Serialize)]
+struct SignerChanged<'a> {
+    name: &'a str,
+    gun: &'a Gun,
+    roles: Vec<String>,
+    keys: Vec<String>,
+    targets_version: u64,
+}
+
+/// `--json` result of a signer's `trust sign` / `revoke` (format 1).
+#[derive(Debug, Serialize)]
+struct SignerSigned<'a> {
+    gun: &'a Gun,
+    tag: &'a str,
+    /// `signed` or `revoked`.
+    action: &'a str,
+    /// Each delegated role and the version that holds the change.
+    roles: Vec<RoleVersion>,
+    server: &'a str,
+}
+
+#[derive(Debug, Serialize)]
+struct RoleVersion {
+    role: String,
+    version: u64,
+    key_ids: Vec<String>,
+}
+
+fn signer_role(name: &str) -> Result<RoleName, Error> {
+    let bad = |reason: &str| Error::Usage(format!("invalid signer name {name:?}: {reason}"));
+    if name.is_empty() || name.contains('/') {
+        return Err(bad("expected one path segment, without /"));
+    }
+    if name == "releases" {
+        return Err(bad("\"releases\" is the role every signer shares"));
+    }
+    RoleName::new(format!("targets/{name}")).map_err(|e| bad(&e.to_string()))
+}
+
+pub async fn key(ctx: &Context, command: TrustKeyCommand) -> Result<(), Error> {
+    let keyring = Keyring::open(&ctx.trust_dir, ctx.kdf)?;
+    let (name, new, pub_file) = match command {
+        TrustKeyCommand::Generate(args) => {
+            signer_role(&args.name)?;
+            let pub_file = args.dir.join(format!("{}.pub", args.name));
+            if pub_file.exists() {
+                return Err(Error::Usage(format!(
+                    "{} exists already: choose another name or --dir",
+                    pub_file.display()
+                )));
+            }
+            let new = keyring.generate(KeyRole::Delegation, None).await?;
+            (args.name, new, Some(pub_file))
+        }
+        TrustKeyCommand::Load(args) => {
+            signer_role(&args.name)?;
+            let pem = read_small(&args.file)?;
+            let key = PrivateKey::from_pkcs8_pem(&pem)
+                .map_err(Error::keys(format!("loading {}", args.file.display())))?;
+            if let Ok(info) = keyring.store.info(key.key_id()) {
+                return Err(Error::Usage(format!(
+                    "the key {} in {} is already in the key store as a {} key ({}); nothing was imported",
+                    key.key_id(),
+                    args.file.display(),
+                    info.role,
+                    info.path.display()
+                )));
+            }
+            let new = keyring.adopt(key, KeyRole::Delegation, None).await?;
+            (args.name, new, None)
+        }
+    };
+    if let Some(path) = &pub_file {
+        let text = format!(
+            "{}\n",
+            serde_json::to_string_pretty(&new.key.public_key())
+                .map_err(|e| Error::Usage(format!("encoding the public key: {e}")))?
+        );
+        std::fs::write(path, text).map_err(Error::io("writing the public key to", path))?;
+    }
+    let info = keyring.save(&new).await?;
+    if ctx.json {
+        return print(&json_line(&KeyMade {
+            name: &name,
+            key_id: info.key_id.to_string(),
+            public_key_file: pub_file.map(|p| p.display().to_string()),
+        }));
+    }
+    let public = pub_file
+        .map(|p| format!("; public key in {}", p.display()))
+        .unwrap_or_default();
+    print(&format!(
+        "Signer key {} for {name} in {}{public}\n",
+        info.key_id,
+        info.path.display()
+    ))
+}
+
+fn read_small(path: &Path) -> Result<String, Error> {
+    let bytes = std::fs::read(path).map_err(Error::io("reading", path))?;
+    if bytes.len() > 64 * 1024 {
+        return Err(Error::Usage(format!(
+            "{} is larger than 64 KiB: not a key file",
+            path.display()
+        )));
+    }
+    String::from_utf8(bytes)
+        .map_err(|_| Error::Usage(format!("{} is not text: not a key file", path.display())))
+}
+
+/// A public key file: a TUF key object (what `trust key generate` writes) or an SPKI PEM
+/// ed25519 public key.
+pub fn read_public_key(path: &Path) -> Result<PublicKey, Error> {
+    let text = read_small(path)?;
+    if text.contains("PRIVATE KEY") {
+        return Err(Error::Usage(format!(
+            "{} holds a private key; give the signer's public key (<name>.pub)",
+            path.display()
+        )));
+    }
+    if let Ok(key) = serde_json::from_str::<PublicKey>(&text) {
+        key.verifier().map_err(Error::metadata(format!(
+            "reading the public key in {}",
+            path.display()
+        )))?;
+        return Ok(key);
+    }
+    notar_keys::public_key_from_pem(&text).map_err(|e| {
+        Error::Usage(format!(
+            "{} is neither a TUF public key object nor an ed25519 public key PEM: {e}",
+            path.display()
+        ))
+    })
+}
+
+pub async fn signer(
+    ctx: &Context,
+    command: SignerCommand,
+    pin: Option<&KeyId>,
+) -> Result<(), Error> {
+    match command {
+        SignerCommand::Add(args) => add(ctx, args, pin).await,
+        SignerCommand::Remove(args) => remove(ctx, args, pin).await,
+    }
+}
+
+pub(crate) fn gun_only(text: &str) -> Result<Gun, Error> {
+    let reference = Reference::parse(text)?;
+    if reference.tag.is_some() {
+        return Err(Error::Usage(format!(
+            "{text}: expected a repository without a tag"
+        )));
+    }
+    Ok(reference.gun)
+}
+
+async fn add(ctx: &Context, args: SignerAddArgs, pin: Option<&KeyId>) -> Result<(), Error> {
+    let role = signer_role(&args.name)?;
+    let gun = gun_only(&args.gun)?;
+    let keys = args
+        .keys
+        .iter()
+        .map(|p| read_public_key(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    let paths = if args.paths.is_empty() {
+        vec!["*".to_owned()]
+    } else {
+        args.paths.clone()
+    };
+    let targets_key = unlock_targets_key(ctx, &gun).await?;
+    let mut repo = Repository::open(ctx, &gun, pin, Warnings::RootOnly).await?;
+    let key = targets_signer(ctx, &repo, targets_key.as_ref())?;
+    let name = args.name.clone();
+    let version = publish_targets(
+        ctx,
+        &mut repo,
+        key,
+        days(args.targets_lifetime),
+        |targets| {
+            let delegations = targets.delegations.get_or_insert_with(Delegations::new);
+            add_keys(delegations, &role, &keys, &paths, true, &name)?;
+            let releases =
+                RoleName::new(RELEASES).map_err(Error::metadata("naming the releases role"))?;
+            add_keys(delegations, &releases, &keys, &paths, false, &name)?;
+            if let Some(threshold) = args.threshold {
+                for r in delegations
+                    .roles
+                    .iter_mut()
+                    .filter(|r| r.name == role || r.name.as_str() == RELEASES)
+                {
+                    if r.keyids.len() < threshold.get() as usize {
+                        return Err(Error::Usage(format!(
+                            "--threshold {threshold}: {} has only {} keys",
+                            r.name,
+                            r.keyids.len()
+                        )));
+                    }
+                    r.threshold = threshold;
+                }
+            }
+            Ok(())
+        },
+    )
+    .await?;
+    let unpublished: Vec<String> = [role.as_str(), RELEASES]
+        .into_iter()
+        .filter(|r| {
+            repo.updater
+                .snapshot()
+                .is_none_or(|s| !s.meta.contains_key(&format!("{r}.json")))
+        })
+        .map(str::to_owned)
+        .collect();
+    if !unpublished.is_empty() {
+        eprintln!(
+            "notar: warning: {} of {gun} {} no metadata yet; until a signer signs a tag, TUF clients (notar, python-tuf) cannot look up tags outside the targets role, and `trust inspect` fails. Sign a tag as {} to publish it.",
+            unpublished.join(" and "),
+            if unpublished.len() == 1 {
+                "has"
+            } else {
+                "have"
+            },
+            args.name
+        );
+    }
+    report_change(
+        ctx,
+        &args.name,
+        &gun,
+        "Added",
+        &keys.iter().map(PublicKey::key_id).collect::<Vec<_>>(),
+        version,
+    )
+}
+
+/// Adds `keys` to `role` (creating it with `paths`). `exclusive`: the role is the signer's
+/// own, so a key it has already means the signer was added before.
+fn add_keys(
+    delegations: &mut Delegations,
+    role: &RoleName,
+    keys: &[PublicKey],
+    paths: &[String],
+    exclusive: bool,
+    name: &str,
+) -> Result<(), Error> {
+    for key in keys {
+        delegations.keys.insert(key.key_id(), key.clone());
+    }
+    let Some(existing) = delegations.roles.iter_mut().find(|r| &r.name == role) else {
+        delegations.add_role(role.clone(), keys, NonZeroU32::MIN, paths.to_vec());
+        return Ok(());
+    };
+    for key in keys {
+        let id = key.key_id();
+        if existing.keyids.contains(&id) {
+            if exclusive {
+                return Err(Error::Usage(format!(
+                    "the signer {name} already has the key {id}; nothing was changed"
+                )));
+            }
+            continue;
+        }
+        existing.keyids.push(id);
+    }
+    if let Some(existing_paths) = existing.paths.as_mut() {
+        for p in paths {
+            if !existing_paths.contains(p) {
+                existing_paths.push(p.clone());
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn remove(ctx: &Context, args: SignerRemoveArgs, pin: Option<&KeyId>) -> Result<(), Error> {
+    let role = signer_role(&args.name)?;
+    let gun = gun_only(&args.gun)?;
+    let targets_key = unlock_targets_key(ctx, &gun).await?;
+    let mut repo = Repository::open(ctx, &gun, pin, Warnings::RootOnly).await?;
+    let removed: Vec<KeyId> = repo
+        .targets()?
+        .delegations
+        .as_ref()
+        .and_then(|d| d.role(role.as_str()))
+        .map(|r| r.keyids.clone())
+        .ok_or_else(|| Error::Usage(format!("{gun} has no signer {}", args.name)))?;
+    if !args.yes {
+        confirm(&format!(
+            "Remove signer {} from {gun} (its role and its keys in {RELEASES})? [y/N] ",
+            args.name
+        ))
+        .await?;
+    }
+    let key = targets_signer(ctx, &repo, targets_key.as_ref())?;
+    let version = publish_targets(
+        ctx,
+        &mut repo,
+        key,
+        days(args.targets_lifetime),
+        |targets| {
+            let Some(delegations) = targets.delegations.as_mut() else {
+                return Ok(());
+            };
+            delegations.roles.retain(|r| r.name != role);
+            for r in &mut delegations.roles {
+                if r.name.as_str() == RELEASES {
+                    r.keyids.retain(|k| !removed.contains(k));
+                    let left = u32::try_from(r.keyids.len()).unwrap_or(u32::MAX);
+                    if let Some(left) = NonZeroU32::new(left) {
+                        r.threshold = r.threshold.min(left);
+                    }
+                }
+            }
+            delegations
+                .roles
+                .retain(|r| !(r.name.as_str() == RELEASES && r.keyids.is_empty()));
+            let used: Vec<KeyId> = delegations
+                .roles
+                .iter()
+                .flat_map(|r| r.keyids.iter().cloned())
+                .collect();
+            delegations.keys.retain(|k, _| used.contains(k));
+            Ok(())
+        },
+    )
+    .await?;
+    report_change(ctx, &args.name, &gun, "Removed", &removed, version)
+}
+
+fn report_change(
+    ctx: &Context,
+    name: &str,
+    gun: &Gun,
+    verb: &str,
+    keys: &[KeyId],
+    version: Version,
+) -> Result<(), Error> {
+    let roles = vec![format!("targets/{name}"), RELEASES.to_owned()];
+    if ctx.json {
+        return print(&json_line(&SignerChanged {
+            name,
+            gun,
+            roles,
+            keys: keys.iter().map(ToString::to_string).collect(),
+            targets_version: version.get(),
+        }));
+    }
+    print(&format!(
+        "{verb} signer {name} of {gun} (keys {}) in targets version {version}\n",
+        keys.iter()
+            .map(KeyId::as_str)
+            .collect::<Vec<_>>()
+            .join(", ")
+    ))
+}
+
+/// Asks on the terminal; refuses without one.
+async fn confirm(question: &str) -> Result<(), Error> {
+    if !std::io::stdin().is_terminal() {
+        return Err(Error::Usage(
+            "this needs a confirmation, and stdin is not a terminal: pass -y to confirm".into(),
+        ));
+    }
+    let question = question.to_owned();
+    let answer = tokio::task::spawn_blocking(move || {
+        eprint!("{question}");
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line).map(|_| line)
+    })
+    .await
+    .map_err(Error::Task)?
+    .map_err(|e| Error::Io {
+        action: "reading the confirmation from",
+        path: "stdin".into(),
+        source: e,
+    })?;
+    if matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes") {
+        Ok(())
+    } else {
+        Err(Error::Usage("aborted: nothing was changed".into()))
+    }
+}
+
+/// A delegated role this trust directory can sign, with the keys it holds for it.
+struct Held {
+    role: RoleName,
+    threshold: NonZeroU32,
+    keys: Vec<KeyId>,
+}
+
+/// The delegated roles of `repo` (one level below targets) that may sign `tag` and for
+/// which the key store holds at least one key.
+fn held_roles(keyring: &Keyring, repo: &Repository, tag: &str) -> Result<Vec<Held>, Error> {
+    let targets = repo.targets()?;
+    let Some(delegations) = &targets.delegations else {
+        return Ok(Vec::new());
+    };
+    Ok(delegations
+        .roles
+        .iter()
+        .filter(|r| r.matches(tag))
+        .filter_map(|r| {
+            let keys: Vec<KeyId> = r
+                .keyids
+                .iter()
+                .filter(|id| {
+                    keyring
+                        .store
+                        .info(id)
+                        .is_ok_and(|info| info.role == KeyRole::Delegation)
+                })
+                .cloned()
+                .collect();
+            (!keys.is_empty()).then(|| Held {
+                role: r.name.clone(),
+                threshold: r.threshold,
+                keys,
+            })
+        })
+        .collect())
+}
+
+/// The current content of the delegated role `role`: the version the verified snapshot
+/// pins, checked against the delegation's keys and threshold; `None` if the role has never
+/// been published.
+async fn current_role(repo: &Repository, role: &RoleName) -> Result<Option<Targets>, Error> {
+    let Some(meta) = repo
+        .updater
+        .snapshot()
+        .and_then(|s| s.meta.get(&format!("{role}.json")).cloned())
+    else {
+        return Ok(None);
+    };
+    let file = format!("{}.{}.json", meta.version, encode_role(role.as_str()));
+    let untrusted = |reason: String| {
+        Error::untrusted(
+            &repo.gun,
+            notar_tuf::client::UpdateError::Missing {
+                role: role.to_string(),
+                reason,
+            },
+        )
+    };
+    let bytes = repo
+        .updater
+        .fetcher()
+        .fetch(&file, meta.length.unwrap_or(8 * 1024 * 1024))
+        .await
+        .map_err(|e| untrusted(format!("fetching {file}: {e}")))?
+        .ok_or_else(|| untrusted(format!("the server does not have {file}")))?;
+    let targets = repo.targets()?;
+    let authority = targets
+        .delegations
+        .as_ref()
+        .and_then(|d| d.authority(role.as_str()))
+        .ok_or_else(|| untrusted("not delegated by targets".into()))?;
+    let signed = Signed::<Targets>::from_bytes(bytes)
+        .and_then(|s| s.verify(&authority))
+        .map_err(|e| untrusted(format!("{file} does not verify: {e}")))?;
+    if signed.version != meta.version {
+        return Err(untrusted(format!(
+            "{file} is version {}, the snapshot pins {}",
+            signed.version, meta.version
+        )));
+    }
+    Ok(Some((*signed).clone()))
+}
+
+/// What a signer does to a tag.
+enum Edit<'a> {
+    Sign(&'a TargetFile),
+    Revoke,
+}
+
+/// `trust sign` / `trust revoke` by a signer. `Ok(false)`: this trust directory holds no
+/// key for a delegated role that may sign `tag` (or the repository has no trust data), so
+/// the caller goes on as the repository owner.
+pub async fn sign(
+    ctx: &Context,
+    gun: &Gun,
+    tag: &Tag,
+    target: Option<&TargetFile>,
+    lifetime: u32,
+    pin: Option<&KeyId>,
+) -> Result<bool, Error> {
+    let keyring = Keyring::open(&ctx.trust_dir, ctx.kdf)?;
+    let has_delegation_key = keyring
+        .store
+        .list()
+        .map_err(Error::keys("listing keys"))?
+        .keys
+        .iter()
+        .any(|k| k.role == KeyRole::Delegation);
+    if !has_delegation_key {
+        return Ok(false);
+    }
+    let mut repo = match Repository::open(ctx, gun, pin, Warnings::RootOnly).await {
+        Ok(repo) => repo,
+        Err(Error::NoTrustData { .. }) => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    let held = held_roles(&keyring, &repo, tag.as_str())?;
+    if held.is_empty() {
+        return Ok(false);
+    }
+    let edit = match target {
+        Some(t) => Edit::Sign(t),
+        None => Edit::Revoke,
+    };
+    // Every key and every threshold first: a wrong passphrase or a missing co-signer must
+    // change nothing.
+    for h in &held {
+        if h.keys.len() < h.threshold.get() as usize {
+            return Err(Error::MissingKey(format!(
+                "{} of {gun} needs signatures from {} keys, and this trust directory holds {} of them ({})",
+                h.role,
+                h.threshold,
+                h.keys.len(),
+                h.keys
+                    .iter()
+                    .map(KeyId::short)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+    }
+    let mut unlocked: Vec<PrivateKey> = Vec::new();
+    for id in held.iter().flat_map(|h| h.keys.iter()) {
+        if !unlocked.iter().any(|k| k.key_id() == id) {
+            unlocked.push(keyring.unlock(KeyRole::Delegation, id).await?);
+        }
+    }
+    let mut uploads = Vec::new();
+    let mut results = Vec::new();
+    for h in &held {
+        let current = current_role(&repo, &h.role).await?;
+        let had_tag = current
+            .as_ref()
+            .is_some_and(|t| t.targets.contains_key(tag.as_str()));
+        if matches!(edit, Edit::Revoke) && !had_tag {
+            continue;
+        }
+        let mut next = match current {
+            Some(mut t) => {
+                t.version = t.version.next();
+                t
+            }
+            None => Targets::new(Version::ONE, Expiry::after(ctx.now, days(lifetime))),
+        };
+        next.expires = Expiry::after(ctx.now, days(lifetime));
+        match edit {
+            Edit::Sign(target) => {
+                next.targets.insert(tag.target_name(), target.clone());
+            }
+            Edit::Revoke => {
+                next.targets.remove(tag.as_str());
+            }
+        }
+        let signers: Vec<&dyn Signer> = unlocked
+            .iter()
+            .filter(|k| h.keys.contains(k.key_id()))
+            .map(|k| k as &dyn Signer)
+            .collect();
+        let version = next.version;
+        let signed = Signed::sign(next, &signers).map_err(Error::metadata(format!(
+            "signing {} version {version}",
+            h.role
+        )))?;
+        uploads.push((h.role.clone(), signed.as_bytes().to_vec()));
+        results.push(RoleVersion {
+            role: h.role.to_string(),
+            version: version.get(),
+            key_ids: h.keys.iter().map(ToString::to_string).collect(),
+        });
+    }
+    if uploads.is_empty() {
+        return Err(Error::Unsigned {
+            gun: gun.clone(),
+            tag: format!("{tag} (in the delegated roles this trust directory holds keys for)"),
+        });
+    }
+    ctx.server.upload(gun, uploads).await?;
+    repo.refresh().await?;
+    let action = if target.is_some() {
+        "signed"
+    } else {
+        "revoked"
+    };
+    if ctx.json {
+        return print(&json_line(&SignerSigned {
+            gun,
+            tag: tag.as_str(),
+            action,
+            roles: results,
+            server: ctx.server.url(),
+        }))
+        .map(|()| true);
+    }
+    let roles = results
+        .iter()
+        .map(|r| format!("{} version {}", r.role, r.version))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let verb = if target.is_some() {
+        "Signed"
+    } else {
+        "Revoked"
+    };
+    print(&format!(
+        "{verb} {gun}:{tag} in {roles} on {}\n",
+        ctx.server.url()
+    ))
+    .map(|()| true)
+}

@@ -1,0 +1,705 @@
+//! An OCI registry, spoken to per the OCI distribution specification with hand-written
+//! requests on the workspace's reqwest: resolve a tag to its manifest digest and size,
+//! fetch manifests and blobs by digest with a size cap while hashing, and upload blobs and
+//! manifests. Manifests are kept as raw bytes: the signed digest covers those bytes.
+//!
+//! Auth as Docker does it: an answer 401 with `WWW-Authenticate: Bearer realm=…` is
+//! followed by a token request (with basic credentials from `~/.docker/config.json`
+//! `auths` when there are any); `WWW-Authenticate: Basic` uses those credentials directly.
+//! Registries on `localhost`, `127.0.0.1` and `[::1]`, and hosts given with
+//! `--insecure-registry`, are reached over plain HTTP; all others over HTTPS.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use base64::Engine as _;
+use notar_tuf::Gun;
+use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, WWW_AUTHENTICATE};
+use reqwest::{Method, RequestBuilder, Response, StatusCode};
+use sha2::{Digest as _, Sha256};
+use tokio::io::AsyncWriteExt;
+
+use crate::Error;
+
+/// Manifest media types this client asks for.
+pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, \
+application/vnd.oci.image.manifest.v1+json, \
+application/vnd.docker.distribution.manifest.list.v2+json, \
+application/vnd.docker.distribution.manifest.v2+json";
+
+/// The cap on a manifest fetched by digest without a signed length.
+pub const MAX_MANIFEST_BYTES: u64 = 4 * 1024 * 1024;
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+const READ_TIMEOUT: Duration = Duration::from_secs(120);
+const MAX_ERROR_BYTES: usize = 16 * 1024;
+
+/// A `sha256:<64 hex>` content digest, checked on construction.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct OciDigest(String);
+
+impl OciDigest {
+    pub fn parse(text: &str) -> Result<Self, Error> {
+        crate::commands::parse_digest(text)?;
+        Ok(OciDigest(text.to_owned()))
+    }
+
+    pub fn of(bytes: &[u8]) -> Self {
+        OciDigest(format!("sha256:{}", hex::encode(Sha256::digest(bytes))))
+    }
+
+    pub fn from_sha256(digest: [u8; 32]) -> Self {
+        OciDigest(format!("sha256:{}", hex::encode(digest)))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The 64 hex digits.
+    pub fn hex(&self) -> &str {
+        &self.0["sha256:".len()..]
+    }
+}
+
+impl std::fmt::Display for OciDigest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// One repository on one registry.
+#[derive(Clone, Debug)]
+pub struct Registry {
+    http: reqwest::Client,
+    /// `http(s)://host[:port]`.
+    base: String,
+    /// The registry host as in the GUN, for messages and credentials.
+    host: String,
+    /// The repository path inside the registry (`team/app`).
+    repository: String,
+    /// Basic credentials from the Docker config, if it has any for this host.
+    credentials: Option<(String, String)>,
+    /// The `Authorization` header value earned by the last challenge.
+    authorization: Arc<Mutex<Option<String>>>,
+}
+
+impl Registry {
+    /// The registry and repository a GUN names: the first component is the host.
+    pub fn for_gun(gun: &Gun, insecure: &[String]) -> Result<Self, Error> {
+        let text = gun.to_string();
+        let (host, repository) = text
+            .split_once('/')
+            .ok_or_else(|| Error::Usage(format!("{gun} names no registry host")))?;
+        let host = if host == "docker.io" {
+            "registry-1.docker.io"
+        } else {
+            host
+        };
+        let bare = host.rsplit_once(':').map_or(host, |(h, port)| {
+            if port.bytes().all(|b| b.is_ascii_digit()) {
+                h
+            } else {
+                host
+            }
+        });
+        let plain = matches!(bare, "localhost" | "127.0.0.1" | "[::1]")
+            || insecure.iter().any(|h| h == host || h == bare);
+        let scheme = if plain { "http" } else { "https" };
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("notar/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(CONNECT_TIMEOUT)
+            .read_timeout(READ_TIMEOUT)
+            .build()
+            .map_err(|source| Error::Http {
+                action: "setting up the HTTP client".into(),
+                url: host.to_owned(),
+                source,
+            })?;
+        Ok(Registry {
+            http,
+            base: format!("{scheme}://{host}"),
+            host: host.to_owned(),
+            repository: repository.to_owned(),
+            credentials: docker_credentials(host),
+            authorization: Arc::new(Mutex::new(None)),
+        })
+    }
+
+    /// `host/repository`, for messages.
+    pub fn name(&self) -> String {
+        format!("{}/{}", self.host, self.repository)
+    }
+
+    fn url(&self, tail: &str) -> String {
+        format!("{}/v2/{}/{tail}", self.base, self.repository)
+    }
+
+    /// Sends a request, answering one auth challenge if the registry makes one.
+    async fn send(
+        &self,
+        action: &str,
+        url: &str,
+        build: impl Fn(&reqwest::Client) -> RequestBuilder,
+    ) -> Result<Response, Error> {
+        let mut answered = false;
+        loop {
+            let mut request = build(&self.http);
+            let auth = self
+                .authorization
+                .lock()
+                .map(|a| a.clone())
+                .unwrap_or_default();
+            if let Some(value) = auth {
+                request = request.header(AUTHORIZATION, value);
+            }
+            let response = request.send().await.map_err(|source| Error::Http {
+                action: format!("{action} (registry {})", self.host),
+                url: url.to_owned(),
+                source,
+            })?;
+            if response.status() != StatusCode::UNAUTHORIZED || answered {
+                return Ok(response);
+            }
+            answered = true;
+            let challenge = response
+                .headers()
+                .get(WWW_AUTHENTICATE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned();
+            let value = self.answer(action, &challenge).await?;
+            if let Ok(mut slot) = self.authorization.lock() {
+                *slot = Some(value);
+            }
+        }
+    }
+
+    /// The `Authorization` value for a challenge.
+    async fn answer(&self, action: &str, challenge: &str) -> Result<String, Error> {
+        let basic = self.credentials.as_ref().map(|(user, pass)| {
+            format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))
+            )
+        });
+        let (scheme, params) = challenge.split_once(' ').unwrap_or((challenge, ""));
+        if scheme.eq_ignore_ascii_case("basic") {
+            return basic.ok_or_else(|| {
+                self.refused(
+                    action,
+                    401,
+                    "basic credentials required; none in the Docker config",
+                )
+            });
+        }
+        if !scheme.eq_ignore_ascii_case("bearer") {
+            return Err(self.refused(
+                action,
+                401,
+                &format!("unsupported auth challenge {challenge:?}"),
+            ));
+        }
+        let params = parse_challenge(params);
+        let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+        let realm = get("realm")
+            .ok_or_else(|| self.refused(action, 401, "bearer challenge without realm"))?;
+        let scope =
+            get("scope").unwrap_or_else(|| format!("repository:{}:pull,push", self.repository));
+        let mut url = reqwest::Url::parse(&realm)
+            .map_err(|e| self.refused(action, 401, &format!("bad token realm {realm:?}: {e}")))?;
+        url.query_pairs_mut().append_pair("scope", &scope);
+        if let Some(service) = get("service") {
+            url.query_pairs_mut().append_pair("service", &service);
+        }
+        let mut request = self.http.get(url);
+        if let Some(basic) = &basic {
+            request = request.header(AUTHORIZATION, basic);
+        }
+        let response = request.send().await.map_err(|source| Error::Http {
+            action: format!("getting a token for {}", self.name()),
+            url: realm.clone(),
+            source,
+        })?;
+        if !response.status().is_success() {
+            return Err(refused_by(self, "getting a token", response).await);
+        }
+        #[derive(serde::Deserialize)]
+        struct Token {
+            token: Option<String>,
+            access_token: Option<String>,
+        }
+        let token: Token = response.json().await.map_err(|source| Error::Http {
+            action: format!("reading the token for {}", self.name()),
+            url: realm.clone(),
+            source,
+        })?;
+        token
+            .token
+            .or(token.access_token)
+            .map(|t| format!("Bearer {t}"))
+            .ok_or_else(|| self.refused(action, 200, "the token answer holds no token"))
+    }
+
+    fn refused(&self, action: &str, status: u16, reason: &str) -> Error {
+        Error::Registry {
+            action: format!("{action} ({})", self.name()),
+            status: Some(status),
+            reason: reason.to_owned(),
+        }
+    }
+
+    /// The digest and size of the manifest a tag names now.
+    pub async fn resolve_tag(&self, tag: &str) -> Result<(OciDigest, u64), Error> {
+        let action = format!("resolving tag {tag}");
+        let url = self.url(&format!("manifests/{tag}"));
+        let response = self
+            .send(&action, &url, |c| {
+                c.head(&url).header(ACCEPT, MANIFEST_ACCEPT)
+            })
+            .await?;
+        if !response.status().is_success() {
+            return Err(refused_by(self, &action, response).await);
+        }
+        let digest = response
+            .headers()
+            .get("docker-content-digest")
+            .and_then(|v| v.to_str().ok())
+            .map(OciDigest::parse)
+            .transpose()?;
+        let size = response
+            .headers()
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if let (Some(digest), Some(size)) = (digest, size) {
+            return Ok((digest, size));
+        }
+        // No digest header: read the manifest and hash it.
+        let (bytes, _) = self.get_manifest(tag, MAX_MANIFEST_BYTES).await?;
+        Ok((OciDigest::of(&bytes), bytes.len() as u64))
+    }
+
+    /// The manifest `reference` (a digest or a tag) names, refused once it exceeds `limit`
+    /// bytes, without reading further. Returns the raw bytes and the media type.
+    pub async fn get_manifest(
+        &self,
+        reference: &str,
+        limit: u64,
+    ) -> Result<(Vec<u8>, Option<String>), Error> {
+        let action = format!("fetching manifest {reference}");
+        let url = self.url(&format!("manifests/{reference}"));
+        let mut response = self
+            .send(&action, &url, |c| {
+                c.get(&url).header(ACCEPT, MANIFEST_ACCEPT)
+            })
+            .await?;
+        if !response.status().is_success() {
+            return Err(refused_by(self, &action, response).await);
+        }
+        let media_type = response
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let too_large = |what: String| Error::Content {
+            what: format!("manifest {reference} of {}", self.name()),
+            reason: format!("{what}, more than the {limit} bytes signed"),
+        };
+        if let Some(length) = response.content_length() {
+            if length > limit {
+                return Err(too_large(format!("the registry announces {length} bytes")));
+            }
+        }
+        let mut bytes = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|source| Error::Http {
+            action: action.clone(),
+            url: url.clone(),
+            source,
+        })? {
+            if (bytes.len() + chunk.len()) as u64 > limit {
+                return Err(too_large("the registry sent".into()));
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        Ok((bytes, media_type))
+    }
+
+    /// Streams blob `digest` into `path`, hashing as it goes; fails, removing `path`, unless
+    /// exactly `size` bytes with that digest arrive.
+    pub async fn get_blob(
+        &self,
+        digest: &OciDigest,
+        size: u64,
+        path: &Path,
+        progress: impl Fn(u64),
+    ) -> Result<(), Error> {
+        let result = self.get_blob_inner(digest, size, path, progress).await;
+        if result.is_err() {
+            let _ = tokio::fs::remove_file(path).await;
+        }
+        result
+    }
+
+    async fn get_blob_inner(
+        &self,
+        digest: &OciDigest,
+        size: u64,
+        path: &Path,
+        progress: impl Fn(u64),
+    ) -> Result<(), Error> {
+        let action = format!("fetching blob {digest}");
+        let url = self.url(&format!("blobs/{digest}"));
+        let mut response = self.send(&action, &url, |c| c.get(&url)).await?;
+        if !response.status().is_success() {
+            return Err(refused_by(self, &action, response).await);
+        }
+        let mismatch = |reason: String| Error::Content {
+            what: format!("blob {digest} of {}", self.name()),
+            reason,
+        };
+        let mut file = tokio::fs::File::create(path)
+            .await
+            .map_err(Error::io("creating", path))?;
+        let mut hasher = Sha256::new();
+        let mut received = 0u64;
+        while let Some(chunk) = response.chunk().await.map_err(|source| Error::Http {
+            action: action.clone(),
+            url: url.clone(),
+            source,
+        })? {
+            received += chunk.len() as u64;
+            if received > size {
+                return Err(mismatch(format!(
+                    "more than the {size} bytes the manifest names"
+                )));
+            }
+            hasher.update(&chunk);
+            file.write_all(&chunk)
+                .await
+                .map_err(Error::io("writing", path))?;
+            progress(chunk.len() as u64);
+        }
+        if received != size {
+            return Err(mismatch(format!(
+                "{received} bytes, the manifest names {size}"
+            )));
+        }
+        let got = OciDigest::from_sha256(hasher.finalize().into());
+        if &got != digest {
+            return Err(mismatch(format!("the content has digest {got}")));
+        }
+        file.sync_all().await.map_err(Error::io("syncing", path))?;
+        Ok(())
+    }
+
+    /// Whether the registry has blob `digest`.
+    pub async fn has_blob(&self, digest: &OciDigest) -> Result<bool, Error> {
+        let action = format!("checking blob {digest}");
+        let url = self.url(&format!("blobs/{digest}"));
+        let response = self.send(&action, &url, |c| c.head(&url)).await?;
+        match response.status() {
+            s if s.is_success() => Ok(true),
+            StatusCode::NOT_FOUND => Ok(false),
+            _ => Err(refused_by(self, &action, response).await),
+        }
+    }
+
+    /// Uploads a blob in one request (POST for a session, then a monolithic PUT).
+    pub async fn put_blob(&self, digest: &OciDigest, bytes: Vec<u8>) -> Result<(), Error> {
+        let action = format!("uploading blob {digest}");
+        let url = self.url("blobs/uploads/");
+        let response = self.send(&action, &url, |c| c.post(&url)).await?;
+        if !response.status().is_success() {
+            return Err(refused_by(self, &action, response).await);
+        }
+        let location = response
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| self.refused(&action, 202, "no Location for the upload session"))?;
+        let mut put = reqwest::Url::parse(&self.base)
+            .and_then(|base| base.join(location))
+            .map_err(|e| self.refused(&action, 202, &format!("bad upload Location: {e}")))?;
+        put.query_pairs_mut().append_pair("digest", digest.as_str());
+        let put = put.to_string();
+        let response = self
+            .send(&action, &put, |c| {
+                c.put(&put)
+                    .header(CONTENT_TYPE, "application/octet-stream")
+                    .body(bytes.clone())
+            })
+            .await?;
+        if !response.status().is_success() {
+            return Err(refused_by(self, &action, response).await);
+        }
+        Ok(())
+    }
+
+    /// Stores a manifest under `reference` (a tag or its digest).
+    pub async fn put_manifest(
+        &self,
+        reference: &str,
+        media_type: &str,
+        bytes: Vec<u8>,
+    ) -> Result<(), Error> {
+        let action = format!("uploading manifest {reference}");
+        let url = self.url(&format!("manifests/{reference}"));
+        let response = self
+            .send(&action, &url, |c| {
+                c.request(Method::PUT, &url)
+                    .header(CONTENT_TYPE, media_type)
+                    .body(bytes.clone())
+            })
+            .await?;
+        if !response.status().is_success() {
+            return Err(refused_by(self, &action, response).await);
+        }
+        Ok(())
+    }
+}
+
+async fn refused_by(registry: &Registry, action: &str, response: Response) -> Error {
+    let status = response.status().as_u16();
+    let body = response
+        .bytes()
+        .await
+        .map(|b| b.to_vec())
+        .unwrap_or_default();
+    let text = String::from_utf8_lossy(&body[..body.len().min(MAX_ERROR_BYTES)]);
+    // The distribution error envelope: {"errors":[{"code","message"}]}.
+    let reason = serde_json::from_str::<serde_json::Value>(&text)
+        .ok()
+        .and_then(|v| {
+            let first = v.get("errors")?.get(0)?.clone();
+            Some(format!(
+                "{}: {}",
+                first.get("code")?.as_str()?,
+                first.get("message").and_then(|m| m.as_str()).unwrap_or("")
+            ))
+        })
+        .unwrap_or_else(|| text.trim().chars().take(200).collect());
+    registry.refused(action, status, &reason)
+}
+
+/// `k="v", k2="v2"` of a `WWW-Authenticate` challenge.
+fn parse_challenge(params: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut rest = params.trim();
+    while let Some((key, after)) = rest.split_once('=') {
+        let key = key
+            .trim()
+            .trim_start_matches(',')
+            .trim()
+            .to_ascii_lowercase();
+        let (value, tail) = if let Some(quoted) = after.strip_prefix('"') {
+            match quoted.split_once('"') {
+                Some((v, t)) => (v, t),
+                None => (quoted, ""),
+            }
+        } else {
+            after.split_once(',').unwrap_or((after, ""))
+        };
+        out.push((key, value.to_owned()));
+        rest = tail.trim_start_matches([',', ' ']);
+    }
+    out
+}
+
+/// Basic credentials for `host` from `$DOCKER_CONFIG/config.json` or
+/// `~/.docker/config.json` (`auths.<host>.auth`, base64 of `user:password`).
+fn docker_credentials(host: &str) -> Option<(String, String)> {
+    let dir = std::env::var_os("DOCKER_CONFIG")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".docker")))?;
+    let text = std::fs::read(dir.join("config.json")).ok()?;
+    credentials_from_config(&text, host)
+}
+
+fn credentials_from_config(config: &[u8], host: &str) -> Option<(String, String)> {
+    let config: serde_json::Value = serde_json::from_slice(config).ok()?;
+    let auths = config.get("auths")?.as_object()?;
+    let entry = auths.iter().find_map(|(key, value)| {
+        let key = key
+            .trim_start_matches("https://")
+            .trim_start_matches("http://");
+        let key = key.split('/').next().unwrap_or(key);
+        let same = key == host
+            || (host == "registry-1.docker.io"
+                && matches!(
+                    key,
+                    "index.docker.io" | "docker.io" | "registry-1.docker.io"
+                ));
+        same.then_some(value)
+    })?;
+    if let Some(auth) = entry.get("auth").and_then(|a| a.as_str()) {
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(auth)
+            .ok()?;
+        let text = String::from_utf8(decoded).ok()?;
+        let (user, pass) = text.split_once(':')?;
+        return Some((user.to_owned(), pass.to_owned()));
+    }
+    let user = entry.get("username")?.as_str()?;
+    let pass = entry.get("password")?.as_str()?;
+    Some((user.to_owned(), pass.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn challenges_parse() {
+        let p = parse_challenge(
+            r#"realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:a/b:pull""#,
+        );
+        assert_eq!(
+            p,
+            vec![
+                ("realm".into(), "https://auth.docker.io/token".into()),
+                ("service".into(), "registry.docker.io".into()),
+                ("scope".into(), "repository:a/b:pull".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn docker_config_credentials() {
+        let config = br#"{"auths":{"https://reg.example:5000":{"auth":"dXNlcjpwYTpzcw=="},"other":{"username":"u","password":"p"}}}"#;
+        assert_eq!(
+            credentials_from_config(config, "reg.example:5000"),
+            Some(("user".into(), "pa:ss".into()))
+        );
+        assert_eq!(
+            credentials_from_config(config, "other"),
+            Some(("u".into(), "p".into()))
+        );
+        assert_eq!(credentials_from_config(config, "nowhere"), None);
+    }
+
+    /// A registry that streams an endless chunked manifest (no Content-Length): the client
+    /// must stop at the cap instead of reading it all.
+    #[tokio::test]
+    async fn an_oversized_stream_stops_at_the_cap() {
+        use tokio::io::AsyncReadExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let server = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.expect("accept");
+            let mut request = [0u8; 4096];
+            let _ = socket.read(&mut request).await;
+            let _ = socket
+                .write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+                .await;
+            let mut sent = 0u64;
+            let chunk = format!("400\r\n{}\r\n", "x".repeat(0x400));
+            // Up to 64 MiB, far more than the cap; the client hangs up long before.
+            while sent < 64 << 20 {
+                if socket.write_all(chunk.as_bytes()).await.is_err() {
+                    break;
+                }
+                sent += 0x400;
+            }
+            sent
+        });
+        let gun = Gun::new(format!("127.0.0.1:{port}/app")).expect("valid");
+        let registry = Registry::for_gun(&gun, &[]).expect("registry");
+        let err = registry
+            .get_manifest(&format!("sha256:{}", "a".repeat(64)), 4096)
+            .await
+            .expect_err("refused");
+        assert!(
+            err.to_string()
+                .contains("the registry sent, more than the 4096 bytes signed"),
+            "{err}"
+        );
+        assert!(matches!(err, Error::Content { .. }));
+        drop(registry);
+        let sent = server.await.expect("server task");
+        assert!(sent < 64 << 20, "the client read everything");
+    }
+
+    /// Docker's token flow: a 401 with a Bearer challenge, a token request carrying the
+    /// basic credentials, then the request again with the token.
+    #[tokio::test]
+    async fn bearer_challenge_is_answered_with_a_token() {
+        use tokio::io::AsyncReadExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let digest = format!("sha256:{}", "b".repeat(64));
+        let answer_digest = digest.clone();
+        let server = tokio::spawn(async move {
+            let mut seen = Vec::new();
+            for _ in 0..3 {
+                let (mut socket, _) = listener.accept().await.expect("accept");
+                let mut buf = vec![0u8; 8192];
+                let n = socket.read(&mut buf).await.expect("read");
+                let request = String::from_utf8_lossy(&buf[..n]).to_lowercase();
+                let response = if request.starts_with("get /token?") {
+                    let body = r#"{"token":"t0k3n"}"#;
+                    format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    )
+                } else if request.contains("authorization: bearer t0k3n") {
+                    format!(
+                        "HTTP/1.1 200 OK\r\ndocker-content-digest: {answer_digest}\r\ncontent-length: 321\r\nconnection: close\r\n\r\n"
+                    )
+                } else {
+                    format!(
+                        "HTTP/1.1 401 Unauthorized\r\nwww-authenticate: Bearer realm=\"http://127.0.0.1:{port}/token\",service=\"reg\",scope=\"repository:app:pull\"\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                    )
+                };
+                socket.write_all(response.as_bytes()).await.expect("write");
+                seen.push(request);
+            }
+            seen
+        });
+        let gun = Gun::new(format!("127.0.0.1:{port}/app")).expect("valid");
+        let mut registry = Registry::for_gun(&gun, &[]).expect("registry");
+        registry.credentials = Some(("user".into(), "pass".into()));
+        let (got, size) = registry.resolve_tag("v1").await.expect("resolved");
+        assert_eq!((got.as_str(), size), (digest.as_str(), 321));
+        let seen = server.await.expect("server task");
+        assert!(
+            seen[0].starts_with("head /v2/app/manifests/v1"),
+            "{}",
+            seen[0]
+        );
+        assert!(
+            seen[1].starts_with("get /token?scope=repository%3aapp%3apull&service=reg"),
+            "{}",
+            seen[1]
+        );
+        // base64("user:pass")
+        assert!(
+            seen[1].contains("authorization: basic dxnlcjpwyxnz"),
+            "{}",
+            seen[1]
+        );
+        assert!(
+            seen[2].contains("authorization: bearer t0k3n"),
+            "{}",
+            seen[2]
+        );
+    }
+
+    #[test]
+    fn loopback_is_plain_http_others_need_a_flag() {
+        let gun = |g: &str| Gun::new(g).expect("valid");
+        let r = Registry::for_gun(&gun("127.0.0.1:5000/team/app"), &[]).expect("registry");
+        assert_eq!(r.base, "http://127.0.0.1:5000");
+        assert_eq!(r.repository, "team/app");
+        let r = Registry::for_gun(&gun("reg.example/app"), &[]).expect("registry");
+        assert_eq!(r.base, "https://reg.example");
+        let r =
+            Registry::for_gun(&gun("reg.example/app"), &["reg.example".into()]).expect("registry");
+        assert_eq!(r.base, "http://reg.example");
+    }
+}

@@ -1,0 +1,1198 @@
+//! End-to-end tests of signers (Docker's delegation model) with the real `notar` binary
+//! against a real notar-server: `trust key generate`/`load`, `trust signer add`/`remove`,
+//! signing and revoking by signers into `targets/<name>` and `targets/releases`, `trust
+//! inspect` showing them, and a threshold of 2 honoured by the client and the server.
+
+#![expect(clippy::expect_used, reason = "a failed setup step fails the test")]
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use notar_tests::server::{Backend, TestServer};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+const BIN: &str = env!("CARGO_BIN_EXE_notar");
+const GUN: &str = "localhost:5000/team/app";
+const CLEARED: &[&str] = &[
+    "NOTAR_SERVER",
+    "NOTAR_TRUST_DIR",
+    "NOTAR_ROOT_PASSPHRASE",
+    "NOTAR_TARGETS_PASSPHRASE",
+    "NOTAR_DELEGATION_PASSPHRASE",
+    "DOCKER_CONTENT_TRUST_SERVER",
+    "DOCKER_CONTENT_TRUST_ROOT_PASSPHRASE",
+    "DOCKER_CONTENT_TRUST_REPOSITORY_PASSPHRASE",
+    "NOTAR_KDF",
+    "NOTAR_LOG",
+];
+const DELEGATION_PASS: &str = "delegation passphrase for the signer tests";
+
+#[derive(Debug)]
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn expect_code(self, code: i32) -> Self {
+        assert_eq!(
+            self.code, code,
+            "exit code\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+
+    fn ok(self) -> Self {
+        self.expect_code(0)
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", self.stdout))
+    }
+}
+
+/// `notar` with one trust directory and one server.
+struct Client {
+    server: String,
+    trust_dir: PathBuf,
+}
+
+impl Client {
+    fn new(server: &TestServer, trust_dir: &Path) -> Self {
+        Client {
+            server: server.url.clone(),
+            trust_dir: trust_dir.to_path_buf(),
+        }
+    }
+
+    async fn run(&self, args: &[&str]) -> Run {
+        self.run_env(args, &[]).await
+    }
+
+    /// [`Client::run`] with `env` set on top of the usual passphrases.
+    async fn run_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let mut command = tokio::process::Command::new(BIN);
+        for name in CLEARED {
+            command.env_remove(name);
+        }
+        command
+            .args(args)
+            .env("NOTAR_SERVER", &self.server)
+            .env("NOTAR_TRUST_DIR", &self.trust_dir)
+            .env("NOTAR_KDF", "test")
+            .env("NOTAR_ROOT_PASSPHRASE", "root passphrase")
+            .env("NOTAR_TARGETS_PASSPHRASE", "targets passphrase")
+            .env("NOTAR_DELEGATION_PASSPHRASE", DELEGATION_PASS)
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
+        let output = tokio::time::timeout(Duration::from_secs(120), command.output())
+            .await
+            .unwrap_or_else(|_| panic!("notar {args:?} did not finish within 120 s"))
+            .expect("notar runs");
+        Run {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    async fn sign(&self, reference: &str, manifest: &[u8]) -> Run {
+        let (digest, size) = digest_of(manifest);
+        self.run(&[
+            "trust",
+            "sign",
+            reference,
+            "--digest",
+            &format!("sha256:{digest}"),
+            "--size",
+            &size.to_string(),
+        ])
+        .await
+    }
+
+    /// `trust key generate <name> --dir <dir>`; the path of <name>.pub and the key ID.
+    async fn generate(&self, name: &str, dir: &Path) -> (PathBuf, String) {
+        let run = self
+            .run(&[
+                "--json",
+                "trust",
+                "key",
+                "generate",
+                name,
+                "--dir",
+                dir.to_str().expect("utf-8 path"),
+            ])
+            .await
+            .ok();
+        let made = run.json();
+        (
+            dir.join(format!("{name}.pub")),
+            made["key_id"].as_str().expect("key_id").to_owned(),
+        )
+    }
+}
+
+fn digest_of(manifest: &[u8]) -> (String, u64) {
+    (hex::encode(Sha256::digest(manifest)), manifest.len() as u64)
+}
+
+/// `trust inspect` of one tag: its signers, or `None` when it is not shown.
+async fn signers_of(client: &Client, tag: &str) -> Option<Vec<String>> {
+    let doc = client.run(&["trust", "inspect", GUN]).await.ok().json();
+    doc[0]["SignedTags"]
+        .as_array()
+        .expect("SignedTags")
+        .iter()
+        .find(|t| t["SignedTag"] == tag)
+        .map(|t| {
+            t["Signers"]
+                .as_array()
+                .expect("Signers")
+                .iter()
+                .map(|s| s.as_str().expect("name").to_owned())
+                .collect()
+        })
+}
+
+#[tokio::test]
+async fn two_signers_sign_inspect_revoke_and_remove() {
+    let server = TestServer::start(Backend::Sqlite).await;
+    let dirs = tempfile::tempdir().expect("temp dir");
+    let owner = Client::new(&server, &dirs.path().join("owner"));
+    let alice = Client::new(&server, &dirs.path().join("alice"));
+    let bob = Client::new(&server, &dirs.path().join("bob"));
+    let pubs = dirs.path().join("pubs");
+    std::fs::create_dir_all(&pubs).expect("mkdir");
+
+    owner.sign(&format!("{GUN}:v1"), b"manifest one").await.ok();
+    let (alice_pub, alice_id) = alice.generate("alice", &pubs).await;
+    let (bob_pub, bob_id) = bob.generate("bob", &pubs).await;
+    let alice_pub = alice_pub.to_str().expect("utf-8");
+    let bob_pub = bob_pub.to_str().expect("utf-8");
+    // The same name twice would overwrite a public key: refused.
+    let again = alice
+        .run(&[
+            "trust",
+            "key",
+            "generate",
+            "alice",
+            "--dir",
+            pubs.to_str().expect("utf-8"),
+        ])
+        .await
+        .expect_code(2);
+    assert!(again.stderr.contains("exists already"), "{}", again.stderr);
+
+    // Signing before any delegation: the signer's trust directory has no key that may sign.
+    let refused = alice
+        .sign(&format!("{GUN}:v2"), b"manifest two")
+        .await
+        .expect_code(2);
+    assert!(
+        refused
+            .stderr
+            .contains("no private key for the targets role"),
+        "{}",
+        refused.stderr
+    );
+
+    let added = owner
+        .run(&["trust", "signer", "add", "alice", GUN, "--key", alice_pub])
+        .await
+        .ok();
+    assert!(
+        added.stdout.contains("Added signer alice"),
+        "{}",
+        added.stdout
+    );
+    assert!(
+        added
+            .stderr
+            .contains("targets/alice and targets/releases of"),
+        "{}",
+        added.stderr
+    );
+    let twice = owner
+        .run(&["trust", "signer", "add", "alice", GUN, "--key", alice_pub])
+        .await
+        .expect_code(2);
+    assert!(
+        twice.stderr.contains("already has the key"),
+        "{}",
+        twice.stderr
+    );
+    // A private key where a public key belongs.
+    let private = dirs.path().join("private.pem");
+    std::fs::write(
+        &private,
+        "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+    )
+    .expect("write");
+    let wrong = owner
+        .run(&[
+            "trust",
+            "signer",
+            "add",
+            "carol",
+            GUN,
+            "--key",
+            private.to_str().expect("utf-8"),
+        ])
+        .await
+        .expect_code(2);
+    assert!(
+        wrong.stderr.contains("holds a private key"),
+        "{}",
+        wrong.stderr
+    );
+
+    owner
+        .run(&["trust", "signer", "add", "bob", GUN, "--key", bob_pub])
+        .await
+        .ok();
+
+    // Both sign v2 with the same digest: into their own roles and targets/releases.
+    let signed = alice
+        .run(&[
+            "--json",
+            "trust",
+            "sign",
+            &format!("{GUN}:v2"),
+            "--digest",
+            &format!("sha256:{}", digest_of(b"manifest two").0),
+            "--size",
+            &digest_of(b"manifest two").1.to_string(),
+        ])
+        .await
+        .ok()
+        .json();
+    let roles: Vec<&str> = signed["roles"]
+        .as_array()
+        .expect("roles")
+        .iter()
+        .map(|r| r["role"].as_str().expect("role"))
+        .collect();
+    assert_eq!(roles, ["targets/alice", "targets/releases"]);
+    assert_eq!(signed["roles"][0]["key_ids"], json!([alice_id]));
+    bob.sign(&format!("{GUN}:v2"), b"manifest two").await.ok();
+
+    assert_eq!(
+        signers_of(&owner, "v2").await,
+        Some(vec!["alice".into(), "bob".into()])
+    );
+    assert_eq!(
+        signers_of(&owner, "v1").await,
+        Some(vec!["Repo Admin".into()])
+    );
+    let doc = owner.run(&["trust", "inspect", GUN]).await.ok().json();
+    assert_eq!(
+        doc[0]["Signers"],
+        json!([
+            {"Name": "bob", "Keys": [{"ID": bob_id}]},
+            {"Name": "alice", "Keys": [{"ID": alice_id}]},
+        ])
+    );
+
+    // Bob revokes: the tag leaves targets/bob and targets/releases, so (as in Docker) it
+    // is no longer released; alice signing it again releases it with her name only.
+    let revoked = bob
+        .run(&["trust", "revoke", &format!("{GUN}:v2")])
+        .await
+        .ok();
+    assert!(revoked.stdout.contains("Revoked"), "{}", revoked.stdout);
+    assert_eq!(signers_of(&owner, "v2").await, None);
+    alice.sign(&format!("{GUN}:v2"), b"manifest two").await.ok();
+    assert_eq!(signers_of(&owner, "v2").await, Some(vec!["alice".into()]));
+    // Revoking a tag the signer never signed: a clear error, nothing uploaded.
+    let never = bob
+        .run(&["trust", "revoke", &format!("{GUN}:v9")])
+        .await
+        .expect_code(1);
+    assert!(never.stderr.contains("v9"), "{}", never.stderr);
+
+    // Removing: an unknown signer, no confirmation without a terminal, then bob.
+    let unknown = owner
+        .run(&["trust", "signer", "remove", "carol", GUN, "-y"])
+        .await
+        .expect_code(2);
+    assert!(
+        unknown.stderr.contains("has no signer carol"),
+        "{}",
+        unknown.stderr
+    );
+    let unconfirmed = owner
+        .run(&["trust", "signer", "remove", "bob", GUN])
+        .await
+        .expect_code(2);
+    assert!(
+        unconfirmed.stderr.contains("pass -y"),
+        "{}",
+        unconfirmed.stderr
+    );
+    owner
+        .run(&["trust", "signer", "remove", "bob", GUN, "-y"])
+        .await
+        .ok();
+    let doc = owner.run(&["trust", "inspect", GUN]).await.ok().json();
+    assert_eq!(
+        doc[0]["Signers"],
+        json!([{"Name": "alice", "Keys": [{"ID": alice_id}]}])
+    );
+    // Bob's key may no longer sign anything here.
+    let refused = bob
+        .sign(&format!("{GUN}:v4"), b"manifest four")
+        .await
+        .expect_code(2);
+    assert!(
+        refused
+            .stderr
+            .contains("no private key for the targets role"),
+        "{}",
+        refused.stderr
+    );
+}
+
+#[tokio::test]
+async fn threshold_two_needs_two_keys_in_the_client_and_the_server() {
+    let server = TestServer::start(Backend::Sqlite).await;
+    let dirs = tempfile::tempdir().expect("temp dir");
+    let owner = Client::new(&server, &dirs.path().join("owner"));
+    let team = Client::new(&server, &dirs.path().join("team"));
+    let pubs = dirs.path().join("pubs");
+    std::fs::create_dir_all(&pubs).expect("mkdir");
+    owner.sign(&format!("{GUN}:v1"), b"manifest one").await.ok();
+    let (a_pub, a_id) = team.generate("a", &pubs).await;
+    let (b_pub, b_id) = team.generate("b", &pubs).await;
+    let too_high = owner
+        .run(&[
+            "trust",
+            "signer",
+            "add",
+            "team",
+            GUN,
+            "--key",
+            a_pub.to_str().expect("utf-8"),
+            "--threshold",
+            "3",
+        ])
+        .await
+        .expect_code(2);
+    assert!(
+        too_high.stderr.contains("has only 1 keys"),
+        "{}",
+        too_high.stderr
+    );
+    owner
+        .run(&[
+            "trust",
+            "signer",
+            "add",
+            "team",
+            GUN,
+            "--key",
+            a_pub.to_str().expect("utf-8"),
+            "--key",
+            b_pub.to_str().expect("utf-8"),
+            "--threshold",
+            "2",
+        ])
+        .await
+        .ok();
+
+    // With both keys, one sign carries both signatures.
+    team.sign(&format!("{GUN}:v2"), b"manifest two").await.ok();
+    let (status, bytes) = get(&server, "targets%2Fteam.json").await;
+    assert_eq!(status, 200);
+    let role: Value = serde_json::from_slice(&bytes).expect("json");
+    let mut sigs: Vec<&str> = role["signatures"]
+        .as_array()
+        .expect("signatures")
+        .iter()
+        .map(|s| s["keyid"].as_str().expect("keyid"))
+        .collect();
+    sigs.sort_unstable();
+    let mut expected = vec![a_id.as_str(), b_id.as_str()];
+    expected.sort_unstable();
+    assert_eq!(sigs, expected);
+    assert_eq!(signers_of(&owner, "v2").await, Some(vec!["team".into()]));
+
+    // The server refuses a version carrying one of the two signatures.
+    let store = notar_keys::KeyStore::open(team.trust_dir.clone()).expect("store");
+    let a = store
+        .load(
+            &notar_tuf::KeyId::new(a_id.clone()).expect("key id"),
+            DELEGATION_PASS,
+        )
+        .expect("unlocks");
+    let signed: notar_tuf::Signed<notar_tuf::Targets> =
+        notar_tuf::Signed::from_bytes(bytes.clone()).expect("parses");
+    let mut next = signed.untrusted().clone();
+    next.version = next.version.next();
+    let signers: [&dyn notar_tuf::Signer; 1] = [&a];
+    let one = notar_tuf::Signed::sign(next, &signers).expect("signs");
+    let response = upload(&server, "targets/team", one.as_bytes().to_vec()).await;
+    assert_eq!(response.0, 400, "{}", response.1);
+    assert!(response.1.contains("INVALID_UPDATE"), "{}", response.1);
+
+    // Without the second key, the client refuses before it uploads anything.
+    std::fs::remove_file(team.trust_dir.join("private").join(format!("{b_id}.key")))
+        .expect("remove key b");
+    let refused = team
+        .sign(&format!("{GUN}:v3"), b"manifest three")
+        .await
+        .expect_code(2);
+    assert!(
+        refused
+            .stderr
+            .contains("needs signatures from 2 keys, and this trust directory holds 1"),
+        "{}",
+        refused.stderr
+    );
+    let (_, after) = get(&server, "targets%2Fteam.json").await;
+    assert_eq!(after, bytes, "nothing was uploaded");
+}
+
+#[tokio::test]
+async fn trust_key_load_imports_a_pkcs8_pem_encrypted() {
+    use ed25519_dalek::pkcs8::EncodePrivateKey;
+    use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
+
+    let server = TestServer::start(Backend::Sqlite).await;
+    let dirs = tempfile::tempdir().expect("temp dir");
+    let client = Client::new(&server, &dirs.path().join("trust"));
+    let signing = ed25519_dalek::SigningKey::from_bytes(&[9u8; 32]);
+    let pem = signing.to_pkcs8_pem(LineEnding::LF).expect("pem");
+    let file = dirs.path().join("key.pem");
+    std::fs::write(&file, pem.as_bytes()).expect("write");
+    let made = client
+        .run(&[
+            "--json",
+            "trust",
+            "key",
+            "load",
+            file.to_str().expect("utf-8"),
+            "--name",
+            "ci",
+        ])
+        .await
+        .ok()
+        .json();
+    let id = notar_tuf::PublicKey::ed25519(&signing.verifying_key()).key_id();
+    assert_eq!(made["key_id"], id.as_str());
+    let stored = std::fs::read(client.trust_dir.join("private").join(format!("{id}.key")))
+        .expect("key file");
+    assert!(
+        !stored.windows(pem.len()).any(|w| w == pem.as_bytes()),
+        "the PEM is not stored in the clear"
+    );
+    // Loading it again imports nothing and says so.
+    let again = client
+        .run(&[
+            "trust",
+            "key",
+            "load",
+            file.to_str().expect("utf-8"),
+            "--name",
+            "ci",
+        ])
+        .await
+        .expect_code(2);
+    assert!(
+        again.stderr.contains("already in the key store"),
+        "{}",
+        again.stderr
+    );
+    assert!(!again.stdout.to_lowercase().contains("success"));
+    // A public key is not a private key.
+    let public = dirs.path().join("pub.pem");
+    std::fs::write(
+        &public,
+        "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n",
+    )
+    .expect("write");
+    let wrong = client
+        .run(&[
+            "trust",
+            "key",
+            "load",
+            public.to_str().expect("utf-8"),
+            "--name",
+            "x",
+        ])
+        .await
+        .expect_code(2);
+    assert!(
+        wrong.stderr.contains("this is a public key"),
+        "{}",
+        wrong.stderr
+    );
+}
+
+async fn get(server: &TestServer, file: &str) -> (u16, Vec<u8>) {
+    let response = reqwest::get(format!("{}{file}", server.tuf_url(GUN)))
+        .await
+        .expect("GET");
+    let status = response.status().as_u16();
+    (status, response.bytes().await.expect("body").to_vec())
+}
+
+async fn upload(server: &TestServer, role: &str, bytes: Vec<u8>) -> (u16, String) {
+    let form = reqwest::multipart::Form::new().part(
+        "files",
+        reqwest::multipart::Part::bytes(bytes).file_name(role.to_owned()),
+    );
+    let response = reqwest::Client::new()
+        .post(server.tuf_url(GUN))
+        .multipart(form)
+        .send()
+        .await
+        .expect("POST");
+    let status = response.status().as_u16();
+    (status, response.text().await.expect("body"))
+}
+
+/// Runs python-tuf's ngclient (refresh, then look up `names`) with `cache` as its metadata
+/// directory; returns the names it found.
+async fn ngclient_found(server: &TestServer, cache: &Path, names: &[&str]) -> Vec<String> {
+    let mut args = vec![
+        server.tuf_url(GUN),
+        cache.to_str().expect("utf-8 path").to_owned(),
+    ];
+    args.extend(names.iter().map(|n| (*n).to_owned()));
+    let out = tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        notar_tests::python::run("ngclient_fetch.py", &args)
+    })
+    .await
+    .expect("python task joins");
+    out.lines()
+        .filter(|line| !line.ends_with("MISSING"))
+        .filter_map(|line| line.split_whitespace().next().map(str::to_owned))
+        .collect()
+}
+
+/// Tags `trust inspect` shows.
+async fn tags_of(client: &Client) -> Vec<String> {
+    let doc = client.run(&["trust", "inspect", GUN]).await.ok().json();
+    doc[0]["SignedTags"]
+        .as_array()
+        .expect("SignedTags")
+        .iter()
+        .map(|t| t["SignedTag"].as_str().expect("tag").to_owned())
+        .collect()
+}
+
+/// Rotates `role` with `extra` flags between two signatures; a notar client and
+/// python-tuf's ngclient that cached the state before the rotation follow it. Returns the
+/// `key rotate --json` result.
+async fn rotation_round_trip(
+    server: &TestServer,
+    dirs: &Path,
+    role: &str,
+    extra: &[&str],
+) -> Value {
+    let owner = Client::new(server, &dirs.join("owner"));
+    let consumer = Client::new(server, &dirs.join("consumer"));
+    let python_cache = dirs.join("ngclient");
+    owner.sign(&format!("{GUN}:v1"), b"manifest one").await.ok();
+    assert_eq!(tags_of(&consumer).await, ["v1"]);
+    assert_eq!(
+        ngclient_found(server, &python_cache, &["v1", "v2"]).await,
+        ["v1"]
+    );
+
+    let mut args = vec!["--json", "key", "rotate", GUN, role];
+    args.extend_from_slice(extra);
+    let rotated = owner.run(&args).await.ok().json();
+    assert_eq!(rotated["role"], role);
+    assert_eq!(rotated["root_version"], 2);
+    assert_ne!(rotated["old_keys"][0], rotated["new_key"]);
+    let (_, root) = get(server, "root.json").await;
+    let root: Value = serde_json::from_slice(&root).expect("json");
+    assert_eq!(
+        root["signed"]["roles"][role]["keyids"],
+        json!([rotated["new_key"]]),
+        "root v2 lists the new key only"
+    );
+
+    owner.sign(&format!("{GUN}:v2"), b"manifest two").await.ok();
+    assert_eq!(tags_of(&consumer).await, ["v1", "v2"]);
+    assert_eq!(
+        ngclient_found(server, &python_cache, &["v1", "v2"]).await,
+        ["v1", "v2"]
+    );
+    rotated
+}
+
+#[tokio::test]
+async fn rotating_targets_then_the_old_key_is_refused() {
+    let server = TestServer::start(Backend::Sqlite).await;
+    let dirs = tempfile::tempdir().expect("temp dir");
+    let rotated = rotation_round_trip(&server, dirs.path(), "targets", &[]).await;
+    let owner = Client::new(&server, &dirs.path().join("owner"));
+    let old_id = rotated["old_keys"][0].as_str().expect("old key");
+    // The retired key left the key store: `key list` shows the new targets key only.
+    let listed = owner.run(&["--json", "key", "list"]).await.ok().json();
+    let targets_keys: Vec<&Value> = listed["keys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .filter(|k| k["role"] == "targets")
+        .map(|k| &k["key_id"])
+        .collect();
+    assert_eq!(targets_keys, [&rotated["new_key"]]);
+
+    // Compromise drill: the old key signs a new targets version with an evil tag.
+    let retired = owner
+        .trust_dir
+        .join("private")
+        .join("retired")
+        .join(format!("{old_id}.key"));
+    let old = notar_keys::decrypt_key(
+        &std::fs::read(retired).expect("retired key"),
+        "targets passphrase",
+    )
+    .expect("unlocks");
+    let (_, current) = get(&server, "targets.json").await;
+    let current: notar_tuf::Signed<notar_tuf::Targets> =
+        notar_tuf::Signed::from_bytes(current).expect("parses");
+    let mut evil = current.untrusted().clone();
+    evil.targets.insert(
+        "evil".parse().expect("target name"),
+        notar_tuf::TargetFile::sha256(4, [0xee; 32]),
+    );
+    // The same content and version the snapshot pins, so only the signature can tell.
+    let same_version = current.untrusted().clone();
+    evil.version = evil.version.next();
+    let signers: [&dyn notar_tuf::Signer; 1] = [&old];
+    let forged = notar_tuf::Signed::sign(evil, &signers).expect("signs");
+    let (status, body) = upload(&server, "targets", forged.as_bytes().to_vec()).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("INVALID_UPDATE"), "{body}");
+
+    // A client served targets signed by the old key refuses them.
+    let forged = notar_tuf::Signed::sign(same_version, &signers).expect("signs");
+    let (_, root) = get(&server, "1.root.json").await;
+    let fetch = Forging {
+        base: server.tuf_url(GUN),
+        targets: forged.as_bytes().to_vec(),
+    };
+    let mut updater = notar_tuf::client::Updater::new(
+        root,
+        fetch,
+        time::OffsetDateTime::now_utc(),
+        notar_tuf::client::Limits::default(),
+    )
+    .expect("root v1 verifies");
+    let err = updater.refresh().await.expect_err("forged targets refused");
+    assert!(err.to_string().contains("targets"), "{err}");
+    assert!(updater.targets(&notar_tuf::RoleName::targets()).is_none());
+    // Offered as trusted (a cache written by someone else), the same bytes are refused
+    // under root v2, which no longer lists the old key.
+    let (_, root2) = get(&server, "2.root.json").await;
+    let mut updater = notar_tuf::client::Updater::new(
+        root2,
+        Forging {
+            base: server.tuf_url(GUN),
+            targets: Vec::new(),
+        },
+        time::OffsetDateTime::now_utc(),
+        notar_tuf::client::Limits::default(),
+    )
+    .expect("root v2 verifies");
+    let err = updater
+        .load_trusted(&notar_tuf::RoleName::targets(), forged.as_bytes().to_vec())
+        .expect_err("old key refused");
+    assert!(err.to_string().contains("signature"), "{err}");
+}
+
+/// Serves the server's files, except top-level targets, which it replaces with `targets`.
+struct Forging {
+    base: String,
+    targets: Vec<u8>,
+}
+
+impl notar_tuf::client::Fetch for Forging {
+    fn fetch(
+        &self,
+        name: &str,
+        _max_len: u64,
+    ) -> impl std::future::Future<Output = Result<Option<Vec<u8>>, notar_tuf::client::FetchError>> + Send
+    {
+        let url = format!("{}{name}", self.base);
+        let forged = name.ends_with(".targets.json") || name == "targets.json";
+        let targets = self.targets.clone();
+        async move {
+            if forged {
+                return Ok(Some(targets));
+            }
+            let response = reqwest::get(url).await.expect("GET");
+            if response.status() == 404 {
+                return Ok(None);
+            }
+            Ok(Some(response.bytes().await.expect("body").to_vec()))
+        }
+    }
+}
+
+#[tokio::test]
+async fn rotating_root_is_followed_through_the_chain() {
+    let server = TestServer::start(Backend::Sqlite).await;
+    let dirs = tempfile::tempdir().expect("temp dir");
+    let rotated = rotation_round_trip(&server, dirs.path(), "root", &[]).await;
+    // Root v2 is signed by the old and the new root keys.
+    let (_, root) = get(&server, "2.root.json").await;
+    let root: Value = serde_json::from_slice(&root).expect("json");
+    let mut sigs: Vec<&str> = root["signatures"]
+        .as_array()
+        .expect("signatures")
+        .iter()
+        .map(|s| s["keyid"].as_str().expect("keyid"))
+        .collect();
+    sigs.sort_unstable();
+    let mut expected = vec![
+        rotated["old_keys"][0].as_str().expect("old"),
+        rotated["new_key"].as_str().expect("new"),
+    ];
+    expected.sort_unstable();
+    assert_eq!(sigs, expected);
+    // A second rotation signs with the new key (found by its ID in root v2).
+    let owner = Client::new(&server, &dirs.path().join("owner"));
+    let again = owner
+        .run(&["--json", "key", "rotate", GUN, "root"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(again["old_keys"], json!([rotated["new_key"]]));
+    assert_eq!(again["root_version"], 3);
+}
+
+#[tokio::test]
+async fn rotating_timestamp_and_snapshot_to_new_server_keys() {
+    let server = TestServer::start(Backend::Sqlite).await;
+    let dirs = tempfile::tempdir().expect("temp dir");
+    rotation_round_trip(&server, dirs.path(), "timestamp", &[]).await;
+    let owner = Client::new(&server, &dirs.path().join("owner"));
+    let consumer = Client::new(&server, &dirs.path().join("consumer"));
+    let rotated = owner
+        .run(&[
+            "--json",
+            "key",
+            "rotate",
+            GUN,
+            "snapshot",
+            "--server-managed",
+        ])
+        .await
+        .ok()
+        .json();
+    assert_eq!(rotated["root_version"], 3);
+    owner
+        .sign(&format!("{GUN}:v3"), b"manifest three")
+        .await
+        .ok();
+    assert_eq!(tags_of(&consumer).await, ["v1", "v2", "v3"]);
+    let (_, snapshot) = get(&server, "snapshot.json").await;
+    let snapshot: Value = serde_json::from_slice(&snapshot).expect("json");
+    assert_eq!(snapshot["signatures"][0]["keyid"], rotated["new_key"]);
+
+    // Refusals, each before anything changes.
+    let client_held = owner
+        .run(&["key", "rotate", GUN, "snapshot"])
+        .await
+        .expect_code(2);
+    assert!(
+        client_held.stderr.contains("--server-managed"),
+        "{}",
+        client_held.stderr
+    );
+    let misplaced = owner
+        .run(&["key", "rotate", GUN, "targets", "--server-managed"])
+        .await
+        .expect_code(2);
+    assert!(
+        misplaced.stderr.contains("snapshot only"),
+        "{}",
+        misplaced.stderr
+    );
+    let stranger = Client::new(&server, &dirs.path().join("stranger"));
+    let no_key = stranger
+        .run(&["key", "rotate", GUN, "targets"])
+        .await
+        .expect_code(2);
+    assert!(
+        no_key.stderr.contains("no private key for the root role"),
+        "{}",
+        no_key.stderr
+    );
+    let (_, root) = get(&server, "root.json").await;
+    let root: Value = serde_json::from_slice(&root).expect("json");
+    assert_eq!(
+        root["signed"]["version"], 3,
+        "no refused rotation stored a root"
+    );
+}
+
+/// Each key's outcome from a `--json` key report.
+fn outcomes(run: &Run) -> Vec<(String, String)> {
+    run.json()["keys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .map(|k| {
+            (
+                k["role"].as_str().expect("role").to_owned(),
+                k["outcome"].as_str().expect("outcome").to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn backup_wipe_restore_sign_and_after_a_passphrase_change() {
+    let server = TestServer::start(Backend::Sqlite).await;
+    let dirs = tempfile::tempdir().expect("temp dir");
+    let owner = Client::new(&server, &dirs.path().join("owner"));
+    owner.sign(&format!("{GUN}:v1"), b"manifest one").await.ok();
+    let archive = dirs.path().join("keys.backup");
+    let archive_arg = archive.to_str().expect("utf-8");
+    let backed = owner
+        .run(&["--json", "key", "backup", archive_arg])
+        .await
+        .ok();
+    let mut roles = outcomes(&backed);
+    roles.sort();
+    assert_eq!(
+        roles,
+        [
+            ("root".into(), "backed-up".into()),
+            ("targets".into(), "backed-up".into())
+        ]
+    );
+    let exists = owner
+        .run(&["key", "backup", archive_arg])
+        .await
+        .expect_code(2);
+    assert!(
+        exists.stderr.contains("exists already"),
+        "{}",
+        exists.stderr
+    );
+
+    // Wipe, restore, sign.
+    std::fs::remove_dir_all(&owner.trust_dir).expect("wipe");
+    let restored = owner
+        .run(&["--json", "key", "restore", archive_arg])
+        .await
+        .ok();
+    assert!(outcomes(&restored).iter().all(|(_, o)| o == "restored"));
+    owner.sign(&format!("{GUN}:v2"), b"manifest two").await.ok();
+    // Again: nothing written, nothing called restored.
+    let again = owner.run(&["key", "restore", archive_arg]).await.ok();
+    assert!(!again.stdout.contains(": restored"), "{}", again.stdout);
+    assert_eq!(
+        again
+            .stdout
+            .matches("skipped: already present and identical")
+            .count(),
+        2
+    );
+
+    // A passphrase change: the old passphrase stops working, the new one signs.
+    let targets_id = owner.run(&["--json", "key", "list"]).await.ok().json()["keys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .find(|k| k["role"] == "targets")
+        .map(|k| k["key_id"].as_str().expect("id").to_owned())
+        .expect("targets key");
+    let key_file = owner
+        .trust_dir
+        .join("private")
+        .join(format!("{targets_id}.key"));
+    let before = std::fs::read(&key_file).expect("key file");
+    // No new passphrase and no terminal: refused, the file as it was.
+    let refused = owner
+        .run(&["key", "passwd", &targets_id])
+        .await
+        .expect_code(2);
+    assert!(
+        refused.stderr.contains("NOTAR_NEW_PASSPHRASE"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(std::fs::read(&key_file).expect("key file"), before);
+    owner
+        .run_env(
+            &["key", "passwd", &targets_id],
+            &[("NOTAR_NEW_PASSPHRASE", "new targets pass")],
+        )
+        .await
+        .ok();
+    owner
+        .sign(&format!("{GUN}:v3"), b"manifest three")
+        .await
+        .expect_code(2);
+    let (digest, size) = digest_of(b"manifest three");
+    let new_pass = [("NOTAR_TARGETS_PASSPHRASE", "new targets pass")];
+    let sign_v3 = [
+        "trust",
+        "sign",
+        &format!("{GUN}:v3"),
+        "--digest",
+        &format!("sha256:{digest}"),
+        "--size",
+        &size.to_string(),
+    ]
+    .map(|s| s.to_owned());
+    let sign_v3: Vec<&str> = sign_v3.iter().map(String::as_str).collect();
+    owner.run_env(&sign_v3, &new_pass).await.ok();
+
+    // Back up after the change, wipe, restore: the new passphrase signs.
+    let archive2 = dirs.path().join("keys2.backup");
+    owner
+        .run(&["key", "backup", archive2.to_str().expect("utf-8")])
+        .await
+        .ok();
+    std::fs::remove_dir_all(&owner.trust_dir).expect("wipe");
+    owner
+        .run(&["key", "restore", archive2.to_str().expect("utf-8")])
+        .await
+        .ok();
+    let (digest, size) = digest_of(b"manifest four");
+    let sign_v4: Vec<String> = [
+        "trust",
+        "sign",
+        &format!("{GUN}:v4"),
+        "--digest",
+        &format!("sha256:{digest}"),
+        "--size",
+        &size.to_string(),
+    ]
+    .map(|s| s.to_owned())
+    .to_vec();
+    let sign_v4: Vec<&str> = sign_v4.iter().map(String::as_str).collect();
+    owner.run_env(&sign_v4, &new_pass).await.ok();
+    assert_eq!(tags_of(&owner).await, ["v1", "v2", "v3", "v4"]);
+}
+
+#[tokio::test]
+async fn damaged_archives_restore_nothing_and_name_the_entry() {
+    let server = TestServer::start(Backend::Sqlite).await;
+    let dirs = tempfile::tempdir().expect("temp dir");
+    let owner = Client::new(&server, &dirs.path().join("owner"));
+    owner.sign(&format!("{GUN}:v1"), b"manifest one").await.ok();
+    let archive = dirs.path().join("keys.backup");
+    owner
+        .run(&["key", "backup", archive.to_str().expect("utf-8")])
+        .await
+        .ok();
+    let bytes = std::fs::read(&archive).expect("archive");
+    let mut doc: Value = serde_json::from_slice(&bytes).expect("json");
+    let id = doc["keys"][1]["key_id"].as_str().expect("id").to_owned();
+    let file = doc["keys"][1]["file"].as_str().expect("file").to_owned();
+    let flipped = if file.ends_with("0\n") { "1\n" } else { "0\n" };
+    doc["keys"][1]["file"] = format!("{}{flipped}", &file[..file.len() - 2]).into();
+    let altered = dirs.path().join("altered.backup");
+    std::fs::write(&altered, serde_json::to_vec(&doc).expect("json")).expect("write");
+    let truncated = dirs.path().join("truncated.backup");
+    std::fs::write(&truncated, &bytes[..bytes.len() * 2 / 3]).expect("write");
+
+    let fresh = Client::new(&server, &dirs.path().join("fresh"));
+    let run = fresh
+        .run(&["key", "restore", altered.to_str().expect("utf-8")])
+        .await
+        .expect_code(2);
+    assert!(
+        run.stderr.contains(&id) && run.stderr.contains("checksum"),
+        "{}",
+        run.stderr
+    );
+    let run = fresh
+        .run(&["key", "restore", truncated.to_str().expect("utf-8")])
+        .await
+        .expect_code(2);
+    assert!(run.stderr.contains("truncated"), "{}", run.stderr);
+    let listed = fresh.run(&["--json", "key", "list"]).await.ok().json();
+    assert_eq!(listed["keys"], json!([]), "nothing was written");
+}
+
+#[tokio::test]
+async fn export_and_import_single_keys() {
+    use ed25519_dalek::pkcs8::EncodePrivateKey;
+    use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
+
+    let server = TestServer::start(Backend::Sqlite).await;
+    let dirs = tempfile::tempdir().expect("temp dir");
+    let owner = Client::new(&server, &dirs.path().join("owner"));
+    owner.sign(&format!("{GUN}:v1"), b"manifest one").await.ok();
+    let listed = owner.run(&["--json", "key", "list"]).await.ok().json();
+    let targets_id = listed["keys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .find(|k| k["role"] == "targets")
+        .map(|k| k["key_id"].as_str().expect("id").to_owned())
+        .expect("targets key");
+    let exported = dirs.path().join("targets.key");
+    let exported_arg = exported.to_str().expect("utf-8");
+    owner
+        .run(&["key", "export", &targets_id, "-o", exported_arg])
+        .await
+        .ok();
+
+    let other = Client::new(&server, &dirs.path().join("other"));
+    let wrong = other
+        .run(&["key", "import", exported_arg, "--role", "root"])
+        .await
+        .expect_code(2);
+    assert!(wrong.stderr.contains("not a root key"), "{}", wrong.stderr);
+    let imported = other
+        .run(&["--json", "key", "import", exported_arg])
+        .await
+        .ok();
+    assert_eq!(outcomes(&imported), [("targets".into(), "imported".into())]);
+    let again = other.run(&["key", "import", exported_arg]).await.ok();
+    assert!(
+        again
+            .stdout
+            .contains("skipped: already present and identical"),
+        "{}",
+        again.stdout
+    );
+    assert!(!again.stdout.to_lowercase().contains("success"));
+
+    // An unencrypted PKCS#8 PEM is encrypted on import.
+    let signing = ed25519_dalek::SigningKey::from_bytes(&[3u8; 32]);
+    let pem = dirs.path().join("key.pem");
+    std::fs::write(
+        &pem,
+        signing
+            .to_pkcs8_pem(LineEnding::LF)
+            .expect("pem")
+            .as_bytes(),
+    )
+    .expect("write");
+    let pem_arg = pem.to_str().expect("utf-8");
+    let no_role = other.run(&["key", "import", pem_arg]).await.expect_code(2);
+    assert!(
+        no_role.stderr.contains("needs --role"),
+        "{}",
+        no_role.stderr
+    );
+    let imported = other
+        .run(&[
+            "--json",
+            "key",
+            "import",
+            pem_arg,
+            "--role",
+            "targets",
+            "--gun",
+            "example.com/x",
+        ])
+        .await
+        .ok();
+    assert_eq!(outcomes(&imported), [("targets".into(), "imported".into())]);
+    let not_ed25519 = dirs.path().join("rsa.pem");
+    std::fs::write(&not_ed25519, "-----BEGIN PRIVATE KEY-----\nMIIBVAIBADANBgkqhkiG9w0BAQEFAASCAT4wggE6AgEAAkEA\n-----END PRIVATE KEY-----\n").expect("write");
+    let refused = other
+        .run(&[
+            "key",
+            "import",
+            not_ed25519.to_str().expect("utf-8"),
+            "--role",
+            "root",
+        ])
+        .await
+        .expect_code(2);
+    assert!(
+        refused.stderr.contains("only ed25519"),
+        "{}",
+        refused.stderr
+    );
+}
+
+#[tokio::test]
+async fn rotating_to_a_given_key_and_failed_rotations_change_nothing() {
+    use ed25519_dalek::pkcs8::EncodePrivateKey;
+    use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
+
+    let server = TestServer::start(Backend::Sqlite).await;
+    let dirs = tempfile::tempdir().expect("temp dir");
+    let owner = Client::new(&server, &dirs.path().join("owner"));
+    owner.sign(&format!("{GUN}:v1"), b"manifest one").await.ok();
+    let private = owner.trust_dir.join("private");
+    let files_before: Vec<_> = std::fs::read_dir(&private)
+        .expect("private dir")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+
+    // A wrong root passphrase: refused before any key is made or anything uploaded.
+    let wrong = owner
+        .run_env(
+            &["key", "rotate", GUN, "targets"],
+            &[("NOTAR_ROOT_PASSPHRASE", "not the root passphrase")],
+        )
+        .await
+        .expect_code(2);
+    assert!(
+        wrong.stderr.contains("wrong passphrase"),
+        "{}",
+        wrong.stderr
+    );
+    let files_after: Vec<_> = std::fs::read_dir(&private)
+        .expect("private dir")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    assert_eq!(files_before, files_after, "no key file made or moved");
+    let (_, root) = get(&server, "root.json").await;
+    let root: Value = serde_json::from_slice(&root).expect("json");
+    assert_eq!(root["signed"]["version"], 1);
+
+    // --key: rotate to a given PKCS#8 key, encrypted on import.
+    let signing = ed25519_dalek::SigningKey::from_bytes(&[5u8; 32]);
+    let pem = dirs.path().join("new-targets.pem");
+    std::fs::write(
+        &pem,
+        signing
+            .to_pkcs8_pem(LineEnding::LF)
+            .expect("pem")
+            .as_bytes(),
+    )
+    .expect("write");
+    let pem_arg = pem.to_str().expect("utf-8");
+    let rotated = owner
+        .run(&["--json", "key", "rotate", GUN, "targets", "--key", pem_arg])
+        .await
+        .ok()
+        .json();
+    let expected = notar_tuf::PublicKey::ed25519(&signing.verifying_key()).key_id();
+    assert_eq!(rotated["new_key"], expected.as_str());
+    owner.sign(&format!("{GUN}:v2"), b"manifest two").await.ok();
+    // The same key again: nothing to rotate.
+    let same = owner
+        .run(&["key", "rotate", GUN, "targets", "--key", pem_arg])
+        .await
+        .expect_code(2);
+    assert!(
+        same.stderr.contains("already the targets key"),
+        "{}",
+        same.stderr
+    );
+    let misplaced = owner
+        .run(&["key", "rotate", GUN, "timestamp", "--key", pem_arg])
+        .await
+        .expect_code(2);
+    assert!(
+        misplaced.stderr.contains("held by the server"),
+        "{}",
+        misplaced.stderr
+    );
+}

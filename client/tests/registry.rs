@@ -1,0 +1,593 @@
+//! `notar push`, `notar pull` and `notar trust sign` without `--digest`, end to end: the
+//! real binary, a real notar-server (SQLite) and a real OCI registry (Debian's
+//! `docker-registry`) on loopback ports, images built in the tests as OCI layouts, and
+//! skopeo reading what `pull` wrote. Each attack in issue 5 has a test that expects the
+//! precise refusal and an untouched output.
+
+#![expect(clippy::expect_used, reason = "a failed setup step fails the test")]
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use notar_tests::registry::{TestImage, TestRegistry, digest};
+use notar_tests::server::{Backend, TestServer};
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_notar");
+const CLEARED: &[&str] = &[
+    "NOTAR_SERVER",
+    "NOTAR_TRUST_DIR",
+    "NOTAR_ROOT_PASSPHRASE",
+    "NOTAR_TARGETS_PASSPHRASE",
+    "NOTAR_DELEGATION_PASSPHRASE",
+    "DOCKER_CONTENT_TRUST_SERVER",
+    "DOCKER_CONTENT_TRUST_ROOT_PASSPHRASE",
+    "DOCKER_CONTENT_TRUST_REPOSITORY_PASSPHRASE",
+    "NOTAR_KDF",
+    "NOTAR_LOG",
+    "NOTAR_CONTENT_TRUST",
+    "DOCKER_CONFIG",
+];
+
+#[derive(Debug)]
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn expect_code(self, code: i32) -> Self {
+        assert_eq!(
+            self.code, code,
+            "exit code\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+
+    fn ok(self) -> Self {
+        self.expect_code(0)
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", self.stdout))
+    }
+}
+
+/// One test's world: trust server, registry, trust directory, a work directory.
+struct World {
+    server: TestServer,
+    registry: TestRegistry,
+    trust: tempfile::TempDir,
+    work: tempfile::TempDir,
+}
+
+impl World {
+    async fn start() -> Self {
+        World {
+            server: TestServer::start(Backend::Sqlite).await,
+            registry: TestRegistry::start().await,
+            trust: tempfile::tempdir().expect("temp dir"),
+            work: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    fn gun(&self, repository: &str) -> String {
+        format!("{}/{repository}", self.registry.host)
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.work.path().join(name)
+    }
+
+    async fn run_with(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let mut command = tokio::process::Command::new(BIN);
+        for name in CLEARED {
+            command.env_remove(name);
+        }
+        command
+            .args(args)
+            .env("NOTAR_SERVER", &self.server.url)
+            .env("NOTAR_TRUST_DIR", self.trust.path())
+            .env("NOTAR_KDF", "test")
+            .env("NOTAR_ROOT_PASSPHRASE", "root passphrase")
+            .env("NOTAR_TARGETS_PASSPHRASE", "targets passphrase")
+            .env("HOME", self.work.path())
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let output = tokio::time::timeout(Duration::from_secs(120), command.output())
+            .await
+            .unwrap_or_else(|_| panic!("notar {args:?} did not finish within 120 s"))
+            .expect("notar runs");
+        Run {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    async fn run(&self, args: &[&str]) -> Run {
+        self.run_with(args, &[]).await
+    }
+
+    /// Writes `image` as a layout and pushes it with `notar push`.
+    async fn push(&self, image: &TestImage, reference: &str) -> Run {
+        let layout = self.path(&format!("layout-{}", digest(&image.manifest)));
+        image.write_layout(&layout, reference.rsplit(':').next().expect("tag"));
+        self.run(&["push", path_str(&layout), reference]).await
+    }
+
+    /// Stores `image` in the registry under `tag` without signing anything.
+    async fn store_unsigned(&self, repository: &str, tag: &str, image: &TestImage) {
+        for (_, bytes) in &image.blobs {
+            self.registry.put_blob(repository, bytes).await;
+        }
+        self.registry
+            .put_manifest(repository, tag, image.media_type, &image.manifest)
+            .await;
+    }
+
+    /// Asserts nothing was written next to or at `output` (no layout, no staging left).
+    fn assert_untouched(&self, output: &Path) {
+        assert!(!output.exists(), "{} was written", output.display());
+        let leftovers: Vec<_> = std::fs::read_dir(self.work.path())
+            .expect("work dir")
+            .filter_map(Result::ok)
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.contains("notar-"))
+            .collect();
+        assert!(leftovers.is_empty(), "staging left behind: {leftovers:?}");
+    }
+}
+
+fn path_str(path: &Path) -> &str {
+    path.to_str().expect("utf-8 path")
+}
+
+/// Every blob file under `layout`, checked against its name; returns the digests.
+fn layout_blobs(layout: &Path) -> Vec<(String, u64)> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(layout.join("blobs/sha256")).expect("blobs dir") {
+        let path = entry.expect("entry").path();
+        let bytes = std::fs::read(&path).expect("blob");
+        let name = format!(
+            "sha256:{}",
+            path.file_name().expect("name").to_string_lossy()
+        );
+        assert_eq!(digest(&bytes), name, "blob file content matches its name");
+        out.push((name, bytes.len() as u64));
+    }
+    out.sort();
+    out
+}
+
+fn skopeo(args: &[&str]) -> std::process::Output {
+    std::process::Command::new("skopeo")
+        .arg("--insecure-policy")
+        .args(args)
+        .output()
+        .expect("skopeo runs")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_sign_pull_then_skopeo_reads_the_layout() {
+    let w = World::start().await;
+    let gun = w.gun("team/app");
+    let image = TestImage::single("linux", "amd64", 3, 100_000);
+    let pushed = w.push(&image, &format!("{gun}:v1")).await.ok();
+    assert!(
+        pushed
+            .stdout
+            .contains(&format!("Signed {gun}:v1 as {}", digest(&image.manifest))),
+        "{}",
+        pushed.stdout
+    );
+    // A second push of the same blobs uploads none of them.
+    let again = w.push(&image, &format!("{gun}:v1")).await.ok();
+    assert!(
+        again.stderr.contains("0 blobs uploaded"),
+        "{}",
+        again.stderr
+    );
+
+    let out = w.path("out");
+    let pulled = w
+        .run(&[
+            "pull",
+            &format!("{gun}:v1"),
+            "--output",
+            path_str(&out),
+            "--json",
+        ])
+        .await
+        .ok()
+        .json();
+    assert_eq!(pulled["digest"], digest(&image.manifest));
+    assert_eq!(pulled["role"], "targets");
+    assert_eq!(pulled["verified"], true);
+    assert_eq!(pulled["blobs"].as_array().expect("blobs").len(), 4);
+
+    // Every blob in the layout has the digest and size the registry reports.
+    let blobs = layout_blobs(&out);
+    assert_eq!(blobs.len(), 5, "config, 3 layers, manifest");
+    let manifest = (digest(&image.manifest), image.manifest.len() as u64);
+    assert!(blobs.contains(&manifest));
+    for (d, size) in blobs.iter().filter(|b| **b != manifest) {
+        assert_eq!(
+            w.registry.blob_head("team/app", d).await,
+            (d.clone(), *size)
+        );
+    }
+    let index: Value =
+        serde_json::from_slice(&std::fs::read(out.join("index.json")).expect("index.json"))
+            .expect("json");
+    assert_eq!(index["manifests"][0]["digest"], digest(&image.manifest));
+    assert_eq!(
+        index["manifests"][0]["annotations"]["org.opencontainers.image.ref.name"],
+        "v1"
+    );
+
+    // skopeo, an independent consumer, accepts the layout.
+    let inspect = skopeo(&["inspect", &format!("oci:{}", path_str(&out))]);
+    assert!(
+        inspect.status.success(),
+        "skopeo inspect: {}",
+        String::from_utf8_lossy(&inspect.stderr)
+    );
+    let inspected: Value = serde_json::from_slice(&inspect.stdout).expect("skopeo json");
+    assert_eq!(inspected["Digest"], digest(&image.manifest));
+    let copied = w.path("copied");
+    let copy = skopeo(&[
+        "copy",
+        &format!("oci:{}", path_str(&out)),
+        &format!("dir:{}", path_str(&copied)),
+    ]);
+    assert!(
+        copy.status.success(),
+        "skopeo copy: {}",
+        String::from_utf8_lossy(&copy.stderr)
+    );
+
+    // Pulling again into the same output reuses the verified blobs.
+    let again = w
+        .run(&[
+            "pull",
+            &format!("{gun}:v1"),
+            "--output",
+            path_str(&out),
+            "--json",
+        ])
+        .await
+        .ok()
+        .json();
+    assert!(
+        again["blobs"]
+            .as_array()
+            .expect("blobs")
+            .iter()
+            .all(|b| b["reused"] == true)
+    );
+
+    // By digest: content addressed, checked the same way.
+    let by_digest = w.path("by-digest");
+    w.run(&[
+        "pull",
+        &format!("{gun}@{}", digest(&image.manifest)),
+        "-o",
+        path_str(&by_digest),
+    ])
+    .await
+    .ok();
+    assert_eq!(layout_blobs(&by_digest), blobs);
+
+    // `trust sign` without --digest signs what the registry's tag names.
+    w.registry
+        .put_manifest("team/app", "v2", image.media_type, &image.manifest)
+        .await;
+    let signed = w
+        .run(&["trust", "sign", &format!("{gun}:v2"), "--json"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(signed["digest"], digest(&image.manifest));
+    assert_eq!(signed["size"], image.manifest.len());
+    w.run(&["pull", &format!("{gun}:v2"), "-o", path_str(&w.path("v2"))])
+        .await
+        .ok();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_multi_platform_index_pulls_the_requested_platform() {
+    let w = World::start().await;
+    let gun = w.gun("multi");
+    let (image, platforms) = TestImage::two_platform(2, 10_000);
+    w.push(&image, &format!("{gun}:v1")).await.ok();
+    for (arch, manifest_digest, blobs) in &platforms {
+        let out = w.path(arch);
+        w.run(&[
+            "pull",
+            &format!("{gun}:v1"),
+            "--platform",
+            &format!("linux/{arch}"),
+            "-o",
+            path_str(&out),
+        ])
+        .await
+        .ok();
+        let index: Value =
+            serde_json::from_slice(&std::fs::read(out.join("index.json")).expect("index"))
+                .expect("json");
+        assert_eq!(&index["manifests"][0]["digest"], manifest_digest);
+        assert_eq!(
+            index["manifests"][0]["platform"]["architecture"],
+            arch.as_str()
+        );
+        let present: Vec<String> = layout_blobs(&out).into_iter().map(|(d, _)| d).collect();
+        for d in blobs {
+            assert!(present.contains(d), "{arch}: {d} missing");
+        }
+        for (other, _, other_blobs) in &platforms {
+            if other != arch {
+                assert!(
+                    other_blobs.iter().all(|d| !present.contains(d)),
+                    "{arch} holds {other} blobs"
+                );
+            }
+        }
+        let inspect = skopeo(&["inspect", &format!("oci:{}", path_str(&out))]);
+        assert!(
+            inspect.status.success(),
+            "{}",
+            String::from_utf8_lossy(&inspect.stderr)
+        );
+    }
+    let out = w.path("s390x");
+    let missing = w
+        .run(&[
+            "pull",
+            &format!("{gun}:v1"),
+            "--platform",
+            "linux/s390x",
+            "-o",
+            path_str(&out),
+        ])
+        .await
+        .expect_code(2);
+    assert!(
+        missing.stderr.contains("no manifest for linux/s390x"),
+        "{}",
+        missing.stderr
+    );
+    w.assert_untouched(&out);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tag_moved_after_signing_is_refused() {
+    let w = World::start().await;
+    let gun = w.gun("moved");
+    let signed = TestImage::single("linux", "amd64", 1, 1000);
+    w.push(&signed, &format!("{gun}:v1")).await.ok();
+    let other = TestImage::single("linux", "amd64", 1, 1000);
+    w.store_unsigned("moved", "v1", &other).await;
+    let out = w.path("out");
+    let refused = w
+        .run(&["pull", &format!("{gun}:v1"), "-o", path_str(&out)])
+        .await
+        .expect_code(1);
+    assert!(
+        refused.stderr.contains(&format!(
+            "the registry's tag names {}, but the signed digest is {}",
+            digest(&other.manifest),
+            digest(&signed.manifest)
+        )),
+        "{}",
+        refused.stderr
+    );
+    w.assert_untouched(&out);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_altered_blob_fails_naming_its_digest() {
+    let w = World::start().await;
+    let gun = w.gun("altered");
+    let image = TestImage::single("linux", "amd64", 3, 50_000);
+    w.push(&image, &format!("{gun}:v1")).await.ok();
+    let victim = &image.layers[2];
+    let file = w.registry.blob_file(victim);
+    let mut bytes = std::fs::read(&file).expect("stored blob");
+    bytes[1000] ^= 0xff;
+    std::fs::write(&file, &bytes).expect("alter blob");
+    let out = w.path("out");
+    let refused = w
+        .run(&["pull", &format!("{gun}:v1"), "-o", path_str(&out)])
+        .await
+        .expect_code(1);
+    assert!(
+        refused.stderr.contains(&format!("blob {victim} of"))
+            && refused.stderr.contains("the content has digest"),
+        "{}",
+        refused.stderr
+    );
+    w.assert_untouched(&out);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manifest_larger_than_signed_is_refused_before_reading_it() {
+    let w = World::start().await;
+    let gun = w.gun("large");
+    let image = TestImage::single("linux", "amd64", 1, 1000);
+    w.store_unsigned("large", "v1", &image).await;
+    let short = image.manifest.len() - 10;
+    w.run(&[
+        "trust",
+        "sign",
+        &format!("{gun}:v1"),
+        "--digest",
+        &digest(&image.manifest),
+        "--size",
+        &short.to_string(),
+    ])
+    .await
+    .ok();
+    let out = w.path("out");
+    let refused = w
+        .run(&["pull", &format!("{gun}:v1"), "-o", path_str(&out)])
+        .await
+        .expect_code(1);
+    assert!(
+        refused.stderr.contains(&format!(
+            "the registry announces {} bytes, more than the {short} bytes signed",
+            image.manifest.len()
+        )),
+        "{}",
+        refused.stderr
+    );
+    w.assert_untouched(&out);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unsigned_tags_missing_trust_data_and_unreachable_services() {
+    let mut w = World::start().await;
+    let gun = w.gun("app");
+    let image = TestImage::single("linux", "amd64", 1, 1000);
+    w.push(&image, &format!("{gun}:v1")).await.ok();
+    let out = w.path("out");
+
+    // A tag in the registry that nobody signed.
+    w.store_unsigned("app", "unsigned", &image).await;
+    let refused = w
+        .run(&["pull", &format!("{gun}:unsigned"), "-o", path_str(&out)])
+        .await
+        .expect_code(1);
+    assert!(
+        refused
+            .stderr
+            .contains(&format!("{gun}:unsigned is not signed")),
+        "{}",
+        refused.stderr
+    );
+    w.assert_untouched(&out);
+
+    // The explicit opt-out pulls it, with a warning.
+    let warned = w
+        .run(&[
+            "pull",
+            &format!("{gun}:unsigned"),
+            "-o",
+            path_str(&out),
+            "--disable-content-trust",
+        ])
+        .await
+        .ok();
+    assert!(
+        warned.stderr.contains("content trust is disabled"),
+        "{}",
+        warned.stderr
+    );
+    std::fs::remove_dir_all(&out).expect("clean");
+    let warned = w
+        .run_with(
+            &["pull", &format!("{gun}:unsigned"), "-o", path_str(&out)],
+            &[("NOTAR_CONTENT_TRUST", "0")],
+        )
+        .await
+        .ok();
+    assert!(
+        warned.stderr.contains("content trust is disabled"),
+        "{}",
+        warned.stderr
+    );
+    std::fs::remove_dir_all(&out).expect("clean");
+
+    // A repository without trust data.
+    w.store_unsigned("never-signed", "v1", &image).await;
+    let refused = w
+        .run(&[
+            "pull",
+            &format!("{}:v1", w.gun("never-signed")),
+            "-o",
+            path_str(&out),
+        ])
+        .await
+        .expect_code(1);
+    assert!(
+        refused.stderr.contains("no trust data for"),
+        "{}",
+        refused.stderr
+    );
+    w.assert_untouched(&out);
+
+    // The trust server is unreachable.
+    let refused = w
+        .run(&[
+            "pull",
+            &format!("{gun}:v1"),
+            "-o",
+            path_str(&out),
+            "--server",
+            "http://127.0.0.1:9",
+        ])
+        .await
+        // The TUF workflow could not fetch the root: trust is not established.
+        .expect_code(1);
+    assert!(
+        refused
+            .stderr
+            .contains("fetching root: GET http://127.0.0.1:9/"),
+        "{}",
+        refused.stderr
+    );
+    w.assert_untouched(&out);
+
+    // The repository's trust data is deleted on the server.
+    let deleted = reqwest::Client::new()
+        .delete(w.server.tuf_url(&gun))
+        .send()
+        .await
+        .expect("delete");
+    assert!(
+        deleted.status().is_success(),
+        "delete: {}",
+        deleted.status()
+    );
+    let refused = w
+        .run(&["pull", &format!("{gun}:v1"), "-o", path_str(&out)])
+        .await
+        .expect_code(1);
+    assert!(
+        refused
+            .stderr
+            .contains(&format!("verifying the trust data of {gun}")),
+        "{}",
+        refused.stderr
+    );
+    w.assert_untouched(&out);
+
+    // The registry is unreachable.
+    w.registry.kill();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let gun2 = gun.clone();
+    let refused = w
+        .run(&[
+            "pull",
+            &format!("{gun2}@{}", digest(&image.manifest)),
+            "-o",
+            path_str(&out),
+        ])
+        .await
+        .expect_code(2);
+    assert!(
+        refused
+            .stderr
+            .contains(&format!("(registry {})", w.registry.host)),
+        "{}",
+        refused.stderr
+    );
+    w.assert_untouched(&out);
+}
