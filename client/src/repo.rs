@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 use std::num::NonZeroU32;
 
-use notar_tuf::client::{FoundTarget, Limits, UpdateError, Updater};
+use notar_tuf::client::{FoundTarget, Limits, UnlistedDelegation, UpdateError, Updater};
 use notar_tuf::metadata::Authority;
 use notar_tuf::{Gun, KeyId, RoleName, RoleType, Root, Signed, Targets, Verified};
 
@@ -60,17 +60,19 @@ impl Repository {
             Some(bytes) => bytes,
             None => fetch_first_root(ctx, gun, &fetch).await?,
         };
-        let updater = Updater::new(root, fetch, ctx.now, Limits::default()).map_err(|source| {
-            if first_contact {
-                Error::untrusted(gun, source)
-            } else {
-                Error::BadTrustedRoot {
-                    gun: gun.clone(),
-                    path: cache.dir().join("root.json"),
-                    source: Box::new(source),
+        let updater = Updater::new(root, fetch, ctx.now, Limits::default())
+            .map(|u| u.with_unlisted_delegations(UnlistedDelegation::Empty))
+            .map_err(|source| {
+                if first_contact {
+                    Error::untrusted(gun, source)
+                } else {
+                    Error::BadTrustedRoot {
+                        gun: gun.clone(),
+                        path: cache.dir().join("root.json"),
+                        source: Box::new(source),
+                    }
                 }
-            }
-        })?;
+            })?;
         if let Some(pin) = &pin {
             check_pin(gun, updater.root(), pin)?;
         } else if first_contact {
@@ -113,6 +115,7 @@ impl Repository {
         let cache = MetadataCache::load(&ctx.trust_dir, gun)?;
         let fetch = ctx.server.fetcher(gun);
         let updater = Updater::new(root, fetch, ctx.now, Limits::default())
+            .map(|u| u.with_unlisted_delegations(UnlistedDelegation::Empty))
             .map_err(|source| Error::untrusted(gun, source))?;
         let mut repo = Repository {
             gun: gun.clone(),

@@ -218,6 +218,19 @@ async fn two_signers_sign_inspect_revoke_and_remove() {
         "{}",
         added.stderr
     );
+    // Before any signer signs, the new roles have no metadata: notar reads them as empty,
+    // so the tag the owner signed still resolves and inspect still works.
+    let resolved = owner
+        .run(&["trust", "resolve", &format!("{GUN}:v1")])
+        .await
+        .ok();
+    assert!(resolved.stdout.contains("@sha256:"), "{}", resolved.stdout);
+    let inspected = owner.run(&["trust", "inspect", GUN]).await.ok();
+    assert!(
+        inspected.stdout.contains("\"SignedTag\": \"v1\""),
+        "{}",
+        inspected.stdout
+    );
     let twice = owner
         .run(&["trust", "signer", "add", "alice", GUN, "--key", alice_pub])
         .await

@@ -166,6 +166,24 @@ pub struct Updater<F> {
     /// Delegated roles the caller kept from an earlier update, not yet checked: a delegated
     /// role can only be verified once the search reaches it through its delegator.
     kept: BTreeMap<RoleName, Signed<Targets>>,
+    /// What to do with a delegated role the trusted snapshot does not list.
+    unlisted: UnlistedDelegation,
+    /// Delegated roles the trusted snapshot does not list, read as empty under
+    /// [`UnlistedDelegation::Empty`].
+    absent: BTreeSet<RoleName>,
+}
+
+/// What a search does when it reaches a delegated role that the trusted snapshot does not
+/// list (a signer was added but has not signed yet).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum UnlistedDelegation {
+    /// Fail, as python-tuf does: the repository is inconsistent.
+    #[default]
+    Refuse,
+    /// Read the role as empty and go on searching, as Notary and Docker do. A role the
+    /// client saw listed before cannot be hidden this way: snapshot rollback checks refuse
+    /// a snapshot that drops it.
+    Empty,
 }
 
 /// Which keys and threshold verified a targets role.
@@ -267,7 +285,15 @@ impl<F: Fetch> Updater<F> {
             targets: BTreeMap::new(),
             current: BTreeMap::new(),
             kept: BTreeMap::new(),
+            unlisted: UnlistedDelegation::Refuse,
+            absent: BTreeSet::new(),
         })
+    }
+
+    /// Sets what a search does with delegated roles the snapshot does not list.
+    pub fn with_unlisted_delegations(mut self, policy: UnlistedDelegation) -> Self {
+        self.unlisted = policy;
+        self
     }
 
     /// Offers metadata the caller kept from an earlier update, before [`Updater::refresh`].
@@ -524,6 +550,7 @@ impl<F: Fetch> Updater<F> {
         self.snapshot = Some(new);
         // Every targets role is checked against the new snapshot before a search reads it.
         self.current.clear();
+        self.absent.clear();
         Ok(())
     }
 
@@ -548,14 +575,23 @@ impl<F: Fetch> Updater<F> {
     async fn load_targets_role(&mut self, authority: &RoleAuthority) -> Result<(), UpdateError> {
         let name = &authority.role;
         let role = name.as_str();
-        let meta = self
+        let listed = self
             .snapshot
             .as_ref()
-            .and_then(|s| s.meta.get(&format!("{role}.json")).cloned())
-            .ok_or_else(|| UpdateError::Missing {
-                role: role.into(),
-                reason: "the trusted snapshot does not list it".into(),
-            })?;
+            .and_then(|s| s.meta.get(&format!("{role}.json")).cloned());
+        let meta = match listed {
+            Some(meta) => meta,
+            None if name.is_delegated() && self.unlisted == UnlistedDelegation::Empty => {
+                self.absent.insert(name.clone());
+                return Ok(());
+            }
+            None => {
+                return Err(UpdateError::Missing {
+                    role: role.into(),
+                    reason: "the trusted snapshot does not list it".into(),
+                });
+            }
+        };
         let usable = |copy: &Signed<Targets>| {
             let t = copy.untrusted();
             t.version == meta.version
@@ -676,7 +712,7 @@ impl<F: Fetch> Updater<F> {
             if visited.len() >= self.limits.max_delegations {
                 break;
             }
-            if !visited.insert(role.clone()) {
+            if !visited.insert(role.clone()) || self.absent.contains(&role) {
                 continue;
             }
             let (keyids, threshold) = self.keys_for(&role, delegator.as_ref())?;
@@ -718,7 +754,10 @@ impl<F: Fetch> Updater<F> {
         let mut stack: Vec<(RoleName, Option<RoleName>)> = vec![(RoleName::targets(), None)];
         let mut seen = BTreeSet::new();
         while let Some((role, delegator)) = stack.pop() {
-            if seen.len() >= self.limits.max_delegations || !seen.insert(role.clone()) {
+            if seen.len() >= self.limits.max_delegations
+                || !seen.insert(role.clone())
+                || self.absent.contains(&role)
+            {
                 continue;
             }
             let (keyids, threshold) = self.keys_for(&role, delegator.as_ref())?;

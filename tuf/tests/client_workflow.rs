@@ -1597,3 +1597,41 @@ fn target_bytes_are_checked_against_length_and_every_hash() {
         "unknown algorithm"
     );
 }
+
+#[test]
+fn an_unlisted_delegated_role_reads_as_empty_only_when_asked() {
+    // A is delegated first but has no metadata yet (a signer added, not yet signed); B,
+    // delegated after it, signs x.
+    let mut repo = graph(&[
+        ("targets", "A", &["*"], false),
+        ("targets", "B", &["*"], false),
+    ]);
+    repo.add_target("B", "x", b"x");
+    repo.signed_targets.remove("A");
+    repo.publish();
+    let mut local = Local::new(repo.root_v1());
+    let mut strict = local.refresh_ok(&repo.net);
+    let err = block_on(strict.find_target("x")).expect_err("A is delegated but unlisted");
+    assert!(
+        matches!(err, UpdateError::Missing { ref role, .. } if role == "A"),
+        "{err:?}"
+    );
+
+    let mut lenient = local
+        .updater(&repo.net)
+        .with_unlisted_delegations(notar_tuf::client::UnlistedDelegation::Empty);
+    block_on(lenient.refresh()).expect("refresh");
+    let found = block_on(lenient.find_target("x"))
+        .expect("search")
+        .expect("found in B");
+    assert_eq!(found.role.as_str(), "B");
+    assert!(
+        !lenient
+            .trusted_files()
+            .iter()
+            .any(|(name, _)| name == "A.json"),
+        "nothing is invented for A"
+    );
+    let order = block_on(lenient.load_all_targets()).expect("walk");
+    assert!(!order.iter().any(|r| r.as_str() == "A"), "{order:?}");
+}

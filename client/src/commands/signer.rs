@@ -336,7 +336,7 @@ async fn add(ctx: &Context, args: SignerAddArgs, pin: Option<&KeyId>) -> Result<
         .collect();
     if !unpublished.is_empty() {
         eprintln!(
-            "notar: warning: {} of {gun} {} no metadata yet; until a signer signs a tag, TUF clients (notar, python-tuf) cannot look up tags outside the targets role, and `trust inspect` fails. Sign a tag as {} to publish it.",
+            "notar: warning: {} of {gun} {} no metadata yet: notar and Docker read such roles as empty, but strict TUF clients (python-tuf) refuse the repository until a signer signs a tag. Sign a tag as {} to publish it.",
             unpublished.join(" and "),
             if unpublished.len() == 1 {
                 "has"
