@@ -109,15 +109,16 @@ impl<T: Role> Signed<T> {
     }
 
     fn assemble(signed: T, canonical: Vec<u8>, signatures: Vec<Signature>) -> Result<Self, Error> {
-        #[derive(Serialize)]
-        struct Out<'a, T> {
-            signatures: &'a [Signature],
-            signed: &'a T,
-        }
-        let raw = cjson::to_canonical(&Out {
-            signatures: &signatures,
-            signed: &signed,
-        })?;
+        // The envelope's canonical form is `{"signatures":[…],"signed":<canonical signed>}`
+        // ("signatures" sorts before "signed"), so the signed part, canonicalised once
+        // already, is spliced in rather than serialised a second time.
+        let sigs = cjson::to_canonical(&signatures)?;
+        let mut raw = Vec::with_capacity(canonical.len() + sigs.len() + 28);
+        raw.extend_from_slice(b"{\"signatures\":");
+        raw.extend_from_slice(&sigs);
+        raw.extend_from_slice(b",\"signed\":");
+        raw.extend_from_slice(&canonical);
+        raw.push(b'}');
         Ok(Signed {
             raw: raw.into(),
             canonical,
@@ -278,5 +279,29 @@ impl<T: Role> Verified<T> {
         } else {
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Expiry, TargetFile, TargetName, Targets, Version};
+
+    #[test]
+    fn signed_envelopes_are_canonical_json() {
+        let expires: Expiry = "2099-01-01T00:00:00Z".parse().expect("valid");
+        let mut targets = Targets::new(Version::ONE, expires);
+        targets.targets.insert(
+            TargetName::new("latest").expect("valid"),
+            TargetFile::sha256(5, [1; 32]),
+        );
+        let key = ed25519_dalek::SigningKey::from_bytes(&[3; 32]);
+        let signed = Signed::sign(targets, &[&key]).expect("sign");
+        let value: Value = serde_json::from_slice(signed.as_bytes()).expect("JSON");
+        assert_eq!(
+            cjson::to_canonical(&value).expect("canonical"),
+            signed.as_bytes(),
+            "the spliced envelope is exactly its canonical form"
+        );
     }
 }
