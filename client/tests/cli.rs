@@ -12,7 +12,6 @@
 use std::collections::BTreeMap;
 use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use notar_tests::python;
@@ -22,53 +21,13 @@ use notar_tuf::{Delegations, RoleName, Signed, Signer, TargetName, Targets, Vers
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-const BIN: &str = env!("CARGO_BIN_EXE_notar");
+mod common;
+use common::Run;
+
 const ROOT_PASS: &str = "root passphrase for the cli tests";
 const TARGETS_PASS: &str = "targets passphrase for the cli tests";
 /// A GUN with a registry port, so reference parsing must find the tag after the last `/`.
 const GUN: &str = "localhost:5000/team/app";
-/// Variables a caller's environment might hold that would change what notar does.
-const CLEARED: &[&str] = &[
-    "NOTAR_SERVER",
-    "NOTAR_TRUST_DIR",
-    "NOTAR_ROOT_PASSPHRASE",
-    "NOTAR_TARGETS_PASSPHRASE",
-    "NOTAR_DELEGATION_PASSPHRASE",
-    "DOCKER_CONTENT_TRUST_SERVER",
-    "DOCKER_CONTENT_TRUST_ROOT_PASSPHRASE",
-    "DOCKER_CONTENT_TRUST_REPOSITORY_PASSPHRASE",
-    "NOTAR_KDF",
-    "NOTAR_LOG",
-];
-
-/// What one run of the binary did.
-#[derive(Debug)]
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    /// Panics with the output unless the exit code is `code`.
-    fn expect_code(self, code: i32) -> Self {
-        assert_eq!(
-            self.code, code,
-            "exit code\n--- stdout\n{}\n--- stderr\n{}",
-            self.stdout, self.stderr
-        );
-        self
-    }
-
-    fn ok(self) -> Self {
-        self.expect_code(0)
-    }
-
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", self.stdout))
-    }
-}
 
 /// `notar` with one trust directory and one server.
 #[derive(Clone, Debug)]
@@ -83,7 +42,7 @@ struct Client {
 impl Client {
     fn new(server: &TestServer, trust_dir: &Path) -> Self {
         Client {
-            bin: PathBuf::from(BIN),
+            bin: PathBuf::from(common::BIN),
             server: server.url.clone(),
             trust_dir: trust_dir.to_path_buf(),
             env: vec![
@@ -104,34 +63,27 @@ impl Client {
         self
     }
 
+    /// The environment of every run: server, trust directory, cheap key derivation, then
+    /// [`Client::env`].
+    fn env(&self) -> Vec<(&str, &str)> {
+        let mut env = vec![
+            ("NOTAR_SERVER", self.server.as_str()),
+            (
+                "NOTAR_TRUST_DIR",
+                self.trust_dir.to_str().expect("UTF-8 trust directory"),
+            ),
+            ("NOTAR_KDF", "test"),
+        ];
+        env.extend(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        env
+    }
+
     fn command(&self, args: &[&str]) -> tokio::process::Command {
-        let mut command = tokio::process::Command::new(&self.bin);
-        for name in CLEARED {
-            command.env_remove(name);
-        }
-        command
-            .args(args)
-            .env("NOTAR_SERVER", &self.server)
-            .env("NOTAR_TRUST_DIR", &self.trust_dir)
-            .env("NOTAR_KDF", "test")
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        command
+        common::command(&self.bin, args, &self.env())
     }
 
     async fn run(&self, args: &[&str]) -> Run {
-        let output = tokio::time::timeout(Duration::from_secs(120), self.command(args).output())
-            .await
-            .unwrap_or_else(|_| panic!("notar {args:?} did not finish within 120 s"))
-            .expect("notar runs");
-        Run {
-            code: output.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        }
+        common::run_bin(&self.bin, args, &self.env(), Duration::from_secs(120)).await
     }
 
     async fn sign(&self, reference: &str, manifest: &[u8]) -> Run {

@@ -6,55 +6,17 @@
 #![expect(clippy::expect_used, reason = "a failed setup step fails the test")]
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
 use notar_tests::server::{Backend, TestServer};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-const BIN: &str = env!("CARGO_BIN_EXE_notar");
+mod common;
+use common::Run;
+
 const GUN: &str = "localhost:5000/team/app";
-const CLEARED: &[&str] = &[
-    "NOTAR_SERVER",
-    "NOTAR_TRUST_DIR",
-    "NOTAR_ROOT_PASSPHRASE",
-    "NOTAR_TARGETS_PASSPHRASE",
-    "NOTAR_DELEGATION_PASSPHRASE",
-    "DOCKER_CONTENT_TRUST_SERVER",
-    "DOCKER_CONTENT_TRUST_ROOT_PASSPHRASE",
-    "DOCKER_CONTENT_TRUST_REPOSITORY_PASSPHRASE",
-    "NOTAR_KDF",
-    "NOTAR_LOG",
-];
 const DELEGATION_PASS: &str = "delegation passphrase for the signer tests";
-
-#[derive(Debug)]
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn expect_code(self, code: i32) -> Self {
-        assert_eq!(
-            self.code, code,
-            "exit code\n--- stdout\n{}\n--- stderr\n{}",
-            self.stdout, self.stderr
-        );
-        self
-    }
-
-    fn ok(self) -> Self {
-        self.expect_code(0)
-    }
-
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", self.stdout))
-    }
-}
 
 /// `notar` with one trust directory and one server.
 struct Client {
@@ -76,30 +38,17 @@ impl Client {
 
     /// [`Client::run`] with `env` set on top of the usual passphrases.
     async fn run_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
-        let mut command = tokio::process::Command::new(BIN);
-        for name in CLEARED {
-            command.env_remove(name);
-        }
-        command
-            .args(args)
-            .env("NOTAR_SERVER", &self.server)
-            .env("NOTAR_TRUST_DIR", &self.trust_dir)
-            .env("NOTAR_KDF", "test")
-            .env("NOTAR_ROOT_PASSPHRASE", "root passphrase")
-            .env("NOTAR_TARGETS_PASSPHRASE", "targets passphrase")
-            .env("NOTAR_DELEGATION_PASSPHRASE", DELEGATION_PASS)
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .kill_on_drop(true);
-        let output = tokio::time::timeout(Duration::from_secs(120), command.output())
-            .await
-            .unwrap_or_else(|_| panic!("notar {args:?} did not finish within 120 s"))
-            .expect("notar runs");
-        Run {
-            code: output.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        }
+        let trust_dir = self.trust_dir.to_str().expect("UTF-8 trust directory");
+        let mut all = vec![
+            ("NOTAR_SERVER", self.server.as_str()),
+            ("NOTAR_TRUST_DIR", trust_dir),
+            ("NOTAR_KDF", "test"),
+            ("NOTAR_ROOT_PASSPHRASE", "root passphrase"),
+            ("NOTAR_TARGETS_PASSPHRASE", "targets passphrase"),
+            ("NOTAR_DELEGATION_PASSPHRASE", DELEGATION_PASS),
+        ];
+        all.extend_from_slice(env);
+        common::run_notar(args, &all, Duration::from_secs(120)).await
     }
 
     async fn sign(&self, reference: &str, manifest: &[u8]) -> Run {

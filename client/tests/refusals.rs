@@ -19,7 +19,6 @@ use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::num::NonZeroU32;
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -39,23 +38,12 @@ use notar_tuf::{
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-const BIN: &str = env!("CARGO_BIN_EXE_notar");
+mod common;
+use common::Run;
+
 const ROOT_PASS: &str = "root passphrase for the refusal tests";
 const TARGETS_PASS: &str = "targets passphrase for the refusal tests";
 const GUN: &str = "localhost:5000/team/app";
-/// Variables a caller's environment might hold that would change what notar does.
-const CLEARED: &[&str] = &[
-    "NOTAR_SERVER",
-    "NOTAR_TRUST_DIR",
-    "NOTAR_ROOT_PASSPHRASE",
-    "NOTAR_TARGETS_PASSPHRASE",
-    "NOTAR_DELEGATION_PASSPHRASE",
-    "DOCKER_CONTENT_TRUST_SERVER",
-    "DOCKER_CONTENT_TRUST_ROOT_PASSPHRASE",
-    "DOCKER_CONTENT_TRUST_REPOSITORY_PASSPHRASE",
-    "NOTAR_KDF",
-    "NOTAR_LOG",
-];
 /// The client's size limit for `timestamp.json` (`Limits::default()`).
 const TIMESTAMP_MAX_BYTES: usize = 16 * 1024;
 
@@ -206,33 +194,7 @@ async fn forward(State(proxy): State<Arc<ProxyState>>, request: Request) -> Resp
 // ---------------------------------------------------------------------------------------
 // The binary
 
-/// What one run of the binary did.
-#[derive(Debug)]
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
 impl Run {
-    fn expect_code(self, code: i32) -> Self {
-        assert_eq!(
-            self.code, code,
-            "exit code\n--- stdout\n{}\n--- stderr\n{}",
-            self.stdout, self.stderr
-        );
-        self
-    }
-
-    fn ok(self) -> Self {
-        self.expect_code(0)
-    }
-
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", self.stdout))
-    }
-
     /// Trust not established: exit 1, nothing on stdout, and exactly the error the TUF
     /// workflow gives, `cause` naming the role and the check.
     fn refused(self, cause: &str) {
@@ -254,30 +216,17 @@ struct Client {
 
 impl Client {
     async fn run(&self, args: &[&str]) -> Run {
-        let mut command = tokio::process::Command::new(BIN);
-        for name in CLEARED {
-            command.env_remove(name);
-        }
-        command
-            .args(args)
-            .env("NOTAR_SERVER", &self.server)
-            .env("NOTAR_TRUST_DIR", &self.trust_dir)
-            .env("NOTAR_KDF", "test")
-            .env("NOTAR_ROOT_PASSPHRASE", ROOT_PASS)
-            .env("NOTAR_TARGETS_PASSPHRASE", TARGETS_PASS)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        let output = tokio::time::timeout(Duration::from_secs(120), command.output())
-            .await
-            .unwrap_or_else(|_| panic!("notar {args:?} did not finish within 120 s"))
-            .expect("notar runs");
-        Run {
-            code: output.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        }
+        let env = [
+            ("NOTAR_SERVER", self.server.as_str()),
+            (
+                "NOTAR_TRUST_DIR",
+                self.trust_dir.to_str().expect("UTF-8 trust directory"),
+            ),
+            ("NOTAR_KDF", "test"),
+            ("NOTAR_ROOT_PASSPHRASE", ROOT_PASS),
+            ("NOTAR_TARGETS_PASSPHRASE", TARGETS_PASS),
+        ];
+        common::run_notar(args, &env, Duration::from_secs(120)).await
     }
 
     async fn sign(&self, tag: &str) -> Run {

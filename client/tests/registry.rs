@@ -7,55 +7,14 @@
 #![expect(clippy::expect_used, reason = "a failed setup step fails the test")]
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
 use notar_tests::registry::{TestImage, TestRegistry, digest};
 use notar_tests::server::{Backend, TestServer};
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_notar");
-const CLEARED: &[&str] = &[
-    "NOTAR_SERVER",
-    "NOTAR_TRUST_DIR",
-    "NOTAR_ROOT_PASSPHRASE",
-    "NOTAR_TARGETS_PASSPHRASE",
-    "NOTAR_DELEGATION_PASSPHRASE",
-    "DOCKER_CONTENT_TRUST_SERVER",
-    "DOCKER_CONTENT_TRUST_ROOT_PASSPHRASE",
-    "DOCKER_CONTENT_TRUST_REPOSITORY_PASSPHRASE",
-    "NOTAR_KDF",
-    "NOTAR_LOG",
-    "NOTAR_CONTENT_TRUST",
-    "DOCKER_CONFIG",
-];
-
-#[derive(Debug)]
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn expect_code(self, code: i32) -> Self {
-        assert_eq!(
-            self.code, code,
-            "exit code\n--- stdout\n{}\n--- stderr\n{}",
-            self.stdout, self.stderr
-        );
-        self
-    }
-
-    fn ok(self) -> Self {
-        self.expect_code(0)
-    }
-
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", self.stdout))
-    }
-}
+mod common;
+use common::Run;
 
 /// One test's world: trust server, registry, trust directory, a work directory.
 struct World {
@@ -84,32 +43,16 @@ impl World {
     }
 
     async fn run_with(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
-        let mut command = tokio::process::Command::new(BIN);
-        for name in CLEARED {
-            command.env_remove(name);
-        }
-        command
-            .args(args)
-            .env("NOTAR_SERVER", &self.server.url)
-            .env("NOTAR_TRUST_DIR", self.trust.path())
-            .env("NOTAR_KDF", "test")
-            .env("NOTAR_ROOT_PASSPHRASE", "root passphrase")
-            .env("NOTAR_TARGETS_PASSPHRASE", "targets passphrase")
-            .env("HOME", self.work.path())
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        let output = tokio::time::timeout(Duration::from_secs(120), command.output())
-            .await
-            .unwrap_or_else(|_| panic!("notar {args:?} did not finish within 120 s"))
-            .expect("notar runs");
-        Run {
-            code: output.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        }
+        let mut all = vec![
+            ("NOTAR_SERVER", self.server.url.as_str()),
+            ("NOTAR_TRUST_DIR", path_str(self.trust.path())),
+            ("NOTAR_KDF", "test"),
+            ("NOTAR_ROOT_PASSPHRASE", "root passphrase"),
+            ("NOTAR_TARGETS_PASSPHRASE", "targets passphrase"),
+            ("HOME", path_str(self.work.path())),
+        ];
+        all.extend_from_slice(env);
+        common::run_notar(args, &all, Duration::from_secs(120)).await
     }
 
     async fn run(&self, args: &[&str]) -> Run {
