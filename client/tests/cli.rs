@@ -87,17 +87,9 @@ impl Client {
     }
 
     async fn sign(&self, reference: &str, manifest: &[u8]) -> Run {
-        let (digest, size) = digest_of(manifest);
-        self.run(&[
-            "trust",
-            "sign",
-            reference,
-            "--digest",
-            &format!("sha256:{digest}"),
-            "--size",
-            &size.to_string(),
-        ])
-        .await
+        let args = common::sign_args(reference, manifest);
+        self.run(&args.iter().map(String::as_str).collect::<Vec<_>>())
+            .await
     }
 
     /// (role, GUN, key ID) of every key, from `key list --json`.
@@ -129,11 +121,6 @@ impl Client {
     fn metadata_dir(&self, gun: &str) -> PathBuf {
         self.trust_dir.join("tuf").join(gun)
     }
-}
-
-/// Hex sha256 and length of a manifest.
-fn digest_of(manifest: &[u8]) -> (String, u64) {
-    (hex::encode(Sha256::digest(manifest)), manifest.len() as u64)
 }
 
 /// Every file under `dir` with its bytes.
@@ -189,7 +176,7 @@ async fn ngclient(
 }
 
 fn tag(name: &str, manifest: &[u8], signers: &[&str]) -> Value {
-    json!({"SignedTag": name, "Digest": digest_of(manifest).0, "Signers": signers})
+    json!({"SignedTag": name, "Digest": common::digest_of(manifest).0, "Signers": signers})
 }
 
 fn inspect_doc(name: &str, tags: Vec<Value>, signers: Value, root: &str, targets: &str) -> Value {
@@ -217,7 +204,7 @@ async fn sign_inspect_resolve_replace_revoke() {
 
     // First publish: keys on first use, root v1 and targets v1 in one upload.
     let signed = client.sign(&format!("{GUN}:v1"), m1).await.ok();
-    let (d1, s1) = digest_of(m1);
+    let (d1, s1) = common::digest_of(m1);
     assert_eq!(
         signed.stdout,
         format!(
@@ -309,12 +296,12 @@ async fn sign_inspect_resolve_replace_revoke() {
     // python-tuf verifies the same repository and finds the tags with the signed hashes.
     let found = ngclient(&server, GUN, &["v1", "v2", "v3"]).await;
     assert_eq!(found["v1"], Some((s1, d1.clone())));
-    let (d2, s2) = digest_of(m2);
+    let (d2, s2) = common::digest_of(m2);
     assert_eq!(found["v2"], Some((s2, d2.clone())));
     assert_eq!(found["v3"], None);
 
     // Replacing a tag.
-    let (d3, _) = digest_of(m3);
+    let (d3, _) = common::digest_of(m3);
     let signed = client.sign(&format!("{GUN}:v1"), m3).await.ok();
     assert!(
         signed.stdout.contains(&format!("replacing sha256:{d1}")),
@@ -489,7 +476,7 @@ async fn a_new_trust_directory_trusts_on_first_use_then_updates_from_what_it_kep
         .ok();
     assert_eq!(
         third.stdout,
-        format!("{GUN}@sha256:{}\n", digest_of(b"two").0)
+        format!("{GUN}@sha256:{}\n", common::digest_of(b"two").0)
     );
     assert_eq!(
         std::fs::read(dir.join("targets.json")).expect("kept"),
@@ -503,7 +490,7 @@ async fn a_new_trust_directory_trusts_on_first_use_then_updates_from_what_it_kep
             "sign",
             &format!("{GUN}:v3"),
             "--digest",
-            &format!("sha256:{}", digest_of(b"three").0),
+            &format!("sha256:{}", common::digest_of(b"three").0),
             "--size",
             "5",
             "--targets-lifetime",
@@ -758,7 +745,7 @@ async fn a_pinned_root_key_refuses_other_roots() {
             &other_id,
             "localhost:5000/new:v1",
             "--digest",
-            &format!("sha256:{}", digest_of(b"x").0),
+            &format!("sha256:{}", common::digest_of(b"x").0),
             "--size",
             "1",
         ])

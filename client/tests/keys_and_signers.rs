@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use notar_tests::server::{Backend, TestServer};
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
 mod common;
 use common::Run;
@@ -52,17 +51,9 @@ impl Client {
     }
 
     async fn sign(&self, reference: &str, manifest: &[u8]) -> Run {
-        let (digest, size) = digest_of(manifest);
-        self.run(&[
-            "trust",
-            "sign",
-            reference,
-            "--digest",
-            &format!("sha256:{digest}"),
-            "--size",
-            &size.to_string(),
-        ])
-        .await
+        let args = common::sign_args(reference, manifest);
+        self.run(&args.iter().map(String::as_str).collect::<Vec<_>>())
+            .await
     }
 
     /// `trust key generate <name> --dir <dir>`; the path of <name>.pub and the key ID.
@@ -85,10 +76,6 @@ impl Client {
             made["key_id"].as_str().expect("key_id").to_owned(),
         )
     }
-}
-
-fn digest_of(manifest: &[u8]) -> (String, u64) {
-    (hex::encode(Sha256::digest(manifest)), manifest.len() as u64)
 }
 
 /// `trust inspect` of one tag: its signers, or `None` when it is not shown.
@@ -227,9 +214,9 @@ async fn two_signers_sign_inspect_revoke_and_remove() {
             "sign",
             &format!("{GUN}:v2"),
             "--digest",
-            &format!("sha256:{}", digest_of(b"manifest two").0),
+            &format!("sha256:{}", common::digest_of(b"manifest two").0),
             "--size",
-            &digest_of(b"manifest two").1.to_string(),
+            &common::digest_of(b"manifest two").1.to_string(),
         ])
         .await
         .ok()
@@ -901,7 +888,7 @@ async fn backup_wipe_restore_sign_and_after_a_passphrase_change() {
         .sign(&format!("{GUN}:v3"), b"manifest three")
         .await
         .expect_code(2);
-    let (digest, size) = digest_of(b"manifest three");
+    let (digest, size) = common::digest_of(b"manifest three");
     let new_pass = [("NOTAR_TARGETS_PASSPHRASE", "new targets pass")];
     let sign_v3 = [
         "trust",
@@ -927,7 +914,7 @@ async fn backup_wipe_restore_sign_and_after_a_passphrase_change() {
         .run(&["key", "restore", archive2.to_str().expect("utf-8")])
         .await
         .ok();
-    let (digest, size) = digest_of(b"manifest four");
+    let (digest, size) = common::digest_of(b"manifest four");
     let sign_v4: Vec<String> = [
         "trust",
         "sign",

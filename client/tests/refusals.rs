@@ -36,7 +36,6 @@ use notar_tuf::{
     TargetName, Targets, Timestamp, Version,
 };
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
 mod common;
 use common::Run;
@@ -230,17 +229,9 @@ impl Client {
     }
 
     async fn sign(&self, tag: &str) -> Run {
-        let manifest = content_of(tag);
-        self.run(&[
-            "trust",
-            "sign",
-            &format!("{GUN}:{tag}"),
-            "--digest",
-            &format!("sha256:{}", hex::encode(Sha256::digest(&manifest))),
-            "--size",
-            &manifest.len().to_string(),
-        ])
-        .await
+        let args = common::sign_args(&format!("{GUN}:{tag}"), &content_of(tag));
+        self.run(&args.iter().map(String::as_str).collect::<Vec<_>>())
+            .await
     }
 
     async fn resolve(&self, tag: &str) -> Run {

@@ -136,6 +136,36 @@ pub async fn publish_targets(
     }
 }
 
+/// Asks `question` on the terminal before a change that cannot be undone; `action` names
+/// the change in errors. Without a terminal it refuses at once (never waits on stdin).
+pub(crate) async fn confirm(question: String, action: &str) -> Result<(), Error> {
+    use std::io::{BufRead, IsTerminal};
+    if !std::io::stdin().is_terminal() {
+        return Err(Error::Usage(format!(
+            "{action} needs a confirmation, and stdin is not a terminal: pass -y to confirm"
+        )));
+    }
+    let answer = tokio::task::spawn_blocking(move || {
+        eprint!("{question}");
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line).map(|_| line)
+    })
+    .await
+    .map_err(Error::Task)?
+    .map_err(|e| Error::Io {
+        action: "reading the confirmation from",
+        path: "stdin".into(),
+        source: e,
+    })?;
+    if matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes") {
+        Ok(())
+    } else {
+        Err(Error::Usage(format!(
+            "aborted: {action} was not confirmed; nothing was changed"
+        )))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,8 +5,6 @@
 //! script never blocks on a question nobody sees. Signatures in delegated roles need that
 //! role's key and are not removed here; the error says which role holds the tag.
 
-use std::io::{BufRead, IsTerminal};
-
 use notar_tuf::{Gun, KeyId};
 use serde::Serialize;
 
@@ -32,7 +30,11 @@ pub async fn run(ctx: &Context, args: RevokeArgs, pin: Option<&KeyId>) -> Result
     let reference = Reference::parse(&args.reference)?;
     let gun = &reference.gun;
     if reference.tag.is_none() && !args.yes {
-        confirm(gun).await?;
+        crate::commands::confirm(
+            format!("Please confirm you would like to delete all signature data for {gun}? [y/N] "),
+            &format!("revoking every tag of {gun}"),
+        )
+        .await?;
     }
     let targets_key = unlock_targets_key(ctx, gun).await?;
     // No targets key here: a signer removes the tag from its delegated roles.
@@ -116,34 +118,4 @@ fn report(
         "Revoked {what} in targets version {version} on {}\n",
         ctx.server.url()
     ))
-}
-
-/// Asks on the terminal before every signature of `gun` goes; refuses without a terminal.
-async fn confirm(gun: &Gun) -> Result<(), Error> {
-    if !std::io::stdin().is_terminal() {
-        return Err(Error::Usage(format!(
-            "revoking every tag of {gun} needs a confirmation, and stdin is not a terminal: pass -y to confirm"
-        )));
-    }
-    let question =
-        format!("Please confirm you would like to delete all signature data for {gun}? [y/N] ");
-    let answer = tokio::task::spawn_blocking(move || {
-        eprint!("{question}");
-        let mut line = String::new();
-        std::io::stdin().lock().read_line(&mut line).map(|_| line)
-    })
-    .await
-    .map_err(Error::Task)?
-    .map_err(|e| Error::Io {
-        action: "reading the confirmation from",
-        path: "stdin".into(),
-        source: e,
-    })?;
-    if matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes") {
-        Ok(())
-    } else {
-        Err(Error::Usage(format!(
-            "aborted: no signature of {gun} was revoked"
-        )))
-    }
 }

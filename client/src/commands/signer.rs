@@ -15,7 +15,6 @@
 //!   those keys may sign for the tag, all in one upload; a role whose threshold needs more
 //!   keys than the trust directory holds is refused before anything is uploaded.
 
-use std::io::{BufRead, IsTerminal};
 use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 
@@ -408,10 +407,13 @@ async fn remove(ctx: &Context, args: SignerRemoveArgs, pin: Option<&KeyId>) -> R
         .map(|r| r.keyids.clone())
         .ok_or_else(|| Error::Usage(format!("{gun} has no signer {}", args.name)))?;
     if !args.yes {
-        confirm(&format!(
-            "Remove signer {} from {gun} (its role and its keys in {RELEASES})? [y/N] ",
-            args.name
-        ))
+        crate::commands::confirm(
+            format!(
+                "Remove signer {} from {gun} (its role and its keys in {RELEASES})? [y/N] ",
+                args.name
+            ),
+            &format!("removing signer {} from {gun}", args.name),
+        )
         .await?;
     }
     let key = targets_signer(ctx, &repo, targets_key.as_ref())?;
@@ -475,33 +477,6 @@ fn report_change(
             .collect::<Vec<_>>()
             .join(", ")
     ))
-}
-
-/// Asks on the terminal; refuses without one.
-async fn confirm(question: &str) -> Result<(), Error> {
-    if !std::io::stdin().is_terminal() {
-        return Err(Error::Usage(
-            "this needs a confirmation, and stdin is not a terminal: pass -y to confirm".into(),
-        ));
-    }
-    let question = question.to_owned();
-    let answer = tokio::task::spawn_blocking(move || {
-        eprint!("{question}");
-        let mut line = String::new();
-        std::io::stdin().lock().read_line(&mut line).map(|_| line)
-    })
-    .await
-    .map_err(Error::Task)?
-    .map_err(|e| Error::Io {
-        action: "reading the confirmation from",
-        path: "stdin".into(),
-        source: e,
-    })?;
-    if matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes") {
-        Ok(())
-    } else {
-        Err(Error::Usage("aborted: nothing was changed".into()))
-    }
 }
 
 /// A delegated role this trust directory can sign, with the keys it holds for it.

@@ -96,3 +96,25 @@ pub async fn run_bin(bin: &Path, args: &[&str], env: &[(&str, &str)], timeout: D
 pub async fn run_notar(args: &[&str], env: &[(&str, &str)], timeout: Duration) -> Run {
     run_bin(Path::new(BIN), args, env, timeout).await
 }
+
+/// The hex sha256 and length of a manifest: what `trust sign` signs for it.
+pub fn digest_of(manifest: &[u8]) -> (String, u64) {
+    use sha2::{Digest, Sha256};
+    (hex::encode(Sha256::digest(manifest)), manifest.len() as u64)
+}
+
+/// The arguments of `notar trust sign <reference>` for `manifest`.
+pub fn sign_args(reference: &str, manifest: &[u8]) -> Vec<String> {
+    let (digest, size) = digest_of(manifest);
+    [
+        "trust",
+        "sign",
+        reference,
+        "--digest",
+        &format!("sha256:{digest}"),
+        "--size",
+        &size.to_string(),
+    ]
+    .map(str::to_owned)
+    .to_vec()
+}
