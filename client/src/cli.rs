@@ -101,6 +101,13 @@ pub struct SignArgs {
     #[arg(long, value_name = "HOST")]
     pub insecure_registry: Vec<String>,
 
+    /// Sign into this role only: `targets`, or a signer's role (`targets/<name>`, or just
+    /// `<name>`). Default, as Docker does: every signer role whose paths allow the tag and
+    /// whose key this trust directory holds; `targets` only when the repository has no
+    /// signers
+    #[arg(long, value_name = "ROLE")]
+    pub role: Option<String>,
+
     /// Lifetime of the new targets metadata, in days
     #[arg(long, value_name = "DAYS", default_value_t = 365,
           value_parser = clap::value_parser!(u32).range(1..=36500))]

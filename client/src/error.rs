@@ -2,14 +2,14 @@
 //!
 //! Exit codes (documented in `notar --help` and the README): 0 success; 1 trust was not
 //! established (metadata that does not verify, no trust data, an unsigned tag, a root that
-//! is not signed by the pinned key); 2 anything else (usage, keys, passphrases, network
-//! errors outside the TUF workflow, files).
+//! is not signed by the pinned key); 2 anything else (usage, keys, passphrases, an
+//! unreachable trust server or registry, files).
 
 use std::fmt::Write as _;
 use std::io;
 use std::path::PathBuf;
 
-use notar_tuf::client::UpdateError;
+use notar_tuf::client::{FetchError, UpdateError};
 use notar_tuf::{Gun, KeyId};
 
 /// Exit code: trust was not established.
@@ -36,6 +36,15 @@ pub enum Error {
     /// The TUF client workflow refused what the server sent.
     #[error("verifying the trust data of {gun}")]
     Untrusted {
+        gun: Gun,
+        #[source]
+        source: Box<UpdateError>,
+    },
+
+    /// The trust server could not be reached or answered with a server error, so nothing
+    /// could be verified (not a verdict on the trust data: exit 2).
+    #[error("cannot read the trust data of {gun} from the trust server")]
+    Unreachable {
         gun: Gun,
         #[source]
         source: Box<UpdateError>,
@@ -156,11 +165,26 @@ fn server_detail(code: &Option<String>, message: &str) -> String {
 }
 
 impl Error {
-    /// The TUF workflow refused the trust data of `gun`.
+    /// The TUF workflow refused the trust data of `gun`, or could not download it: a
+    /// transport failure is [`Error::Unreachable`], not a verdict on trust.
     pub fn untrusted(gun: &Gun, source: UpdateError) -> Self {
-        Error::Untrusted {
-            gun: gun.clone(),
-            source: Box::new(source),
+        let outage = matches!(
+            source,
+            UpdateError::Fetch {
+                source: FetchError::Transport(_),
+                ..
+            }
+        );
+        if outage {
+            Error::Unreachable {
+                gun: gun.clone(),
+                source: Box::new(source),
+            }
+        } else {
+            Error::Untrusted {
+                gun: gun.clone(),
+                source: Box::new(source),
+            }
         }
     }
 
@@ -290,6 +314,15 @@ mod tests {
             1
         );
         assert_eq!(Error::Usage("x".into()).exit_code(), 2);
+        let down = Error::untrusted(
+            &Gun::new("localhost:5000/app").expect("valid"),
+            UpdateError::Fetch {
+                role: "timestamp".into(),
+                source: FetchError::Transport("connection refused".into()),
+            },
+        );
+        assert!(matches!(down, Error::Unreachable { .. }), "{down:?}");
+        assert_eq!(down.exit_code(), 2, "an outage is not a trust verdict");
         assert_eq!(Error::BrokenPipe.exit_code(), 0);
         let conflict = Error::Server {
             action: "uploading".into(),

@@ -11,7 +11,9 @@
 use std::collections::BTreeMap;
 use std::num::NonZeroU32;
 
-use notar_tuf::client::{FoundTarget, Limits, UnlistedDelegation, UpdateError, Updater};
+use notar_tuf::client::{
+    FoundTarget, Limits, SearchOrder, UnlistedDelegation, UpdateError, Updater,
+};
 use notar_tuf::metadata::Authority;
 use notar_tuf::{Gun, KeyId, RoleName, RoleType, Root, Signed, Targets, Verified};
 
@@ -61,7 +63,7 @@ impl Repository {
             None => fetch_first_root(ctx, gun, &fetch).await?,
         };
         let updater = Updater::new(root, fetch, ctx.now, Limits::default())
-            .map(|u| u.with_unlisted_delegations(UnlistedDelegation::Empty))
+            .map(docker_client)
             .map_err(|source| {
                 if first_contact {
                     Error::untrusted(gun, source)
@@ -115,7 +117,7 @@ impl Repository {
         let cache = MetadataCache::load(&ctx.trust_dir, gun)?;
         let fetch = ctx.server.fetcher(gun);
         let updater = Updater::new(root, fetch, ctx.now, Limits::default())
-            .map(|u| u.with_unlisted_delegations(UnlistedDelegation::Empty))
+            .map(docker_client)
             .map_err(|source| Error::untrusted(gun, source))?;
         let mut repo = Repository {
             gun: gun.clone(),
@@ -213,6 +215,14 @@ impl Repository {
             }
         }
     }
+}
+
+/// The notar client reads repositories as Docker does: delegated roles the snapshot does
+/// not list yet read as empty, and tags are found in Docker's walk order.
+fn docker_client(updater: Updater<HttpFetch>) -> Updater<HttpFetch> {
+    updater
+        .with_unlisted_delegations(UnlistedDelegation::Empty)
+        .with_search_order(SearchOrder::Docker)
 }
 
 async fn fetch_first_root(ctx: &Context, gun: &Gun, fetch: &HttpFetch) -> Result<Vec<u8>, Error> {

@@ -451,7 +451,7 @@ async fn a_tampered_file_is_refused() {
         .reader
         .resolve("v2")
         .await
-        .refused("targets: a hash does not match the one snapshot or timestamp gives");
+        .refused("targets: the sha256 hash does not match the pinned one");
     // Timestamp and snapshot verified and are kept; targets stays the trusted version 1.
     assert_eq!(
         world.reader.cached(),
@@ -542,7 +542,7 @@ async fn signatures_below_threshold_are_refused() {
         .threshold = NonZeroU32::new(2).expect("two");
     world.proxy.serve("2.root.json", &sign(root, &[&keys.root]));
     world.reader.resolve("v1").await.refused(
-        "root (signed by its own keys): verifying root: 1 valid signature(s), threshold 2",
+        "root version 2 is not signed by a threshold of its own root keys: verifying root: 1 valid signature(s), threshold 2",
     );
     assert_eq!(world.reader.cached(), before);
 
@@ -648,7 +648,7 @@ async fn an_expired_timestamp_is_refused() {
         .reader
         .resolve("v1")
         .await
-        .refused(&format!("timestamp: expired at {expired}"));
+        .refused(&format!("timestamp expired at {expired}"));
     assert_eq!(world.reader.cached(), before);
 }
 
@@ -701,7 +701,7 @@ async fn a_root_chain_with_a_missing_link_is_refused() {
         .reader
         .resolve("v1")
         .await
-        .refused("root: version 3 where version 2 was expected");
+        .refused("root version 3 is not the next version 2");
     assert_eq!(world.reader.cached(), before);
 
     world.proxy.reset();
@@ -709,7 +709,7 @@ async fn a_root_chain_with_a_missing_link_is_refused() {
         .proxy
         .serve("2.root.json", &sign(rotated(2), &[&new_root]));
     world.reader.resolve("v1").await.refused(
-        "root (signed by the previous root's keys): verifying root: 0 valid signature(s), threshold 1",
+        "root version 2 is not signed by a threshold of the previous root's keys: verifying root: 0 valid signature(s), threshold 1",
     );
     assert_eq!(world.reader.cached(), before);
 }
@@ -737,7 +737,7 @@ async fn a_snapshot_that_does_not_match_targets_is_refused() {
         .reader
         .resolve("v2")
         .await
-        .refused("targets: a hash does not match the one snapshot or timestamp gives");
+        .refused("targets: the sha256 hash does not match the pinned one");
     let kept = |ts: &[u8], sn: &[u8]| {
         files(&[
             ("root.json", &r1),
@@ -761,7 +761,7 @@ async fn a_snapshot_that_does_not_match_targets_is_refused() {
         .reader
         .resolve("v2")
         .await
-        .refused("targets: version 2 where version 3 was expected");
+        .refused("targets: version 2 where version 3 was pinned");
     assert_eq!(world.reader.cached(), kept(&ts4, &s4));
 }
 
@@ -910,15 +910,11 @@ async fn a_target_outside_its_delegations_paths_is_not_trusted() {
         world.reader.cached().get("targets%2Freleases.json"),
         Some(&text(&r2))
     );
+    // Asked for by name, `evil` shows no signed tag (an answer, exit 0, as in Docker).
     let run = world
         .reader
         .run(&["trust", "inspect", &format!("{GUN}:evil")])
         .await
-        .expect_code(1);
-    assert!(
-        run.stderr
-            .contains(&format!("notar: error: {GUN}:evil is not signed")),
-        "{}",
-        run.stderr
-    );
+        .ok();
+    assert_eq!(run.json()[0]["SignedTags"], serde_json::json!([]));
 }

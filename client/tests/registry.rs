@@ -477,12 +477,13 @@ async fn unsigned_tags_missing_trust_data_and_unreachable_services() {
             "http://127.0.0.1:9",
         ])
         .await
-        // The TUF workflow could not fetch the root: trust is not established.
-        .expect_code(1);
+        // An outage is not a verdict on trust: exit 2, with its own message.
+        .expect_code(2);
     assert!(
-        refused
-            .stderr
-            .contains("fetching root: GET http://127.0.0.1:9/"),
+        refused.stderr.contains("cannot read the trust data of")
+            && refused
+                .stderr
+                .contains("fetching root: GET http://127.0.0.1:9/"),
         "{}",
         refused.stderr
     );

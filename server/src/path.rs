@@ -189,6 +189,29 @@ mod tests {
         }
     }
 
+    /// TUF role names are opaque strings: percent-decoded, they are database keys, never
+    /// paths, so `..` or `?` in one is just a name.
+    #[test]
+    fn unusual_role_names_are_names() {
+        for (path, name) in [
+            ("/v2/a/_trust/tuf/%3F.json", "?"),
+            ("/v2/a/_trust/tuf/1.%23.json", "#"),
+            (
+                "/v2/a/_trust/tuf/..%2Fdelegatedrole.json",
+                "../delegatedrole",
+            ),
+            (
+                "/v2/a/_trust/tuf/targets%2F..%2Froot.json",
+                "targets/../root",
+            ),
+        ] {
+            match parse(path).expect(path) {
+                Route::Metadata(_, request) => assert_eq!(request.role().as_str(), name),
+                other => panic!("{path}: {other:?}"),
+            }
+        }
+    }
+
     #[test]
     fn refuses_bad_names_and_unknown_paths() {
         let upper = "AB".repeat(32);
@@ -199,7 +222,7 @@ mod tests {
             "/v2/Alpine/_trust/tuf/root.json",
             long.as_str(),
             "/v2/a/_trust/tuf/0.root.json",
-            "/v2/a/_trust/tuf/targets%2F..%2Froot.json",
+            "/v2/a/_trust/tuf/targets%0A.json",
         ];
         for path in invalid {
             assert_eq!(

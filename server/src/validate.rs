@@ -1,5 +1,9 @@
-//! The rules for accepting an update: pure, no I/O, so each rule is tested by a request
-//! that breaks it (server/tests/api.rs) and reads without the HTTP layer here.
+//! Judging an update: pure, no I/O. Every rule comes from the rulebook
+//! (`notar_tuf::rules`), which the client workflow uses too; this module only decides which
+//! rule applies to which uploaded role, and maps a [`Rejection`] to the API's error codes
+//! ([`reject`]). Each decision has a unit test below; the HTTP tests that break each rule
+//! through a real server are in `tests/tests/server_api.rs`, and the table of cases that
+//! this validator and the client workflow must judge alike is `tests/tests/rulebook.rs`.
 //!
 //! All roles of one upload are judged together against the stored state: a new root
 //! against the previous one, targets against the root after the update, delegated roles
@@ -9,11 +13,11 @@
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
+use notar_tuf::rules::{self, Rejection};
 use notar_tuf::{
     Error as TufError, KeyId, Role, RoleName, RoleType, Root, Signed, Snapshot, Targets, Timestamp,
     Verified,
 };
-use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
 use crate::error::ApiError;
@@ -111,14 +115,23 @@ fn detail(role: &RoleName) -> serde_json::Value {
     serde_json::json!({ "role": role.as_str() })
 }
 
+/// The one mapping from a rulebook rejection to the API: version rules (a lost race, a
+/// replay) are `VERSION`, every other rule `INVALID_UPDATE`.
+pub fn reject(rejection: Rejection) -> ApiError {
+    let role = rejection.role().to_owned();
+    if rejection.is_version() {
+        ApiError::version(rejection.to_string()).with_detail(serde_json::json!({ "role": role }))
+    } else {
+        ApiError::invalid_update(&role, rejection.to_string())
+    }
+}
+
 fn unexpired<T: Role>(
     role: &RoleName,
     verified: Verified<T>,
     now: OffsetDateTime,
 ) -> Result<Verified<T>, ApiError> {
-    verified
-        .check_expiry(now)
-        .map_err(|e| ApiError::invalid_update(role.as_str(), format!("{e}")))?;
+    rules::unexpired(role.as_str(), verified.expires(), now).map_err(reject)?;
     Ok(verified)
 }
 
@@ -127,13 +140,15 @@ fn newer(
     new: notar_tuf::Version,
     stored: Option<notar_tuf::Version>,
 ) -> Result<(), ApiError> {
-    match stored {
-        Some(old) if new <= old => Err(ApiError::version(format!(
-            "{role} version {new} is not newer than the stored version {old}"
-        ))
-        .with_detail(detail(role))),
-        _ => Ok(()),
-    }
+    rules::newer_version(role.as_str(), stored, new).map_err(reject)
+}
+
+/// The rulebook's signature rule, for a role this upload carries.
+fn verify<T: Role>(
+    signed: Signed<T>,
+    authority: &notar_tuf::metadata::Authority<'_>,
+) -> Result<Verified<T>, ApiError> {
+    rules::verify_role(signed, authority).map_err(reject)
 }
 
 /// Judges `uploads` (role name → bytes) against `state`.
@@ -187,9 +202,7 @@ pub fn check_update(
         let authority = root
             .authority(RoleType::Targets)
             .ok_or_else(|| ApiError::invalid_update("root", "root lists no targets role"))?;
-        let verified = signed
-            .verify(&authority)
-            .map_err(|e| ApiError::invalid_update("targets", e.to_string()))?;
+        let verified = verify(signed, &authority)?;
         accepted.insert(
             targets_name.clone(),
             unexpired(&targets_name, verified, now)?,
@@ -249,10 +262,11 @@ pub fn check_update(
             let authority = root
                 .authority(RoleType::Snapshot)
                 .ok_or_else(|| ApiError::invalid_update("root", "root lists no snapshot role"))?;
-            let verified = signed
-                .verify(&authority)
-                .map_err(|e| ApiError::invalid_update("snapshot", e.to_string()))?;
+            let verified = verify(signed, &authority)?;
             let verified = unexpired(&name, verified, now)?;
+            if let Some(stored) = &state.snapshot {
+                rules::snapshot_succession(stored, &verified).map_err(reject)?;
+            }
             check_snapshot_meta(&verified, &targets_after)?;
             Some(verified)
         }
@@ -279,30 +293,11 @@ fn check_root(
     signed: Signed<Root>,
     now: OffsetDateTime,
 ) -> Result<Verified<Root>, ApiError> {
-    let invalid = |message: String| ApiError::invalid_update("root", message);
-    if let Some(old) = &state.root {
-        let expected = old.version.next();
-        if signed.untrusted().version != expected {
-            return Err(ApiError::version(format!(
-                "root version {} is not the next version {expected}",
-                signed.untrusted().version
-            ))
-            .with_detail(detail(&RoleName::root())));
-        }
-        let authority = old
-            .authority(RoleType::Root)
-            .ok_or_else(|| ApiError::internal("stored root lists no root role"))?;
-        signed.check(&authority).map_err(|e| {
-            invalid(format!(
-                "the new root is not signed by a threshold of the previous root's keys: {e}"
-            ))
-        })?;
+    let verified = match &state.root {
+        Some(old) => rules::next_root(old, signed),
+        None => rules::first_root(signed),
     }
-    let verified = signed.verify_self().map_err(|e| {
-        invalid(format!(
-            "root is not signed by a threshold of its own root keys: {e}"
-        ))
-    })?;
+    .map_err(reject)?;
     unexpired(&RoleName::root(), verified, now)
 }
 
@@ -381,9 +376,7 @@ fn check_delegated(
             let role = delegations
                 .role(name.as_str())
                 .ok_or_else(|| ApiError::internal("a delegator without the role was chosen"))?;
-            let verified = signed
-                .verify(&authority)
-                .map_err(|e| ApiError::invalid_update(name.as_str(), e.to_string()))?;
+            let verified = verify(signed, &authority)?;
             let verified = unexpired(&name, verified, now)?;
             if let Some(outside) = verified.targets.keys().find(|t| !role.matches(t.as_str())) {
                 return Err(ApiError::invalid_update(
@@ -430,37 +423,339 @@ fn find_delegator<'a>(
         })
 }
 
-/// An uploaded snapshot must pin exactly the version (and, where it gives them, the length
-/// and sha256) of every targets role after the update.
+/// An uploaded snapshot must pin every targets role after the update as the client
+/// workflow will check it: the version exactly, and the length and every listed hash
+/// (the rulebook's pin rules).
 fn check_snapshot_meta(
     snapshot: &Snapshot,
     targets_after: &BTreeMap<RoleName, (notar_tuf::Version, Bytes)>,
 ) -> Result<(), ApiError> {
-    let invalid = |message: String| ApiError::invalid_update("snapshot", message);
     for (name, (version, bytes)) in targets_after {
         let file = format!("{name}.json");
-        let meta = snapshot
-            .meta
-            .get(&file)
-            .ok_or_else(|| invalid(format!("snapshot does not list {file}")))?;
-        if meta.version != *version {
-            return Err(invalid(format!(
-                "snapshot pins {file} version {}, but after this update it is version {version}",
-                meta.version
-            )));
+        let meta = snapshot.meta.get(&file).ok_or_else(|| {
+            ApiError::invalid_update("snapshot", format!("snapshot does not list {file}"))
+        })?;
+        let pinned = format!("{name} (as snapshot pins it)");
+        rules::pinned_version(&pinned, meta, *version)
+            .and_then(|()| rules::matches_pin(&pinned, bytes, meta))
+            .map_err(|r| ApiError::invalid_update("snapshot", r.to_string()))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    //! One test per decision of [`check_update`], each with an update that breaks it.
+    use super::*;
+    use crate::error::ErrorKind;
+    use notar_tuf::{Expiry, MetaFile, Signer, TargetFile, Version};
+    use sha2::Digest as _;
+
+    fn key(seed: u8) -> ed25519_dalek::SigningKey {
+        ed25519_dalek::SigningKey::from_bytes(&[seed; 32])
+    }
+    fn v(n: u64) -> Version {
+        Version::new(n).expect("version")
+    }
+    fn later() -> Expiry {
+        "2099-01-01T00:00:00Z".parse().expect("expiry")
+    }
+    fn now() -> OffsetDateTime {
+        time::macros::datetime!(2030-01-01 00:00 UTC)
+    }
+
+    /// Root key 1, targets key 2, timestamp key 3 (server), snapshot key 4 (client-held
+    /// unless `server_snapshot`).
+    struct Repo {
+        state: RepoState,
+        keys: ServerKeyIds,
+        root: Root,
+    }
+
+    fn root_v1() -> Root {
+        let mut root = Root::new(v(1), later());
+        root.add_key(RoleType::Root, key(1).public_key());
+        root.add_key(RoleType::Targets, key(2).public_key());
+        root.add_key(RoleType::Timestamp, key(3).public_key());
+        root.add_key(RoleType::Snapshot, key(4).public_key());
+        root
+    }
+
+    fn targets(version: u64, tags: &[&str]) -> Targets {
+        let mut t = Targets::new(v(version), later());
+        for tag in tags {
+            t.targets.insert(
+                notar_tuf::TargetName::new(*tag).expect("name"),
+                TargetFile::sha256(3, [7; 32]),
+            );
         }
-        if meta.length.is_some_and(|l| l != bytes.len() as u64) {
-            return Err(invalid(format!(
-                "snapshot gives the wrong length for {file}"
-            )));
-        }
-        if let Some(hash) = meta.hashes.as_ref().and_then(|h| h.get("sha256")) {
-            if *hash != hex::encode(Sha256::digest(bytes)) {
-                return Err(invalid(format!(
-                    "snapshot gives the wrong sha256 for {file}"
-                )));
+        t
+    }
+
+    fn sign<T: Role>(content: T, keys: &[&ed25519_dalek::SigningKey]) -> Signed<T> {
+        let signers: Vec<&dyn Signer> = keys.iter().map(|k| *k as &dyn Signer).collect();
+        Signed::sign(content, &signers).expect("sign")
+    }
+
+    fn repo(server_snapshot: bool) -> Repo {
+        let root = root_v1();
+        let signed_root = sign(root.clone(), &[&key(1)]);
+        let t1 = sign(targets(1, &["v1"]), &[&key(2)]);
+        let mut state = RepoState {
+            root: Some(
+                Verified::from_trusted_store(signed_root.as_bytes().to_vec()).expect("root"),
+            ),
+            ..RepoState::default()
+        };
+        state.targets.insert(
+            RoleName::targets(),
+            Verified::from_trusted_store(t1.as_bytes().to_vec()).expect("targets"),
+        );
+        let mut snap = Snapshot::new(v(1), later());
+        snap.meta.insert(
+            "targets.json".into(),
+            MetaFile::new(v(1), Some(t1.as_bytes())),
+        );
+        state.snapshot = Some(
+            Verified::from_trusted_store(sign(snap, &[&key(4)]).as_bytes().to_vec())
+                .expect("snapshot"),
+        );
+        let keys = ServerKeyIds {
+            timestamp: vec![key(3).public_key().key_id()],
+            snapshot: if server_snapshot {
+                vec![key(4).public_key().key_id()]
+            } else {
+                Vec::new()
+            },
+        };
+        Repo { state, keys, root }
+    }
+
+    fn check(repo: &Repo, uploads: &[(&str, &[u8])]) -> Result<Accepted, ApiError> {
+        let uploads = uploads
+            .iter()
+            .map(|(r, b)| (RoleName::new(*r).expect("role"), Bytes::copy_from_slice(b)))
+            .collect();
+        check_update(&repo.state, uploads, &repo.keys, now())
+    }
+
+    fn refused(result: Result<Accepted, ApiError>, kind: ErrorKind, needle: &str) {
+        match result {
+            Ok(_) => panic!("accepted; expected {kind:?} with {needle:?}"),
+            Err(e) => {
+                assert_eq!(e.kind, kind, "{e}");
+                assert!(e.message.contains(needle), "{e} should contain {needle:?}");
             }
         }
     }
-    Ok(())
+
+    fn snapshot_for(
+        version: u64,
+        targets: &Signed<Targets>,
+        hashes: &[(&str, String)],
+    ) -> Signed<Snapshot> {
+        let mut snap = Snapshot::new(v(version), later());
+        let mut meta = MetaFile::new(targets.untrusted().version, None);
+        meta.length = Some(targets.as_bytes().len() as u64);
+        meta.hashes = Some(
+            hashes
+                .iter()
+                .map(|(a, h)| ((*a).to_owned(), h.clone()))
+                .collect(),
+        );
+        snap.meta.insert("targets.json".into(), meta);
+        sign(snap, &[&key(4)])
+    }
+
+    #[test]
+    fn accepts_a_newer_signed_targets() {
+        let repo = repo(true);
+        let t2 = sign(targets(2, &["v1", "v2"]), &[&key(2)]);
+        let accepted = check(&repo, &[("targets", t2.as_bytes())]).expect("accepted");
+        assert_eq!(accepted.snapshot_signer, SnapshotSigner::Server);
+        assert_eq!(accepted.targets.len(), 1);
+    }
+
+    #[test]
+    fn newer_version() {
+        let repo = repo(true);
+        let same = sign(targets(1, &["v2"]), &[&key(2)]);
+        refused(
+            check(&repo, &[("targets", same.as_bytes())]),
+            ErrorKind::Version,
+            "not newer",
+        );
+    }
+
+    #[test]
+    fn unexpired() {
+        let repo = repo(true);
+        let mut t = targets(2, &["v2"]);
+        t.expires = "2020-01-01T00:00:00Z".parse().expect("expiry");
+        let t = sign(t, &[&key(2)]);
+        refused(
+            check(&repo, &[("targets", t.as_bytes())]),
+            ErrorKind::InvalidUpdate,
+            "targets expired",
+        );
+    }
+
+    #[test]
+    fn signatures_meet_the_threshold() {
+        let repo = repo(true);
+        let t = sign(targets(2, &["v2"]), &[&key(9)]);
+        refused(
+            check(&repo, &[("targets", t.as_bytes())]),
+            ErrorKind::InvalidUpdate,
+            "0 valid signature(s)",
+        );
+    }
+
+    #[test]
+    fn a_key_id_twice_is_refused() {
+        let repo = repo(true);
+        let t = sign(targets(2, &["v2"]), &[&key(2)]);
+        let mut doc: serde_json::Value = serde_json::from_slice(t.as_bytes()).expect("json");
+        let first = doc["signatures"][0].clone();
+        let mut garbage = first.clone();
+        garbage["sig"] = serde_json::json!("00");
+        doc["signatures"] = serde_json::json!([first, garbage]);
+        let bytes = serde_json::to_vec(&doc).expect("json");
+        refused(
+            check(&repo, &[("targets", &bytes)]),
+            ErrorKind::InvalidUpdate,
+            "appears twice",
+        );
+    }
+
+    #[test]
+    fn next_root() {
+        let repo = repo(true);
+        let mut r3 = repo.root.clone();
+        r3.version = v(3);
+        let r3 = sign(r3, &[&key(1)]);
+        refused(
+            check(&repo, &[("root", r3.as_bytes())]),
+            ErrorKind::Version,
+            "not the next version 2",
+        );
+        let mut r2 = repo.root.clone();
+        r2.version = v(2);
+        r2.remove_key(RoleType::Root, &key(1).public_key().key_id());
+        r2.add_key(RoleType::Root, key(5).public_key());
+        let only_new = sign(r2.clone(), &[&key(5)]);
+        refused(
+            check(&repo, &[("root", only_new.as_bytes())]),
+            ErrorKind::InvalidUpdate,
+            "previous root's keys",
+        );
+        let both = sign(r2, &[&key(1), &key(5)]);
+        assert!(check(&repo, &[("root", both.as_bytes())]).is_ok());
+    }
+
+    #[test]
+    fn snapshot_pins_every_hash_in_any_case() {
+        let repo = repo(false);
+        let t2 = sign(targets(2, &["v2"]), &[&key(2)]);
+        let sha256 = hex::encode(sha2::Sha256::digest(t2.as_bytes()));
+        let upper = snapshot_for(2, &t2, &[("sha256", sha256.to_uppercase())]);
+        assert!(
+            check(
+                &repo,
+                &[("targets", t2.as_bytes()), ("snapshot", upper.as_bytes())]
+            )
+            .is_ok()
+        );
+        let wrong512 = snapshot_for(
+            2,
+            &t2,
+            &[("sha256", sha256.clone()), ("sha512", "0".repeat(128))],
+        );
+        refused(
+            check(
+                &repo,
+                &[
+                    ("targets", t2.as_bytes()),
+                    ("snapshot", wrong512.as_bytes()),
+                ],
+            ),
+            ErrorKind::InvalidUpdate,
+            "sha512 hash does not match",
+        );
+        let unknown = snapshot_for(2, &t2, &[("md5", "00".into())]);
+        refused(
+            check(
+                &repo,
+                &[("targets", t2.as_bytes()), ("snapshot", unknown.as_bytes())],
+            ),
+            ErrorKind::InvalidUpdate,
+            "unsupported hash algorithm",
+        );
+        let old = snapshot_for(1, &t2, &[("sha256", sha256)]);
+        refused(
+            check(
+                &repo,
+                &[("targets", t2.as_bytes()), ("snapshot", old.as_bytes())],
+            ),
+            ErrorKind::Version,
+            "not newer",
+        );
+    }
+
+    #[test]
+    fn a_client_signed_snapshot_comes_with_every_update() {
+        let repo = repo(false);
+        let t2 = sign(targets(2, &["v2"]), &[&key(2)]);
+        refused(
+            check(&repo, &[("targets", t2.as_bytes())]),
+            ErrorKind::InvalidUpdate,
+            "must include snapshot",
+        );
+    }
+
+    #[test]
+    fn delegated_targets_stay_inside_their_paths() {
+        let repo = repo(true);
+        let mut t2 = targets(2, &[]);
+        let mut delegations = notar_tuf::Delegations::new();
+        delegations.add_role(
+            RoleName::new("targets/bob").expect("role"),
+            &[key(6).public_key()],
+            std::num::NonZeroU32::MIN,
+            vec!["rc-*".into()],
+        );
+        t2.delegations = Some(delegations);
+        let t2 = sign(t2, &[&key(2)]);
+        let bob = sign(targets(1, &["v9"]), &[&key(6)]);
+        refused(
+            check(
+                &repo,
+                &[("targets", t2.as_bytes()), ("targets/bob", bob.as_bytes())],
+            ),
+            ErrorKind::InvalidUpdate,
+            "outside the paths delegated to targets/bob",
+        );
+        let ok = sign(targets(1, &["rc-1"]), &[&key(6)]);
+        assert!(
+            check(
+                &repo,
+                &[("targets", t2.as_bytes()), ("targets/bob", ok.as_bytes())]
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn timestamps_are_the_servers() {
+        let repo = repo(true);
+        let ts = sign(
+            Timestamp::new(v(2), later(), MetaFile::new(v(1), None)),
+            &[&key(3)],
+        );
+        refused(
+            check(&repo, &[("timestamp", ts.as_bytes())]),
+            ErrorKind::InvalidUpdate,
+            "made by the server",
+        );
+    }
 }

@@ -581,7 +581,7 @@ async fn mix_and_match_is_refused() {
     let refused = client.refresh(&repo).await;
     assert_refused(
         &refused,
-        &["targets", "version 1 where version 2 was expected"],
+        &["targets", "version 1 where version 2 was pinned"],
     );
     assert_eq!(client.trusted()["targets.json"], v1);
     assert_eq!(client.version("snapshot.json"), 2);

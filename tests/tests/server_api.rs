@@ -569,7 +569,7 @@ on_every_backend!(
                 .await,
             StatusCode::BAD_REQUEST,
             "INVALID_UPDATE",
-            "snapshot pins targets.json version 1, but after this update it is version 2",
+            "targets (as snapshot pins it): version 2 where version 1 was pinned",
         )
         .await;
         let wrong_key = Signed::sign(

@@ -15,13 +15,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::num::NonZeroU32;
 
-use sha2::{Digest, Sha256, Sha384, Sha512};
 use time::OffsetDateTime;
 
 use crate::metadata::{Authority, Role, RoleType};
+use crate::rules::{self, Freshness, Rejection};
 use crate::{
-    Error as TufError, KeyId, MetaFile, PublicKey, RoleName, Root, Signed, Snapshot, TargetFile,
-    TargetName, Targets, Timestamp, Verified, Version,
+    Error as TufError, KeyId, PublicKey, RoleName, Root, Signed, Snapshot, TargetFile, TargetName,
+    Targets, Timestamp, Verified,
 };
 
 /// Downloads metadata. `name` is a file name relative to the metadata base URL
@@ -86,42 +86,13 @@ pub enum UpdateError {
     },
     #[error("{role}: not found on the server")]
     NotFound { role: String },
-    #[error("{role}: {source}")]
-    Invalid {
-        role: String,
-        #[source]
-        source: TufError,
-    },
-    #[error("{role}: rollback: version {new} is older than the trusted version {trusted}")]
-    Rollback {
-        role: String,
-        trusted: u64,
-        new: u64,
-    },
-    #[error("{role}: version {got} where version {expected} was expected")]
-    VersionMismatch {
-        role: String,
-        expected: u64,
-        got: u64,
-    },
-    #[error("{role}: length {got} does not match the {expected} bytes snapshot or timestamp gives")]
-    LengthMismatch {
-        role: String,
-        expected: u64,
-        got: u64,
-    },
-    #[error("{role}: a hash does not match the one snapshot or timestamp gives")]
-    HashMismatch { role: String },
-    #[error("{role}: expired at {expires}")]
-    Expired { role: String, expires: String },
+    /// A rule of the rulebook refused the metadata ([`crate::rules`]).
+    #[error(transparent)]
+    Rejected(#[from] Rejection),
     #[error("{role}: {reason}")]
     Missing { role: String, reason: String },
     #[error("root: more than {limit} new root versions in one update")]
     TooManyRoots { limit: u64 },
-    /// Snapshot or timestamp pins a role with a hash algorithm Notar cannot compute, so the
-    /// pin cannot be checked.
-    #[error("{role}: unsupported hash algorithm {algorithm:?} (sha256, sha384 and sha512 are)")]
-    UnsupportedHash { role: String, algorithm: String },
     /// A downloaded target does not have the length or hashes its targets role gives.
     #[error("target {target}: {reason}")]
     TargetMismatch { target: String, reason: String },
@@ -129,10 +100,10 @@ pub enum UpdateError {
 
 impl UpdateError {
     fn invalid(role: &str, source: TufError) -> Self {
-        UpdateError::Invalid {
+        UpdateError::Rejected(Rejection::Invalid {
             role: role.to_owned(),
             source,
-        }
+        })
     }
 }
 
@@ -171,6 +142,8 @@ pub struct Updater<F> {
     /// Delegated roles the trusted snapshot does not list, read as empty under
     /// [`UnlistedDelegation::Empty`].
     absent: BTreeSet<RoleName>,
+    /// The order of the delegation walk.
+    order: SearchOrder,
 }
 
 /// What a search does when it reaches a delegated role that the trusted snapshot does not
@@ -240,6 +213,49 @@ impl RoleAuthority {
     }
 }
 
+/// The order in which the delegation walk visits targets roles.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SearchOrder {
+    /// TUF §5.6.7: pre-order, depth first from `targets`, delegations in listed order.
+    #[default]
+    Preorder,
+    /// Docker's order (what `docker pull` and `docker trust inspect` ask Notary for): the
+    /// subtree under `targets/releases` first, then `targets` itself, then its other
+    /// delegations in pre-order. A terminating delegation within the releases subtree still
+    /// lets `targets`' own list be read, since `targets` is the delegator of all.
+    Docker,
+}
+
+/// What a walk looks for.
+#[derive(Clone, Copy, Debug)]
+enum Goal<'a> {
+    /// The first role that lists the target: stop there.
+    First(&'a str),
+    /// Every role trusted for the target.
+    Every(&'a str),
+    /// Every reachable role, whatever its paths.
+    AllRoles,
+}
+
+impl Goal<'_> {
+    fn target(&self) -> Option<&str> {
+        match self {
+            Goal::First(t) | Goal::Every(t) => Some(t),
+            Goal::AllRoles => None,
+        }
+    }
+}
+
+/// One pass of a walk: Docker's order is two passes, TUF's one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Pass {
+    Everything,
+    /// From `targets`, into `targets/releases` only, without reading `targets`' own list.
+    ReleasesSubtree,
+    /// `targets` and every delegation but `targets/releases`.
+    TargetsAndOthers,
+}
+
 /// One step of a delegation walk over the roles loaded so far.
 enum Step<T> {
     /// The walk finished.
@@ -273,8 +289,8 @@ impl<F: Fetch> Updater<F> {
         limits: Limits,
     ) -> Result<Self, UpdateError> {
         let root = Signed::<Root>::from_bytes(trusted_root)
-            .and_then(Signed::verify_self)
-            .map_err(|e| UpdateError::invalid("root", e))?;
+            .map_err(|e| UpdateError::invalid("root", e))
+            .and_then(|signed| Ok(rules::first_root(signed)?))?;
         Ok(Updater {
             fetch,
             limits,
@@ -287,7 +303,14 @@ impl<F: Fetch> Updater<F> {
             kept: BTreeMap::new(),
             unlisted: UnlistedDelegation::Refuse,
             absent: BTreeSet::new(),
+            order: SearchOrder::Preorder,
         })
+    }
+
+    /// Sets the order of the delegation walk ([`SearchOrder::Preorder`] unless set).
+    pub fn with_search_order(mut self, order: SearchOrder) -> Self {
+        self.order = order;
+        self
     }
 
     /// Sets what a search does with delegated roles the snapshot does not list.
@@ -334,9 +357,8 @@ impl<F: Fetch> Updater<F> {
                 role: role.into(),
                 reason: "root does not list this role".into(),
             })?;
-        Signed::<T>::from_bytes(bytes)
-            .and_then(|s| s.verify(&authority))
-            .map_err(|e| UpdateError::invalid(role, e))
+        let signed = Signed::<T>::from_bytes(bytes).map_err(|e| UpdateError::invalid(role, e))?;
+        Ok(rules::verify_role(signed, &authority)?)
     }
 
     /// Runs the workflow up to and including top-level targets.
@@ -367,28 +389,8 @@ impl<F: Fetch> Updater<F> {
             walked += 1;
             let signed =
                 Signed::<Root>::from_bytes(bytes).map_err(|e| UpdateError::invalid("root", e))?;
-            let old = self
-                .root
-                .authority(RoleType::Root)
-                .ok_or_else(|| UpdateError::Missing {
-                    role: "root".into(),
-                    reason: "trusted root lists no root keys".into(),
-                })?;
-            // §5.3.3: a threshold of the trusted root's keys and of the new root's own.
-            signed.check(&old).map_err(|e| {
-                UpdateError::invalid("root (signed by the previous root's keys)", e)
-            })?;
-            let verified = signed
-                .verify_self()
-                .map_err(|e| UpdateError::invalid("root (signed by its own keys)", e))?;
-            // §5.3.4: exactly N+1, so an old root cannot be replayed under a new file name.
-            if verified.version != next {
-                return Err(UpdateError::VersionMismatch {
-                    role: "root".into(),
-                    expected: next.get(),
-                    got: verified.version.get(),
-                });
-            }
+            // §5.3.3–§5.3.4: exactly N+1, signed by the trusted root's keys and its own.
+            let verified = rules::next_root(&self.root, signed)?;
             let rotated = |role: RoleType| {
                 let keyids = |root: &Root| {
                     root.role_keys(role)
@@ -410,7 +412,7 @@ impl<F: Fetch> Updater<F> {
         self.drop_unverifiable();
         // §5.3.10: the freeze check, once the newest root is trusted (intermediate roots
         // may have expired long ago).
-        check_expiry("root", self.root.expires, self.now)
+        Ok(rules::unexpired("root", self.root.expires, self.now)?)
     }
 
     /// A threshold or key change in the new root can leave a kept copy signed by too few of
@@ -451,33 +453,19 @@ impl<F: Fetch> Updater<F> {
                 role: "timestamp".into(),
             })?;
         let new = self.verify_top::<Timestamp>(bytes)?;
-        let new_snap =
-            new.snapshot_meta()
-                .map(|m| m.version)
-                .ok_or_else(|| UpdateError::Missing {
-                    role: "timestamp".into(),
-                    reason: "no snapshot.json entry".into(),
-                })?;
+        if new.snapshot_meta().is_none() {
+            return Err(UpdateError::Missing {
+                role: "timestamp".into(),
+                reason: "no snapshot.json entry".into(),
+            });
+        }
         if let Some(trusted) = &self.timestamp {
-            if new.version < trusted.version {
-                return Err(rollback("timestamp", trusted.version, new.version));
-            }
-            let trusted_snap = trusted.snapshot_meta().map(|m| m.version);
-            if let Some(trusted_snap) = trusted_snap {
-                if new_snap < trusted_snap {
-                    return Err(rollback(
-                        "timestamp (snapshot version)",
-                        trusted_snap,
-                        new_snap,
-                    ));
-                }
-            }
-            if new.version == trusted.version {
+            if rules::timestamp_succession(trusted, &new)? == Freshness::Same {
                 // Nothing new; the trusted copy stays (it must still be fresh).
-                return check_expiry("timestamp", trusted.expires, self.now);
+                return Ok(rules::unexpired("timestamp", trusted.expires, self.now)?);
             }
         }
-        check_expiry("timestamp", new.expires, self.now)?;
+        rules::unexpired("timestamp", new.expires, self.now)?;
         self.timestamp = Some(new);
         Ok(())
     }
@@ -496,7 +484,7 @@ impl<F: Fetch> Updater<F> {
             // The kept copy is the one the timestamp pins: nothing to download. An expired
             // copy is downloaded again, in case the repository re-signed it.
             if trusted.version == meta.version
-                && matches_meta(trusted.as_bytes(), &meta)
+                && rules::matches_pin("snapshot", trusted.as_bytes(), &meta).is_ok()
                 && !trusted.expires.is_expired_at(self.now)
             {
                 return Ok(());
@@ -514,39 +502,13 @@ impl<F: Fetch> Updater<F> {
             .ok_or_else(|| UpdateError::NotFound {
                 role: "snapshot".into(),
             })?;
-        check_meta("snapshot", &bytes, &meta)?;
+        rules::matches_pin("snapshot", &bytes, &meta)?;
         let new = self.verify_top::<Snapshot>(bytes)?;
-        if new.version != meta.version {
-            return Err(UpdateError::VersionMismatch {
-                role: "snapshot".into(),
-                expected: meta.version.get(),
-                got: new.version.get(),
-            });
-        }
+        rules::pinned_version("snapshot", &meta, new.version)?;
         if let Some(trusted) = &self.snapshot {
-            if new.version < trusted.version {
-                return Err(rollback("snapshot", trusted.version, new.version));
-            }
-            for (file, old) in &trusted.meta {
-                match new.meta.get(file) {
-                    None => {
-                        return Err(UpdateError::Missing {
-                            role: "snapshot".into(),
-                            reason: format!("{file} was listed before and is missing now"),
-                        });
-                    }
-                    Some(m) if m.version < old.version => {
-                        return Err(rollback(
-                            &format!("snapshot ({file})"),
-                            old.version,
-                            m.version,
-                        ));
-                    }
-                    Some(_) => {}
-                }
-            }
+            rules::snapshot_succession(trusted, &new)?;
         }
-        check_expiry("snapshot", new.expires, self.now)?;
+        rules::unexpired("snapshot", new.expires, self.now)?;
         self.snapshot = Some(new);
         // Every targets role is checked against the new snapshot before a search reads it.
         self.current.clear();
@@ -595,7 +557,7 @@ impl<F: Fetch> Updater<F> {
         let usable = |copy: &Signed<Targets>| {
             let t = copy.untrusted();
             t.version == meta.version
-                && matches_meta(copy.as_bytes(), &meta)
+                && rules::matches_pin(role, copy.as_bytes(), &meta).is_ok()
                 && !t.expires.is_expired_at(self.now)
                 && copy.check(&authority.borrow()).is_ok()
         };
@@ -623,18 +585,12 @@ impl<F: Fetch> Updater<F> {
             .download(role, &file, limit)
             .await?
             .ok_or_else(|| UpdateError::NotFound { role: role.into() })?;
-        check_meta(role, &bytes, &meta)?;
-        let new = Signed::<Targets>::from_bytes(bytes)
-            .and_then(|s| s.verify(&authority.borrow()))
-            .map_err(|e| UpdateError::invalid(role, e))?;
-        if new.version != meta.version {
-            return Err(UpdateError::VersionMismatch {
-                role: role.into(),
-                expected: meta.version.get(),
-                got: new.version.get(),
-            });
-        }
-        check_expiry(role, new.expires, self.now)?;
+        rules::matches_pin(role, &bytes, &meta)?;
+        let signed =
+            Signed::<Targets>::from_bytes(bytes).map_err(|e| UpdateError::invalid(role, e))?;
+        let new = rules::verify_role(signed, &authority.borrow())?;
+        rules::pinned_version(role, &meta, new.version)?;
+        rules::unexpired(role, new.expires, self.now)?;
         self.targets.insert(name.clone(), new);
         self.current.insert(name.clone(), authority.id());
         Ok(())
@@ -700,115 +656,143 @@ impl<F: Fetch> Updater<F> {
             })
     }
 
-    /// §5.6.7 over the roles loaded so far: a pre-order depth-first search in listed order
-    /// that enters only delegations whose `paths` or `path_hash_prefixes` match `target`,
-    /// stops at a terminating delegation, visits each role once and at most
-    /// `limits.max_delegations` roles. This is the one search; [`Updater::find_target`] and
-    /// [`Updater::trusted_targets`] both use it.
-    fn search_step(&self, target: &str) -> Result<Step<Option<FoundTarget>>, UpdateError> {
-        let mut stack: Vec<(RoleName, Option<RoleName>)> = vec![(RoleName::targets(), None)];
-        let mut visited: BTreeSet<RoleName> = BTreeSet::new();
-        while let Some((role, delegator)) = stack.pop() {
-            if visited.len() >= self.limits.max_delegations {
-                break;
-            }
-            if !visited.insert(role.clone()) || self.absent.contains(&role) {
-                continue;
-            }
-            let (keyids, threshold) = self.keys_for(&role, delegator.as_ref())?;
-            let Some(current) = self.current(&role, &keyids, threshold) else {
-                return self
-                    .authority_for(&role, delegator.as_ref())
-                    .map(Step::Load);
-            };
-            if let Some(found) = current.targets.get(target) {
-                return Ok(Step::Done(Some(FoundTarget {
-                    target: found.clone(),
-                    role,
-                })));
-            }
-            let Some(delegations) = &current.delegations else {
-                continue;
-            };
-            let mut children = Vec::new();
-            for child in &delegations.roles {
-                if child.matches(target) {
-                    children.push((child.name.clone(), Some(role.clone())));
-                    if child.terminating {
-                        // Nothing after a terminating delegation is searched: not its
-                        // siblings, nor what was pending from its ancestors.
-                        stack.clear();
-                        break;
+    /// The one delegation walk, over the roles loaded so far (§5.6.7). It visits targets
+    /// roles in the updater's [`SearchOrder`], enters a delegation only when its `paths` or
+    /// `path_hash_prefixes` match `target` (every delegation, for [`Goal::AllRoles`]),
+    /// visits each role once and at most `limits.max_delegations` roles, and stops at a
+    /// terminating delegation: nothing after it is entered, neither its siblings nor what
+    /// was pending from its ancestors. It returns the visited roles in order, or asks for
+    /// the next role it needs that is not loaded yet. [`Updater::find_target`],
+    /// [`Updater::vouchers`], [`Updater::trusted_targets`] and
+    /// [`Updater::load_all_targets`] all use it; nothing else walks delegations.
+    fn walk(&self, goal: Goal<'_>) -> Result<Step<Vec<RoleName>>, UpdateError> {
+        let target = goal.target();
+        let releases = RoleName::releases();
+        let passes: &[Pass] = match self.order {
+            SearchOrder::Preorder => &[Pass::Everything],
+            SearchOrder::Docker => &[Pass::ReleasesSubtree, Pass::TargetsAndOthers],
+        };
+        let mut visited: Vec<RoleName> = Vec::new();
+        // Delegated roles entered so far; `targets` is counted in the bound besides them.
+        let mut seen: BTreeSet<RoleName> = BTreeSet::new();
+        let mut terminated = false;
+        for pass in passes {
+            let mut stack: Vec<(RoleName, Option<RoleName>)> = vec![(RoleName::targets(), None)];
+            while let Some((role, delegator)) = stack.pop() {
+                let top = delegator.is_none();
+                if !top {
+                    if seen.len() + 1 >= self.limits.max_delegations {
+                        return Ok(Step::Done(visited));
+                    }
+                    if !seen.insert(role.clone()) {
+                        continue;
                     }
                 }
+                if self.absent.contains(&role) {
+                    continue;
+                }
+                let (keyids, threshold) = self.keys_for(&role, delegator.as_ref())?;
+                let Some(current) = self.current(&role, &keyids, threshold) else {
+                    return self
+                        .authority_for(&role, delegator.as_ref())
+                        .map(Step::Load);
+                };
+                // Docker's first pass goes through `targets` without reading its list.
+                if !(top && *pass == Pass::ReleasesSubtree) {
+                    visited.push(role.clone());
+                    if let Goal::First(t) = goal {
+                        if current.targets.contains_key(t) {
+                            return Ok(Step::Done(visited));
+                        }
+                    }
+                }
+                let Some(delegations) = &current.delegations else {
+                    continue;
+                };
+                if top && terminated {
+                    continue;
+                }
+                let mut children = Vec::new();
+                for child in &delegations.roles {
+                    let in_pass = match pass {
+                        Pass::Everything => true,
+                        Pass::ReleasesSubtree => !top || child.name == releases,
+                        Pass::TargetsAndOthers => !top || child.name != releases,
+                    };
+                    if in_pass && target.is_none_or(|t| child.matches(t)) {
+                        children.push((child.name.clone(), Some(role.clone())));
+                        if target.is_some() && child.terminating {
+                            stack.clear();
+                            terminated = true;
+                            break;
+                        }
+                    }
+                }
+                children.reverse();
+                stack.extend(children);
             }
-            children.reverse();
-            stack.extend(children);
         }
-        Ok(Step::Done(None))
+        Ok(Step::Done(visited))
     }
 
-    /// Every role reachable from `targets` regardless of target names, in search order.
-    fn walk_all_step(&self) -> Result<Step<Vec<RoleName>>, UpdateError> {
-        let mut order = Vec::new();
-        let mut stack: Vec<(RoleName, Option<RoleName>)> = vec![(RoleName::targets(), None)];
-        let mut seen = BTreeSet::new();
-        while let Some((role, delegator)) = stack.pop() {
-            if seen.len() >= self.limits.max_delegations
-                || !seen.insert(role.clone())
-                || self.absent.contains(&role)
-            {
-                continue;
-            }
-            let (keyids, threshold) = self.keys_for(&role, delegator.as_ref())?;
-            let Some(current) = self.current(&role, &keyids, threshold) else {
-                return self
-                    .authority_for(&role, delegator.as_ref())
-                    .map(Step::Load);
-            };
-            if let Some(d) = &current.delegations {
-                let children = d.roles.iter().rev();
-                stack.extend(children.map(|c| (c.name.clone(), Some(role.clone()))));
-            }
-            order.push(role);
-        }
-        Ok(Step::Done(order))
-    }
-
-    /// §5.6.7: finds `target` by a depth-first search of the delegations, in listed order,
-    /// honouring paths, hash prefixes and terminating roles. A delegated role is fetched
-    /// only when the search reaches it. `Ok(None)`: no role trusted for the name lists it.
-    /// Call after [`Updater::refresh`].
-    pub async fn find_target(&mut self, target: &str) -> Result<Option<FoundTarget>, UpdateError> {
+    /// Runs the walk for `goal`, loading each role it reaches, until it is done.
+    async fn walk_loading(&mut self, goal: Goal<'_>) -> Result<Vec<RoleName>, UpdateError> {
         // Each load makes one more role current, so the walk ends; the bound is a backstop.
         for _ in 0..=self.limits.max_delegations {
-            match self.search_step(target)? {
-                Step::Done(found) => return Ok(found),
-                Step::Load(authority) => self.load_targets_role(&authority).await?,
-            }
-        }
-        Ok(None)
-    }
-
-    /// Loads every targets role reachable from `targets`, whatever its paths, in search
-    /// order and at most `limits.max_delegations` of them. The roles may list targets their
-    /// delegation does not trust them for: use [`Updater::trusted_targets`] for the targets
-    /// themselves.
-    pub async fn load_all_targets(&mut self) -> Result<Vec<RoleName>, UpdateError> {
-        for _ in 0..=self.limits.max_delegations {
-            match self.walk_all_step()? {
-                Step::Done(order) => return Ok(order),
+            match self.walk(goal)? {
+                Step::Done(visited) => return Ok(visited),
                 Step::Load(authority) => self.load_targets_role(&authority).await?,
             }
         }
         Ok(Vec::new())
     }
 
+    /// The visited roles that list `target`, with their entries, in walk order.
+    fn listing(&self, visited: &[RoleName], target: &str) -> Vec<FoundTarget> {
+        visited
+            .iter()
+            .filter_map(|role| {
+                let t = self.targets.get(role)?.targets.get(target)?;
+                Some(FoundTarget {
+                    target: t.clone(),
+                    role: role.clone(),
+                })
+            })
+            .collect()
+    }
+
+    /// §5.6.7: finds `target` by the delegation walk in the updater's [`SearchOrder`],
+    /// honouring paths, hash prefixes and terminating roles. A delegated role is fetched
+    /// only when the walk reaches it. `Ok(None)`: no role trusted for the name lists it.
+    /// Call after [`Updater::refresh`].
+    pub async fn find_target(&mut self, target: &str) -> Result<Option<FoundTarget>, UpdateError> {
+        let visited = self.walk_loading(Goal::First(target)).await?;
+        Ok(self.listing(&visited, target).into_iter().next())
+    }
+
+    /// Every role trusted for `target` that lists it, in walk order: the first is what
+    /// [`Updater::find_target`] gives; the others are co-signers (Docker's "signers" of a
+    /// tag). Does no I/O: call [`Updater::load_all_targets`] first; a role the walk would
+    /// need and that is not loaded ends the list.
+    pub fn vouchers(&self, target: &str) -> Vec<FoundTarget> {
+        match self.walk(Goal::Every(target)) {
+            Ok(Step::Done(visited)) => self.listing(&visited, target),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Loads every targets role reachable from `targets`, whatever its paths, in walk
+    /// order and at most `limits.max_delegations` of them. The roles may list targets their
+    /// delegation does not trust them for: use [`Updater::trusted_targets`] or
+    /// [`Updater::vouchers`] for the targets themselves.
+    pub async fn load_all_targets(&mut self) -> Result<Vec<RoleName>, UpdateError> {
+        self.walk_loading(Goal::AllRoles).await
+    }
+
     /// Every target the loaded roles list, each resolved exactly as [`Updater::find_target`]
     /// would resolve it, so a target listed by a role outside its delegated paths, or
     /// shadowed by an earlier role, is reported as the search finds it or not at all. Does
-    /// no I/O: call [`Updater::load_all_targets`] first; a name whose search would need a
-    /// role that is not loaded is left out.
+    /// no I/O: call [`Updater::load_all_targets`] first.
     pub fn trusted_targets(&self) -> BTreeMap<TargetName, FoundTarget> {
         let names: BTreeSet<&TargetName> = self
             .current
@@ -818,11 +802,21 @@ impl<F: Fetch> Updater<F> {
             .collect();
         names
             .into_iter()
-            .filter_map(|name| match self.search_step(name.as_str()) {
-                Ok(Step::Done(Some(found))) => Some((name.clone(), found)),
-                _ => None,
+            .filter_map(|name| {
+                let found = self.vouchers(name.as_str()).into_iter().next()?;
+                Some((name.clone(), found))
             })
             .collect()
+    }
+
+    /// The current copy of a delegated or top-level targets role: checked against the
+    /// trusted snapshot and the keys that delegate it. `None` until a walk reached it (or
+    /// when the snapshot does not list it).
+    pub fn current_role(&self, role: &RoleName) -> Option<&Verified<Targets>> {
+        self.current
+            .contains_key(role)
+            .then(|| self.targets.get(role))
+            .flatten()
     }
 
     async fn download(
@@ -920,83 +914,21 @@ pub fn verify_target(name: &str, target: &TargetFile, bytes: &[u8]) -> Result<()
         )));
     }
     for (algorithm, expected) in &target.hashes {
-        match digest_hex(algorithm, bytes) {
-            Some(actual) if actual == expected.to_ascii_lowercase() => {}
-            Some(_) => return Err(mismatch(format!("{algorithm} does not match"))),
-            None => {
+        match rules::check_hash(name, algorithm, expected, bytes) {
+            Ok(()) => {}
+            Err(Rejection::UnsupportedHash { .. }) => {
                 return Err(mismatch(format!(
                     "unsupported hash algorithm {algorithm:?}"
                 )));
             }
+            Err(_) => return Err(mismatch(format!("{algorithm} does not match"))),
         }
     }
     Ok(())
-}
-
-fn digest_hex(algorithm: &str, bytes: &[u8]) -> Option<String> {
-    match algorithm {
-        "sha256" => Some(hex::encode(Sha256::digest(bytes))),
-        "sha384" => Some(hex::encode(Sha384::digest(bytes))),
-        "sha512" => Some(hex::encode(Sha512::digest(bytes))),
-        _ => None,
-    }
 }
 
 /// Whether a top-level role kept from before still meets the threshold `root` sets for it.
 fn still_verifies<T: Role>(root: &Root, copy: &Verified<T>) -> bool {
     root.authority(T::TYPE)
         .is_some_and(|a| copy.signed().check(&a).is_ok())
-}
-
-fn rollback(role: &str, trusted: Version, new: Version) -> UpdateError {
-    UpdateError::Rollback {
-        role: role.into(),
-        trusted: trusted.get(),
-        new: new.get(),
-    }
-}
-
-fn check_expiry(
-    role: &str,
-    expires: crate::Expiry,
-    now: OffsetDateTime,
-) -> Result<(), UpdateError> {
-    if expires.is_expired_at(now) {
-        Err(UpdateError::Expired {
-            role: role.into(),
-            expires: expires.to_string(),
-        })
-    } else {
-        Ok(())
-    }
-}
-
-fn matches_meta(bytes: &[u8], meta: &MetaFile) -> bool {
-    check_meta("", bytes, meta).is_ok()
-}
-
-/// Length and every hash of `bytes` against `meta`, where `meta` gives them (§5.5.2, §5.6.2).
-fn check_meta(role: &str, bytes: &[u8], meta: &MetaFile) -> Result<(), UpdateError> {
-    if let Some(expected) = meta.length {
-        if expected != bytes.len() as u64 {
-            return Err(UpdateError::LengthMismatch {
-                role: role.into(),
-                expected,
-                got: bytes.len() as u64,
-            });
-        }
-    }
-    for (algorithm, expected) in meta.hashes.iter().flatten() {
-        match digest_hex(algorithm, bytes) {
-            Some(actual) if actual == expected.to_ascii_lowercase() => {}
-            Some(_) => return Err(UpdateError::HashMismatch { role: role.into() }),
-            None => {
-                return Err(UpdateError::UnsupportedHash {
-                    role: role.into(),
-                    algorithm: algorithm.clone(),
-                });
-            }
-        }
-    }
-    Ok(())
 }

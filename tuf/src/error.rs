@@ -39,6 +39,10 @@ pub enum Error {
         threshold: u32,
     },
 
+    /// One envelope lists a key ID twice in `signatures` (§4.2: a key ID MUST be unique).
+    #[error("verifying {role}: key ID {key_id} appears twice in signatures")]
+    DuplicateSignature { role: String, key_id: String },
+
     /// A role declares a threshold of zero or names fewer keys than its threshold.
     #[error("role {role}: {reason}")]
     BadRole { role: String, reason: String },

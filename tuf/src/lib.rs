@@ -8,6 +8,8 @@
 //! - [`metadata`] holds the four role types as the specification defines them.
 //! - [`signed`] holds the `Signed<T>` envelope (untrusted, with the exact bytes it was parsed
 //!   from), the one threshold rule, and `Verified<T>`, which only the verifier makes.
+//! - [`rules`] is the rulebook: every rule for accepting new metadata, used by the server's
+//!   upload validation and by the client workflow alike.
 //! - [`delegation`] matches target names against delegated `paths` and `path_hash_prefixes`.
 
 pub mod cjson;
@@ -18,6 +20,7 @@ pub mod expiry;
 pub mod key;
 pub mod metadata;
 pub mod names;
+pub mod rules;
 pub mod signed;
 
 pub use error::Error;

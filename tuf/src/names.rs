@@ -163,6 +163,11 @@ fn valid_path_component(part: &str) -> bool {
 
 /// The name of a role: one of the four top-level roles or a delegated targets role
 /// (`targets/releases`, `targets/alice`, or any other name a delegation gives).
+///
+/// TUF puts no grammar on delegated role names, and other repositories use names such as
+/// `?`, `#` or `../x`; so a name is any non-empty string of at most 255 bytes without
+/// control characters. A role name is never used raw in a URL or a file name: both go
+/// through `client::encode_role`, which percent-encodes every byte but `A-Za-z0-9-_.~`.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct RoleName(String);
 
@@ -180,19 +185,8 @@ impl RoleName {
         if name.len() > 255 {
             return Err(fail("longer than 255 bytes"));
         }
-        if !name
-            .bytes()
-            .all(|c| c.is_ascii_graphic() && !matches!(c, b'%' | b'\\' | b'?' | b'#'))
-        {
-            return Err(fail(
-                "only printable ASCII without spaces, '%', '\\', '?' or '#'",
-            ));
-        }
-        if name
-            .split('/')
-            .any(|s| s.is_empty() || s == "." || s == "..")
-        {
-            return Err(fail("empty, '.' or '..' path segment"));
+        if name.chars().any(char::is_control) {
+            return Err(fail("control characters"));
         }
         Ok(RoleName(name))
     }
@@ -208,6 +202,10 @@ impl RoleName {
     }
     pub fn timestamp() -> Self {
         RoleName("timestamp".into())
+    }
+    /// `targets/releases`, Docker's role for released tags.
+    pub fn releases() -> Self {
+        RoleName("targets/releases".into())
     }
 
     /// The top-level role this name is, if it is one.
@@ -383,16 +381,23 @@ mod tests {
                 .is_delegated()
         );
         assert!(!RoleName::new("snapshot").expect("valid").is_delegated());
-        for bad in [
-            "",
-            "targets/",
-            "targets//a",
-            "targets/../root",
+        for unusual in [
+            "?",
+            "#",
+            "/delegatedrole",
+            "../delegatedrole",
             "a b",
             "a%2Fb",
         ] {
+            assert!(
+                RoleName::new(unusual).is_ok(),
+                "{unusual:?} is a TUF role name"
+            );
+        }
+        for bad in ["", "a\nb", "a\u{7f}"] {
             assert!(RoleName::new(bad).is_err(), "{bad:?} must be refused");
         }
+        assert!(RoleName::new("x".repeat(256)).is_err());
     }
 
     #[test]

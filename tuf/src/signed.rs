@@ -177,13 +177,15 @@ fn is_spec_1x(spec: &str) -> bool {
 
 /// The threshold rule, the only one in Notar: the number of **distinct** key IDs that the
 /// authority lists, whose key it holds, and whose signature over `message` verifies, must
-/// reach the threshold. Repeated entries by one key count once; a signature by a key the
-/// role does not list counts zero. Returns the count on success.
+/// reach the threshold. A signature by a key the
+/// role does not list counts zero. Returns the count on success. An envelope that lists a
+/// key ID twice is refused before anything is counted ([`crate::rules::unique_signature_keyids`]).
 pub fn check_threshold(
     authority: &Authority<'_>,
     message: &[u8],
     signatures: &[Signature],
 ) -> Result<usize, Error> {
+    crate::rules::unique_signature_keyids(authority.role.as_str(), signatures)?;
     let mut valid: BTreeSet<&KeyId> = BTreeSet::new();
     for signature in signatures {
         if valid.contains(&signature.keyid) || !authority.keyids.contains(&signature.keyid) {

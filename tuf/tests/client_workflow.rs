@@ -17,6 +17,7 @@ use ed25519_dalek::SigningKey;
 use notar_tuf::client::{
     Fetch, FetchError, Limits, UpdateError, Updater, encode_role, verify_target,
 };
+use notar_tuf::rules::Rejection;
 use notar_tuf::{
     DelegatedRole, Delegations, Error as TufError, Expiry, MetaFile, RoleName, RoleType, Root,
     Signed, Signer, Snapshot, TargetFile, TargetName, Targets, Timestamp, Version,
@@ -410,7 +411,19 @@ fn is_threshold(source: &TufError, valid: usize, threshold: u32) -> bool {
 #[track_caller]
 fn assert_invalid_threshold(err: &UpdateError, role: &str, valid: usize, threshold: u32) {
     assert!(
-        matches!(err, UpdateError::Invalid { role: r, source } if r == role && is_threshold(source, valid, threshold)),
+        match err {
+            UpdateError::Rejected(Rejection::Invalid { role: r, source }) => {
+                r == role && is_threshold(source, valid, threshold)
+            }
+            UpdateError::Rejected(Rejection::RootNotSignedByPrevious { source, .. }) => {
+                role == "root (signed by the previous root's keys)"
+                    && is_threshold(source, valid, threshold)
+            }
+            UpdateError::Rejected(Rejection::RootNotSelfSigned { source, .. }) => {
+                role == "root (signed by its own keys)" && is_threshold(source, valid, threshold)
+            }
+            _ => false,
+        },
         "expected {role}: {valid} valid signature(s), threshold {threshold}; got {err:?}"
     );
 }
@@ -418,7 +431,7 @@ fn assert_invalid_threshold(err: &UpdateError, role: &str, valid: usize, thresho
 #[track_caller]
 fn assert_rollback(err: &UpdateError, role: &str, trusted: u64, new: u64) {
     assert!(
-        matches!(err, UpdateError::Rollback { role: r, trusted: t, new: n } if r == role && *t == trusted && *n == new),
+        matches!(err, UpdateError::Rejected(Rejection::Rollback { role: r, trusted: t, new: n }) if r == role && *t == trusted && *n == new),
         "expected rollback of {role} {trusted} -> {new}; got {err:?}"
     );
 }
@@ -426,7 +439,7 @@ fn assert_rollback(err: &UpdateError, role: &str, trusted: u64, new: u64) {
 #[track_caller]
 fn assert_expired(err: &UpdateError, role: &str) {
     assert!(
-        matches!(err, UpdateError::Expired { role: r, .. } if r == role),
+        matches!(err, UpdateError::Rejected(Rejection::Expired { role: r, .. }) if r == role),
         "expected {role} expired; got {err:?}"
     );
 }
@@ -434,7 +447,22 @@ fn assert_expired(err: &UpdateError, role: &str) {
 #[track_caller]
 fn assert_version_mismatch(err: &UpdateError, role: &str, expected: u64, got: u64) {
     assert!(
-        matches!(err, UpdateError::VersionMismatch { role: r, expected: e, got: g } if r == role && *e == expected && *g == got),
+        match err {
+            UpdateError::Rejected(Rejection::VersionMismatch {
+                role: r,
+                expected: e,
+                got: g,
+            }) => {
+                r == role && *e == expected && *g == got
+            }
+            UpdateError::Rejected(Rejection::NotNextRoot {
+                expected: e,
+                got: g,
+            }) => {
+                role == "root" && *e == expected && *g == got
+            }
+            _ => false,
+        },
         "expected {role} version {got} where {expected} was expected; got {err:?}"
     );
 }
@@ -515,7 +543,7 @@ fn an_invalid_trusted_root_is_refused_before_any_request() {
     )
     .expect_err("tampered root");
     assert!(
-        matches!(err, UpdateError::Invalid { ref role, .. } if role == "root"),
+        matches!(err, UpdateError::Rejected(Rejection::Invalid { ref role, .. }) if role == "root"),
         "{err:?}"
     );
     assert!(repo.net.take_requests().is_empty());
@@ -861,7 +889,7 @@ fn a_snapshot_dropping_a_role_is_refused() {
     repo.publish();
     let err = local.refresh_err(&repo.net);
     assert!(
-        matches!(err, UpdateError::Missing { ref role, ref reason } if role == "snapshot" && reason.contains("a.json")),
+        matches!(err, UpdateError::Rejected(Rejection::Dropped { ref file }) if file == "a.json"),
         "{err:?}"
     );
 }
@@ -998,7 +1026,7 @@ fn a_snapshot_that_differs_from_the_timestamp_pin_is_refused() {
     repo.net.put("2.snapshot.json", other);
     let err = local.refresh_err(&repo.net);
     assert!(
-        matches!(err, UpdateError::HashMismatch { ref role } if role == "snapshot"),
+        matches!(err, UpdateError::Rejected(Rejection::HashMismatch { ref role, .. }) if role == "snapshot"),
         "{err:?}"
     );
     assert_eq!(local.version("snapshot.json"), 1);
@@ -1021,7 +1049,7 @@ fn a_snapshot_shorter_or_longer_than_the_timestamp_pin_is_refused() {
     repo.net.put("2.snapshot.json", shorter);
     let err = local.refresh_err(&repo.net);
     assert!(
-        matches!(err, UpdateError::LengthMismatch { ref role, .. } if role == "snapshot"),
+        matches!(err, UpdateError::Rejected(Rejection::LengthMismatch { ref role, .. }) if role == "snapshot"),
         "{err:?}"
     );
 }
@@ -1064,7 +1092,7 @@ fn targets_that_differ_from_the_snapshot_pin_are_refused() {
     repo.sign_targets("targets");
     let err = local.refresh_err(&repo.net);
     assert!(
-        matches!(err, UpdateError::HashMismatch { ref role } if role == "targets"),
+        matches!(err, UpdateError::Rejected(Rejection::HashMismatch { ref role, .. }) if role == "targets"),
         "{err:?}"
     );
 }
@@ -1088,14 +1116,14 @@ fn hashes_other_than_sha256_are_checked_and_unknown_ones_refused() {
     pin("sha512", "00".repeat(64));
     let err = local.refresh_err(&repo.net);
     assert!(
-        matches!(err, UpdateError::HashMismatch { ref role } if role == "snapshot"),
+        matches!(err, UpdateError::Rejected(Rejection::HashMismatch { ref role, .. }) if role == "snapshot"),
         "{err:?}"
     );
 
     pin("md5", "00".repeat(16));
     let err = local.refresh_err(&repo.net);
     assert!(
-        matches!(err, UpdateError::UnsupportedHash { ref role, ref algorithm } if role == "snapshot" && algorithm == "md5"),
+        matches!(err, UpdateError::Rejected(Rejection::UnsupportedHash { ref role, ref algorithm }) if role == "snapshot" && algorithm == "md5"),
         "{err:?}"
     );
 
@@ -1148,12 +1176,16 @@ fn signatures_below_a_threshold_of_two_are_refused() {
     let err = local.refresh_err(&repo.net);
     assert_invalid_threshold(&err, "targets", 1, 2);
 
-    // One key signing twice is still one signature.
+    // One key signing twice is not two signatures: the envelope is refused whole, since a
+    // key ID must be unique in `signatures`.
     repo.keys.insert("targets".into(), vec![key(2), key(2)]);
     repo.bump_targets("targets");
     repo.publish();
     let err = local.refresh_err(&repo.net);
-    assert_invalid_threshold(&err, "targets", 1, 2);
+    assert!(
+        matches!(err, UpdateError::Rejected(Rejection::Invalid { ref role, source: TufError::DuplicateSignature { .. } }) if role == "targets"),
+        "{err:?}"
+    );
 
     repo.keys.insert("targets".into(), vec![key(2), key(12)]);
     repo.bump_targets("targets");

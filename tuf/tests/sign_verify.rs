@@ -56,16 +56,13 @@ fn threshold_counts_distinct_listed_keys() {
     let two = Signed::sign(targets(), &[&k1, &k2]).expect("sign");
     assert_eq!(two.check(&authority).expect("meets threshold"), 2);
 
-    // The same key twice counts once.
+    // The same key twice is never two signatures: a key ID must be unique in signatures,
+    // so the envelope is refused whole.
     let same_twice = Signed::sign(targets(), &[&k1, &k1]).expect("sign");
     assert_eq!(same_twice.signatures().len(), 2);
     match same_twice.check(&authority) {
-        Err(Error::Threshold {
-            valid: 1,
-            threshold: 2,
-            ..
-        }) => {}
-        other => panic!("expected 1 of 2, got {other:?}"),
+        Err(Error::DuplicateSignature { .. }) => {}
+        other => panic!("expected a refusal of the repeated key ID, got {other:?}"),
     }
 
     // A key the role does not list counts zero, even though its signature is valid.

@@ -10,25 +10,31 @@
 //!   "AdministrativeKeys": [{"Name": "Root", "Keys": […]}, {"Name": "Repository", "Keys": […]}]}]
 //! ```
 //!
-//! Docker's rules, kept as they are so that scripts written for Docker work:
+//! What is shown, in Docker's shape:
 //!
-//! - A tag is shown when it is *released*: signed in `targets` or in `targets/releases`.
-//! - Its signers are the other delegated roles (`targets/<name>`, shown as `<name>`) that
-//!   sign the same tag with the same digest; with none, the signer is `"Repo Admin"`.
-//!   A tag signed only in `targets/<name>` (not released) is not shown, as in Docker.
+//! - A tag is shown with the digest a verifying pull resolves it to: the first role of
+//!   Docker's walk order (`targets/releases` and its subtree, then `targets`, then the other
+//!   delegations) that is trusted for the tag and lists it. The walk is notar-tuf's one
+//!   delegation walk, so inspect, `trust resolve` and `pull` always agree.
+//! - Its signers are the delegated roles (`targets/<name>`, shown as `<name>`) trusted for
+//!   the tag that sign the same digest; with none (the tag is signed in `targets` or only
+//!   in `targets/releases`), the signer is `"Repo Admin"`.
+//!   Docker shows only tags found in `targets` or `targets/releases`; notar also shows a
+//!   tag signed only by a path-restricted signer (`targets/<name>` alone), because a pull
+//!   resolves it, and names that signer.
 //! - `Signers` lists every delegated role except `targets/releases`, by name, descending.
 //! - Tags are in natural order (`v2` before `v10`); a reference with a tag shows only it.
 //!
-//! Only verified metadata is shown: every targets role is loaded through the TUF workflow,
-//! and a target counts only if every delegation on the way to its role allows its name.
-//! A repository without trust data prints `[]` and an error on stderr (exit 1); a tag that
-//! is not signed prints the repository with no `SignedTags` and an error (exit 1).
+//! A repository without trust data prints `[]` and an error on stderr (exit 1); an
+//! unreachable trust server prints `[]` and says so (exit 2); a tag that is not signed in
+//! a repository with trust data prints the repository with empty `SignedTags` (exit 0, as
+//! Docker does).
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use notar_tuf::client::Fetch;
-use notar_tuf::client::{Limits, Updater};
-use notar_tuf::{DelegatedRole, KeyId, RoleName, RoleType};
+use notar_tuf::client::Updater;
+use notar_tuf::{KeyId, RoleName, RoleType};
 use serde::Serialize;
 
 use crate::cli::InspectArgs;
@@ -40,9 +46,6 @@ use crate::{Context, Error};
 
 /// Docker's name for a tag signed through the targets role (or `targets/releases` alone).
 pub const REPO_ADMIN: &str = "Repo Admin";
-/// Docker's role for released tags besides `targets`.
-const RELEASES: &str = "targets/releases";
-
 /// What one reference shows, before it is printed either way.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct View {
@@ -102,15 +105,9 @@ pub async fn run(ctx: &Context, args: InspectArgs, pin: Option<&KeyId>) -> Resul
     };
     for input in &args.references {
         match inspect_one(ctx, input, pin).await {
-            Ok((view, reference)) => {
-                if let (Some(tag), true) = (&reference.tag, view.tags.is_empty()) {
-                    fail(Error::Unsigned {
-                        gun: reference.gun.clone(),
-                        tag: tag.to_string(),
-                    });
-                }
-                views.push(view);
-            }
+            // An unsigned tag of a repository with trust data shows no signed tags and is
+            // no error, as in Docker.
+            Ok((view, _)) => views.push(view),
             Err(e) => fail(e),
         }
     }
@@ -136,75 +133,55 @@ async fn inspect_one(
 ) -> Result<(View, Reference), Error> {
     let reference = Reference::parse(input)?;
     let mut repo = Repository::open(ctx, &reference.gun, pin, Warnings::RootAndTargets).await?;
-    repo.load_all_targets().await?;
+    let roles = repo.load_all_targets().await?;
     let view = view(
         &repo.updater,
+        &roles,
         input,
         reference.tag.as_ref().map(|t| t.as_str()),
     );
     Ok((view, reference))
 }
 
-/// Builds what Docker shows from the verified roles `updater` holds.
-pub fn view<F: Fetch>(updater: &Updater<F>, name: &str, only_tag: Option<&str>) -> View {
-    let walk = walk(updater);
-    let admitted: BTreeMap<&RoleName, &Option<(RoleName, DelegatedRole)>> =
-        walk.iter().map(|(role, edge)| (role, edge)).collect();
-    // A target counts only if each delegation from `targets` down to its role allows it.
-    let trusted = |role: &RoleName, target: &str| {
-        let mut current = role;
-        let mut hops = 0;
-        while let Some(Some((parent, entry))) = admitted.get(current) {
-            if !entry.matches(target) || hops > walk.len() {
-                return false;
-            }
-            current = parent;
-            hops += 1;
-        }
-        true
-    };
-    let is_released = |role: &RoleName| role.as_str() == "targets" || role.as_str() == RELEASES;
-    let signed = |role: &RoleName| -> Vec<(String, String)> {
-        let Some(targets) = updater.targets(role) else {
-            return Vec::new();
-        };
-        targets
-            .targets
-            .iter()
-            .filter(|(target, _)| only_tag.is_none_or(|tag| tag == target.as_str()))
-            .filter(|(target, _)| trusted(role, target.as_str()))
-            .filter_map(|(target, file)| {
-                Some((target.to_string(), hex::encode(file.sha256_digest()?)))
-            })
-            .collect()
-    };
-
-    let mut rows: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
-    for (role, _) in walk.iter().filter(|(r, _)| is_released(r)) {
-        for key in signed(role) {
-            rows.entry(key).or_default();
-        }
-    }
-    for (role, _) in walk.iter().filter(|(r, _)| !is_released(r)) {
-        for key in signed(role) {
-            if let Some(signers) = rows.get_mut(&key) {
-                signers.insert(signer_name(role));
-            }
-        }
-    }
-    let mut tags: Vec<(String, String, Vec<String>)> = rows
+/// Builds what Docker shows from the verified roles `updater` holds, after
+/// `load_all_targets` (whose walk order `roles` is).
+pub fn view<F: Fetch>(
+    updater: &Updater<F>,
+    roles: &[RoleName],
+    name: &str,
+    only_tag: Option<&str>,
+) -> View {
+    let is_admin = |role: &RoleName| *role == RoleName::targets() || *role == RoleName::releases();
+    let mut tags: Vec<(String, String, Vec<String>)> = updater
+        .trusted_targets()
         .into_iter()
-        .map(|((tag, digest), signers)| (tag, digest, signers.into_iter().collect()))
+        .filter(|(tag, _)| only_tag.is_none_or(|t| t == tag.as_str()))
+        .filter_map(|(tag, found)| {
+            let digest = found.target.sha256_digest()?;
+            // The signers of a tag: every delegated role trusted for it that signs the same
+            // digest as the role that vouches for it, but the admin's roles.
+            let signers: BTreeSet<String> = updater
+                .vouchers(tag.as_str())
+                .into_iter()
+                .filter(|v| !is_admin(&v.role) && v.target.sha256_digest() == Some(digest))
+                .map(|v| signer_name(&v.role))
+                .collect();
+            Some((
+                tag.to_string(),
+                hex::encode(digest),
+                signers.into_iter().collect(),
+            ))
+        })
         .collect();
     tags.sort_by(|a, b| natural_cmp(&a.0, &b.0).then_with(|| a.1.cmp(&b.1)));
 
     let mut signers: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for (role, _) in &walk {
+    for role in roles {
         let Some(delegations) = updater.targets(role).and_then(|t| t.delegations.as_ref()) else {
             continue;
         };
         for entry in &delegations.roles {
-            if entry.name.as_str() == RELEASES {
+            if entry.name == RoleName::releases() {
                 continue;
             }
             signers
@@ -225,47 +202,6 @@ pub fn view<F: Fetch>(updater: &Updater<F>, name: &str, only_tag: Option<&str>) 
         root_keys: keys_of(RoleType::Root),
         repository_keys: keys_of(RoleType::Targets),
     }
-}
-
-/// Every loaded targets role with the delegation that admitted it (`None` for `targets`),
-/// found by the same depth-first walk, in the same order, as `Updater::load_all_targets`.
-fn walk<F: Fetch>(updater: &Updater<F>) -> Vec<(RoleName, Option<(RoleName, DelegatedRole)>)> {
-    let mut out = Vec::new();
-    let mut stack: Vec<(RoleName, Option<RoleName>)> = vec![(RoleName::targets(), None)];
-    let mut seen = BTreeSet::new();
-    while let Some((role, delegator)) = stack.pop() {
-        if seen.len() >= Limits::default().max_delegations || !seen.insert(role.clone()) {
-            continue;
-        }
-        let edge = match delegator {
-            Some(parent) => {
-                let entry = updater
-                    .targets(&parent)
-                    .and_then(|p| p.delegations.as_ref())
-                    .and_then(|d| d.role(role.as_str()))
-                    .cloned();
-                match entry {
-                    Some(entry) => Some((parent, entry)),
-                    None => continue,
-                }
-            }
-            None => None,
-        };
-        let Some(current) = updater.targets(&role) else {
-            continue;
-        };
-        if let Some(delegations) = &current.delegations {
-            stack.extend(
-                delegations
-                    .roles
-                    .iter()
-                    .rev()
-                    .map(|c| (c.name.clone(), Some(role.clone()))),
-            );
-        }
-        out.push((role, edge));
-    }
-    out
 }
 
 /// `targets/alice` is the signer `alice`.
@@ -379,7 +315,7 @@ fn sorted(ids: &[String]) -> Vec<&str> {
 mod tests {
     use super::*;
 
-    use notar_tuf::client::FetchError;
+    use notar_tuf::client::{FetchError, Limits};
     use notar_tuf::{
         Delegations, Expiry, MetaFile, Root, Signed, Snapshot, TargetFile, TargetName, Targets,
         Timestamp, Version,
@@ -437,7 +373,7 @@ mod tests {
         let mut targets = with_targets(&["admin"]);
         let mut delegations = Delegations::new();
         delegations.add_role(
-            RoleName::new(RELEASES).expect("name"),
+            RoleName::releases(),
             &[releases_key.public_key()],
             std::num::NonZeroU32::MIN,
             vec!["rel-*".into()],
@@ -449,7 +385,7 @@ mod tests {
         let mut snapshot = Snapshot::new(Version::ONE, expires);
         for (name, bytes) in [
             ("targets", targets.as_bytes()),
-            (RELEASES, releases.as_bytes()),
+            ("targets/releases", releases.as_bytes()),
         ] {
             snapshot.meta.insert(
                 format!("{name}.json"),
@@ -472,13 +408,14 @@ mod tests {
                 releases.as_bytes().to_vec(),
             ),
         ]));
-        let mut updater =
-            Updater::new(root.as_bytes().to_vec(), files, now, Limits::default()).expect("root");
+        let mut updater = Updater::new(root.as_bytes().to_vec(), files, now, Limits::default())
+            .expect("root")
+            .with_search_order(notar_tuf::client::SearchOrder::Docker);
         updater.refresh().await.expect("refresh");
-        updater.load_all_targets().await.expect("delegations");
+        let roles = updater.load_all_targets().await.expect("delegations");
 
         let digest = |name: &str| hex::encode(sha2::Sha256::digest(name));
-        let shown = view(&updater, "example/app", None);
+        let shown = view(&updater, &roles, "example/app", None);
         assert_eq!(
             shown.tags,
             vec![
@@ -487,7 +424,7 @@ mod tests {
             ]
         );
         assert!(shown.signers.is_empty(), "targets/releases is not a signer");
-        let one = view(&updater, "example/app:outside", Some("outside"));
+        let one = view(&updater, &roles, "example/app:outside", Some("outside"));
         assert!(one.tags.is_empty());
     }
 

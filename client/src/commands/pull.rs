@@ -1,9 +1,10 @@
 //! `notar pull <gun>:<tag>` and `notar pull <gun>@sha256:<hex>`: an enforced pull into an
 //! OCI image layout.
 //!
-//! By tag, the digest and length come only from verified trust data, in Docker's order:
-//! `targets/releases`, then the other delegated roles (in search order, each trusted for
-//! the tag through its delegation paths), then `targets`. The registry's tag must name the
+//! By tag, the digest and length come only from verified trust data, found by notar-tuf's
+//! delegation walk in Docker's order: the `targets/releases` subtree, then `targets`, then
+//! the other delegations, each trusted for the tag through its delegation paths, a
+//! terminating delegation ending the search. The registry's tag must name the
 //! signed digest too (a tag moved after signing is refused). The manifest is fetched by
 //! digest with the signed length as a cap (more is refused before it is read in full) and
 //! its sha256 checked before it is parsed; for an image index the platform's manifest is
@@ -241,59 +242,25 @@ fn parse_reference(input: &str) -> Result<(Gun, Wanted), Error> {
     Ok((reference.gun, Wanted::Tag(tag)))
 }
 
-/// The verified target of `tag` in Docker's order, with the role that signed it.
+/// The verified target of `tag` in Docker's order, with the role that signed it: the one
+/// delegation walk of notar-tuf, so `trust resolve` names the same digest.
 async fn trusted_target(
     ctx: &Context,
     gun: &Gun,
     tag: &Tag,
 ) -> Result<(OciDigest, u64, RoleName), Error> {
     let mut repo = Repository::open(ctx, gun, None, Warnings::RootAndTargets).await?;
-    let order = repo.load_all_targets().await?;
-    let updater = &repo.updater;
-    // The roles trusted for this tag: reached from targets through delegations whose paths
-    // match it (the walk order lists every parent before its children).
-    let mut trusted: BTreeSet<RoleName> = BTreeSet::from([RoleName::targets()]);
-    for role in &order {
-        if !trusted.contains(role) {
-            continue;
-        }
-        let Some(delegations) = updater.targets(role).and_then(|t| t.delegations.as_ref()) else {
-            continue;
-        };
-        for child in &delegations.roles {
-            if child.matches(tag.as_str()) {
-                trusted.insert(child.name.clone());
-            }
-        }
-    }
-    let releases = RoleName::new("targets/releases").ok();
-    let targets = RoleName::targets();
-    let candidates = releases
-        .iter()
-        .chain(
-            order
-                .iter()
-                .filter(|r| **r != targets && Some(*r) != releases.as_ref()),
-        )
-        .chain(std::iter::once(&targets));
-    for role in candidates {
-        if !trusted.contains(role) {
-            continue;
-        }
-        let Some(found) = updater
-            .targets(role)
-            .and_then(|t| t.targets.get(tag.as_str()))
-        else {
-            continue;
-        };
-        if let Some(digest) = found.sha256_digest() {
-            return Ok((OciDigest::from_sha256(digest), found.length, role.clone()));
-        }
-    }
-    Err(Error::Unsigned {
+    let unsigned = || Error::Unsigned {
         gun: gun.clone(),
         tag: tag.to_string(),
-    })
+    };
+    let found = repo.find_target(tag.as_str()).await?.ok_or_else(unsigned)?;
+    let digest = found.target.sha256_digest().ok_or_else(unsigned)?;
+    Ok((
+        OciDigest::from_sha256(digest),
+        found.target.length,
+        found.role,
+    ))
 }
 
 /// A manifest by digest, at most `limit` bytes, checked against its digest and, when

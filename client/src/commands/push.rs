@@ -142,6 +142,7 @@ pub async fn run(ctx: &Context, args: PushArgs) -> Result<(), Error> {
         digest: Some(digest.to_string()),
         size: Some(size),
         insecure_registry: args.insecure_registry,
+        role: None,
         targets_lifetime: args.targets_lifetime,
         root_lifetime: args.root_lifetime,
     };

@@ -1,8 +1,9 @@
 //! `notar trust resolve <gun>:<tag>`: the verified digest reference of a tag, for scripts:
 //! `docker pull "$(notar trust resolve registry.example/app:v1)"`.
 //!
-//! The tag is found by the TUF delegation search (targets first, then delegated roles in
-//! order, within their paths), so the answer is what a verifying client would pull.
+//! The tag is found by notar-tuf's one delegation walk in Docker's order (the
+//! `targets/releases` subtree, then `targets`, then the other delegations, within their
+//! paths), the same walk `notar pull` uses, so the answer is what a verifying pull fetches.
 
 use notar_tuf::{Gun, KeyId};
 use serde::Serialize;

@@ -17,6 +17,7 @@ use serde::Serialize;
 
 use crate::cache::MetadataCache;
 use crate::cli::SignArgs;
+use crate::commands::signer::{Held, held_roles};
 use crate::commands::{days, parse_digest, publish_targets, targets_signer, unlock_targets_key};
 use crate::keyring::Keyring;
 use crate::output::{json_line, print};
@@ -51,46 +52,64 @@ pub async fn run(ctx: &Context, args: SignArgs, pin: Option<&KeyId>) -> Result<(
     };
     let target = TargetFile::sha256(size, digest);
     let gun = &reference.gun;
+    let wanted = args.role.as_deref().map(parse_role).transpose()?;
 
-    // Before anything touches a file: a wrong passphrase must change nothing.
-    let targets_key = unlock_targets_key(ctx, gun).await?;
-    // No targets key here: a signer signs into its delegated roles, if it holds a key.
-    if targets_key.is_none()
-        && crate::commands::signer::sign(ctx, gun, &tag, Some(&target), args.targets_lifetime, pin)
-            .await?
+    let (version, replaced, created) = match Repository::open(ctx, gun, pin, Warnings::RootOnly)
+        .await
     {
-        return Ok(());
-    }
-    let (version, replaced, created) =
-        match Repository::open(ctx, gun, pin, Warnings::RootOnly).await {
-            Ok(mut repo) => {
-                let key = targets_signer(ctx, &repo, targets_key.as_ref())?;
-                let replaced = repo
-                    .targets()?
-                    .targets
-                    .get(tag.as_str())
-                    .filter(|old| **old != target)
-                    .and_then(|old| old.hashes.get("sha256").cloned());
-                let name = tag.target_name();
-                let version = publish_targets(
-                    ctx,
-                    &mut repo,
-                    key,
-                    days(args.targets_lifetime),
-                    |targets| {
-                        targets.targets.insert(name.clone(), target.clone());
-                        Ok(())
-                    },
-                )
-                .await?;
-                (version, replaced, false)
+        Ok(mut repo) => {
+            let keyring = Keyring::open(&ctx.trust_dir, ctx.kdf)?;
+            match signing_roles(&keyring, &repo, &tag, wanted.as_ref())? {
+                SigningRoles::Delegations(held) => {
+                    return crate::commands::signer::sign_roles(
+                        ctx,
+                        &keyring,
+                        &mut repo,
+                        &held,
+                        &tag,
+                        Some(&target),
+                        args.targets_lifetime,
+                    )
+                    .await;
+                }
+                SigningRoles::Targets => {}
             }
-            Err(Error::NoTrustData { .. }) => {
-                let version = create(ctx, gun, &tag, target, &args, pin, targets_key).await?;
-                (version, None, true)
+            // Before anything is uploaded: a wrong passphrase must change nothing.
+            let targets_key = unlock_targets_key(ctx, gun).await?;
+            let key = targets_signer(ctx, &repo, targets_key.as_ref())?;
+            let replaced = repo
+                .targets()?
+                .targets
+                .get(tag.as_str())
+                .filter(|old| **old != target)
+                .and_then(|old| old.hashes.get("sha256").cloned());
+            let name = tag.target_name();
+            let version = publish_targets(
+                ctx,
+                &mut repo,
+                key,
+                days(args.targets_lifetime),
+                |targets| {
+                    targets.targets.insert(name.clone(), target.clone());
+                    Ok(())
+                },
+            )
+            .await?;
+            (version, replaced, false)
+        }
+        Err(Error::NoTrustData { .. }) => {
+            if wanted.as_ref().is_some_and(|r| *r != RoleName::targets()) {
+                return Err(Error::Usage(format!(
+                    "{gun} has no trust data yet: its first signature creates it in the targets role, so --role {} cannot be used",
+                    args.role.as_deref().unwrap_or_default()
+                )));
             }
-            Err(e) => return Err(e),
-        };
+            let targets_key = unlock_targets_key(ctx, gun).await?;
+            let version = create(ctx, gun, &tag, target, &args, pin, targets_key).await?;
+            (version, None, true)
+        }
+        Err(e) => return Err(e),
+    };
 
     let digest_text = format!("sha256:{}", hex::encode(digest));
     if ctx.json {
@@ -114,6 +133,85 @@ pub async fn run(ctx: &Context, args: SignArgs, pin: Option<&KeyId>) -> Result<(
             ctx.server.url()
         ))
     }
+}
+
+/// `--role targets`, `--role targets/alice` or `--role alice`.
+fn parse_role(text: &str) -> Result<RoleName, Error> {
+    let name = if text == "targets" || text.starts_with("targets/") {
+        text.to_owned()
+    } else {
+        format!("targets/{text}")
+    };
+    RoleName::new(name).map_err(|e| Error::Usage(format!("--role {text}: {e}")))
+}
+
+/// Where `trust sign` puts a signature.
+#[derive(Debug)]
+pub enum SigningRoles {
+    Targets,
+    /// Signer roles (direct delegations of `targets`) and the keys held for each.
+    Delegations(Vec<Held>),
+}
+
+/// Docker's choice of signing roles: with `--role`, that role only; otherwise every direct
+/// delegation of `targets` whose paths allow the tag and whose key this trust directory
+/// holds, and `targets` itself only when the repository has no delegations at all.
+pub fn signing_roles(
+    keyring: &Keyring,
+    repo: &Repository,
+    tag: &notar_tuf::names::Tag,
+    wanted: Option<&RoleName>,
+) -> Result<SigningRoles, Error> {
+    let gun = &repo.gun;
+    let targets = repo.targets()?;
+    let delegated: Vec<&notar_tuf::DelegatedRole> = targets
+        .delegations
+        .as_ref()
+        .map(|d| d.roles.iter().collect())
+        .unwrap_or_default();
+    if wanted == Some(&RoleName::targets()) || (wanted.is_none() && delegated.is_empty()) {
+        return Ok(SigningRoles::Targets);
+    }
+    let held = held_roles(keyring, &delegated, tag.as_str());
+    if let Some(role) = wanted {
+        let Some(entry) = delegated.iter().find(|d| d.name == *role) else {
+            return Err(Error::Usage(format!(
+                "{gun} has no signer role {role} (its targets role delegates: {})",
+                names(&delegated)
+            )));
+        };
+        if !entry.matches(tag.as_str()) {
+            return Err(Error::Usage(format!(
+                "{role} of {gun} may not sign {tag}: its paths are {}",
+                entry.paths.as_deref().unwrap_or_default().join(", ")
+            )));
+        }
+        return held
+            .into_iter()
+            .find(|h| h.role == *role)
+            .map(|h| SigningRoles::Delegations(vec![h]))
+            .ok_or_else(|| {
+                Error::MissingKey(format!(
+                    "this trust directory holds no key of {role} of {gun}"
+                ))
+            });
+    }
+    if held.is_empty() {
+        return Err(Error::MissingKey(format!(
+            "{gun} has signers ({}), and this trust directory holds no key of one whose paths allow {tag}; \
+             add your key as a signer (notar trust signer add), or sign as the repository owner with --role targets",
+            names(&delegated)
+        )));
+    }
+    Ok(SigningRoles::Delegations(held))
+}
+
+fn names(roles: &[&notar_tuf::DelegatedRole]) -> String {
+    roles
+        .iter()
+        .map(|r| r.name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The first publish of a repository: root v1 and targets v1 in one upload.

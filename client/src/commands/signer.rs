@@ -5,26 +5,28 @@
 //!   key object, `{"keytype","scheme","keyval":{"public"}}`);
 //!   `notar trust key load <pem> --name <name>` imports an unencrypted PKCS#8 ed25519 PEM.
 //! - `notar trust signer add <name> <gun> --key <pub>… [--paths P…] [--threshold N]`
-//!   delegates to `targets/<name>` and adds the same keys to `targets/releases`, in a new
-//!   version of top-level targets signed by the repository's targets key. `--threshold`
-//!   sets the threshold of both roles.
+//!   delegates to `targets/<name>` in a new version of top-level targets signed by the
+//!   repository's targets key. A signer without `--paths` may sign every tag: as in
+//!   Docker, its keys also go into the shared `targets/releases` role. A signer with
+//!   `--paths` gets `targets/<name>` with exactly those paths and stays out of
+//!   `targets/releases`, whose paths are `*`: putting its key there would let it sign any
+//!   tag, whatever its own paths say. `--threshold` sets the threshold of the signer's roles.
 //! - `notar trust signer remove <name> <gun> [-y]` takes the signer's role away and its
 //!   keys out of `targets/releases`.
-//! - [`sign`] and [`revoke`]: `notar trust sign` / `revoke` from a trust directory that has
-//!   no targets key for the repository but holds delegation keys edit every delegated role
-//!   those keys may sign for the tag, all in one upload; a role whose threshold needs more
-//!   keys than the trust directory holds is refused before anything is uploaded.
+//! - [`sign_roles`] and [`revoke`]: `notar trust sign` / `revoke` into the signer roles the
+//!   trust directory holds keys for (`commands::sign::signing_roles` chooses them, as
+//!   Docker does), all in one upload; a role whose threshold needs more keys than the trust
+//!   directory holds is refused before anything is uploaded.
 
 use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
 use notar_keys::{KeyRole, PrivateKey};
-use notar_tuf::client::{Fetch, encode_role};
 use notar_tuf::names::Tag;
 use notar_tuf::{
-    Delegations, Expiry, Gun, KeyId, PublicKey, RoleName, Signed, Signer, TargetFile, Targets,
-    Version,
+    DelegatedRole, Delegations, Expiry, Gun, KeyId, PublicKey, RoleName, Signed, Signer,
+    TargetFile, Targets, Version,
 };
 use serde::Serialize;
 
@@ -150,8 +152,11 @@ struct RoleVersion {
 
 fn signer_role(name: &str) -> Result<RoleName, Error> {
     let bad = |reason: &str| Error::Usage(format!("invalid signer name {name:?}: {reason}"));
-    if name.is_empty() || name.contains('/') {
-        return Err(bad("expected one path segment, without /"));
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
+    if name.is_empty() || !name.chars().all(allowed) || name.starts_with('.') {
+        return Err(bad(
+            "expected letters, digits, '-', '_' and '.', not starting with '.'",
+        ));
     }
     if name == "releases" {
         return Err(bad("\"releases\" is the role every signer shares"));
@@ -284,15 +289,23 @@ async fn add(ctx: &Context, args: SignerAddArgs, pin: Option<&KeyId>) -> Result<
         .iter()
         .map(|p| read_public_key(p))
         .collect::<Result<Vec<_>, _>>()?;
-    let paths = if args.paths.is_empty() {
-        vec!["*".to_owned()]
-    } else {
+    let everything = vec!["*".to_owned()];
+    // A signer restricted to some paths must stay out of the shared releases role.
+    let restricted = !args.paths.is_empty() && args.paths != everything;
+    let paths = if restricted {
         args.paths.clone()
+    } else {
+        everything.clone()
     };
     let targets_key = unlock_targets_key(ctx, &gun).await?;
     let mut repo = Repository::open(ctx, &gun, pin, Warnings::RootOnly).await?;
     let key = targets_signer(ctx, &repo, targets_key.as_ref())?;
     let name = args.name.clone();
+    let roles: Vec<RoleName> = if restricted {
+        vec![role.clone()]
+    } else {
+        vec![role.clone(), RoleName::releases()]
+    };
     let version = publish_targets(
         ctx,
         &mut repo,
@@ -301,14 +314,21 @@ async fn add(ctx: &Context, args: SignerAddArgs, pin: Option<&KeyId>) -> Result<
         |targets| {
             let delegations = targets.delegations.get_or_insert_with(Delegations::new);
             add_keys(delegations, &role, &keys, &paths, true, &name)?;
-            let releases =
-                RoleName::new(RELEASES).map_err(Error::metadata("naming the releases role"))?;
-            add_keys(delegations, &releases, &keys, &paths, false, &name)?;
+            if !restricted {
+                add_keys(
+                    delegations,
+                    &RoleName::releases(),
+                    &keys,
+                    &everything,
+                    false,
+                    &name,
+                )?;
+            }
             if let Some(threshold) = args.threshold {
                 for r in delegations
                     .roles
                     .iter_mut()
-                    .filter(|r| r.name == role || r.name.as_str() == RELEASES)
+                    .filter(|r| roles.contains(&r.name))
                 {
                     if r.keyids.len() < threshold.get() as usize {
                         return Err(Error::Usage(format!(
@@ -324,8 +344,9 @@ async fn add(ctx: &Context, args: SignerAddArgs, pin: Option<&KeyId>) -> Result<
         },
     )
     .await?;
-    let unpublished: Vec<String> = [role.as_str(), RELEASES]
-        .into_iter()
+    let unpublished: Vec<String> = roles
+        .iter()
+        .map(RoleName::as_str)
         .filter(|r| {
             repo.updater
                 .snapshot()
@@ -355,8 +376,9 @@ async fn add(ctx: &Context, args: SignerAddArgs, pin: Option<&KeyId>) -> Result<
     )
 }
 
-/// Adds `keys` to `role` (creating it with `paths`). `exclusive`: the role is the signer's
-/// own, so a key it has already means the signer was added before.
+/// Adds `keys` to `role` (creating it with `paths`; an existing role keeps its paths).
+/// `exclusive`: the role is the signer's own, so a key it has already means the signer was
+/// added before.
 fn add_keys(
     delegations: &mut Delegations,
     role: &RoleName,
@@ -384,13 +406,8 @@ fn add_keys(
         }
         existing.keyids.push(id);
     }
-    if let Some(existing_paths) = existing.paths.as_mut() {
-        for p in paths {
-            if !existing_paths.contains(p) {
-                existing_paths.push(p.clone());
-            }
-        }
-    }
+    // The paths of an existing role are left as they are: widening a shared role's paths
+    // would widen what every key in it may sign.
     Ok(())
 }
 
@@ -480,21 +497,17 @@ fn report_change(
 }
 
 /// A delegated role this trust directory can sign, with the keys it holds for it.
-struct Held {
-    role: RoleName,
+#[derive(Debug)]
+pub struct Held {
+    pub role: RoleName,
     threshold: NonZeroU32,
     keys: Vec<KeyId>,
 }
 
-/// The delegated roles of `repo` (one level below targets) that may sign `tag` and for
+/// Of the direct delegations `delegated` of targets, those that may sign `tag` and for
 /// which the key store holds at least one key.
-fn held_roles(keyring: &Keyring, repo: &Repository, tag: &str) -> Result<Vec<Held>, Error> {
-    let targets = repo.targets()?;
-    let Some(delegations) = &targets.delegations else {
-        return Ok(Vec::new());
-    };
-    Ok(delegations
-        .roles
+pub fn held_roles(keyring: &Keyring, delegated: &[&DelegatedRole], tag: &str) -> Vec<Held> {
+    delegated
         .iter()
         .filter(|r| r.matches(tag))
         .filter_map(|r| {
@@ -515,53 +528,14 @@ fn held_roles(keyring: &Keyring, repo: &Repository, tag: &str) -> Result<Vec<Hel
                 keys,
             })
         })
-        .collect())
+        .collect()
 }
 
-/// The current content of the delegated role `role`: the version the verified snapshot
-/// pins, checked against the delegation's keys and threshold; `None` if the role has never
-/// been published.
-async fn current_role(repo: &Repository, role: &RoleName) -> Result<Option<Targets>, Error> {
-    let Some(meta) = repo
-        .updater
-        .snapshot()
-        .and_then(|s| s.meta.get(&format!("{role}.json")).cloned())
-    else {
-        return Ok(None);
-    };
-    let file = format!("{}.{}.json", meta.version, encode_role(role.as_str()));
-    let untrusted = |reason: String| {
-        Error::untrusted(
-            &repo.gun,
-            notar_tuf::client::UpdateError::Missing {
-                role: role.to_string(),
-                reason,
-            },
-        )
-    };
-    let bytes = repo
-        .updater
-        .fetcher()
-        .fetch(&file, meta.length.unwrap_or(8 * 1024 * 1024))
-        .await
-        .map_err(|e| untrusted(format!("fetching {file}: {e}")))?
-        .ok_or_else(|| untrusted(format!("the server does not have {file}")))?;
-    let targets = repo.targets()?;
-    let authority = targets
-        .delegations
-        .as_ref()
-        .and_then(|d| d.authority(role.as_str()))
-        .ok_or_else(|| untrusted("not delegated by targets".into()))?;
-    let signed = Signed::<Targets>::from_bytes(bytes)
-        .and_then(|s| s.verify(&authority))
-        .map_err(|e| untrusted(format!("{file} does not verify: {e}")))?;
-    if signed.version != meta.version {
-        return Err(untrusted(format!(
-            "{file} is version {}, the snapshot pins {}",
-            signed.version, meta.version
-        )));
-    }
-    Ok(Some((*signed).clone()))
+/// The current content of the delegated role `role`, as the client workflow verified it
+/// (the version the trusted snapshot pins, checked against the delegation's keys);
+/// `None` if the role has never been published. Call after `load_all_targets`.
+fn current_role(repo: &Repository, role: &RoleName) -> Option<Targets> {
+    repo.updater.current_role(role).map(|t| (**t).clone())
 }
 
 /// What a signer does to a tag.
@@ -570,14 +544,13 @@ enum Edit<'a> {
     Revoke,
 }
 
-/// `trust sign` / `trust revoke` by a signer. `Ok(false)`: this trust directory holds no
-/// key for a delegated role that may sign `tag` (or the repository has no trust data), so
-/// the caller goes on as the repository owner.
-pub async fn sign(
+/// `trust revoke` by a signer. `Ok(false)`: this trust directory holds no key for a
+/// delegated role that may sign `tag` (or the repository has no trust data), so the caller
+/// goes on as the repository owner.
+pub async fn revoke(
     ctx: &Context,
     gun: &Gun,
     tag: &Tag,
-    target: Option<&TargetFile>,
     lifetime: u32,
     pin: Option<&KeyId>,
 ) -> Result<bool, Error> {
@@ -597,17 +570,39 @@ pub async fn sign(
         Err(Error::NoTrustData { .. }) => return Ok(false),
         Err(e) => return Err(e),
     };
-    let held = held_roles(&keyring, &repo, tag.as_str())?;
+    let delegated: Vec<&DelegatedRole> = repo
+        .targets()?
+        .delegations
+        .as_ref()
+        .map(|d| d.roles.iter().collect())
+        .unwrap_or_default();
+    let held = held_roles(&keyring, &delegated, tag.as_str());
     if held.is_empty() {
         return Ok(false);
     }
+    sign_roles(ctx, &keyring, &mut repo, &held, tag, None, lifetime).await?;
+    Ok(true)
+}
+
+/// Signs `tag` as `target` into each of the `held` roles (or, with no target, removes it
+/// from them) in one upload, and says which roles were signed.
+pub async fn sign_roles(
+    ctx: &Context,
+    keyring: &Keyring,
+    repo: &mut Repository,
+    held: &[Held],
+    tag: &Tag,
+    target: Option<&TargetFile>,
+    lifetime: u32,
+) -> Result<(), Error> {
+    let gun = &repo.gun.clone();
     let edit = match target {
         Some(t) => Edit::Sign(t),
         None => Edit::Revoke,
     };
     // Every key and every threshold first: a wrong passphrase or a missing co-signer must
     // change nothing.
-    for h in &held {
+    for h in held {
         if h.keys.len() < h.threshold.get() as usize {
             return Err(Error::MissingKey(format!(
                 "{} of {gun} needs signatures from {} keys, and this trust directory holds {} of them ({})",
@@ -628,10 +623,11 @@ pub async fn sign(
             unlocked.push(keyring.unlock(KeyRole::Delegation, id).await?);
         }
     }
+    repo.load_all_targets().await?;
     let mut uploads = Vec::new();
     let mut results = Vec::new();
-    for h in &held {
-        let current = current_role(&repo, &h.role).await?;
+    for h in held {
+        let current = current_role(repo, &h.role);
         let had_tag = current
             .as_ref()
             .is_some_and(|t| t.targets.contains_key(tag.as_str()));
@@ -691,8 +687,7 @@ pub async fn sign(
             action,
             roles: results,
             server: ctx.server.url(),
-        }))
-        .map(|()| true);
+        }));
     }
     let roles = results
         .iter()
@@ -708,5 +703,4 @@ pub async fn sign(
         "{verb} {gun}:{tag} in {roles} on {}\n",
         ctx.server.url()
     ))
-    .map(|()| true)
 }
