@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs the TUF conformance suite (theupdateframework/tuf-conformance, tag v2.4.0) against the
+# Runs the TUF conformance suite (theupdateframework/tuf-conformance, tag v2.4.0 unless
+# TUF_CONFORMANCE_REF names another tag or commit of the git dir) against the
 # `notar-conformance` client binary, and exits with pytest's status. It does not build the
 # binary. Extra arguments go to pytest as given, e.g. `-k test_unusual_role_name` or `-v`.
 #
@@ -15,8 +16,7 @@
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 
-ref=v2.4.0
-deps=("securesystemslib[crypto]==1.3.1" "tuf==6.0.0" "pytest==8.4.2" "pytest-json-report==1.5.0")
+ref=${TUF_CONFORMANCE_REF:-v2.4.0}
 suite=${TUF_CONFORMANCE_DIR:-/work/.mirror/theupdateframework+tuf-conformance/repo}
 cache=${XDG_CACHE_HOME:-/var/cache}/notar-tuf-conformance
 die() { printf 'tuf-conformance.sh: %s\n' "$*" >&2; exit 2; }
@@ -36,6 +36,11 @@ nor a git dir with tag $ref. Get it with \`fetch github:theupdateframework/tuf-c
 (tag $ref) and set TUF_CONFORMANCE_DIR to the checkout or to its git dir."
 fi
 
+# The suite's own pinned dependencies, from its pyproject.toml.
+mapfile -t deps < <("${PYTHON:-python3}" -c 'import sys, tomllib
+print("\n".join(tomllib.load(open(sys.argv[1], "rb"))["project"]["dependencies"]))' "$src/pyproject.toml")
+[[ ${#deps[@]} -gt 0 ]] || die "no dependencies found in $src/pyproject.toml"
+
 # The client under test.
 bin=${NOTAR_CONFORMANCE_BIN:-}
 if [[ -z $bin ]]; then
@@ -53,7 +58,7 @@ bin=$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")
 command -v faketime >/dev/null || die "faketime is not installed (apt-get install faketime)"
 
 # The venv, (re)made when missing or when the pinned dependencies change.
-venv=$cache/venv
+venv=$cache/venv-$(printf '%s' "${deps[*]}" | sha256sum | cut -c1-12)
 if [[ "$(cat "$venv/.notar-deps" 2>/dev/null)" != "${deps[*]}" ]]; then
   printf '== preparing the Python venv in %s\n' "$venv" >&2
   rm -rf "$venv"

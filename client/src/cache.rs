@@ -21,6 +21,9 @@ use crate::Error;
 /// The subdirectory of a trust directory that holds metadata.
 pub const TUF_DIR: &str = "tuf";
 const PIN_FILE: &str = "_pinned_root_key";
+/// The pinned key that established the root kept here: the chain from a root it signed
+/// was walked to this root, so later updates need only follow the chain on.
+const PIN_VERIFIED_FILE: &str = "_pin_verified";
 
 /// The cached metadata of one GUN.
 #[derive(Debug)]
@@ -114,11 +117,51 @@ impl MetadataCache {
         })
     }
 
-    /// Pins `key` as the key every root of this repository must be signed by.
+    /// Pins `key`: the root this trust directory trusts must descend, through a chain of
+    /// verified rotations, from a root that `key` signed.
     pub fn save_pin(&self, key: &KeyId) -> Result<(), Error> {
         create_dir(&self.dir)?;
         write_atomically(&self.dir.join(PIN_FILE), format!("{key}\n").as_bytes())?;
         sync_dir(&self.dir)
+    }
+
+    /// Removes the pin; `Ok(false)` if there was none.
+    pub fn remove_pin(&self) -> Result<bool, Error> {
+        let mut removed = false;
+        for name in [PIN_FILE, PIN_VERIFIED_FILE] {
+            let path = self.dir.join(name);
+            match fs::remove_file(&path) {
+                Ok(()) => removed |= name == PIN_FILE,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io("removing the pin", path)(e)),
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Whether the kept root was established under the pinned key `key`.
+    pub fn pin_verified(&self, key: &KeyId) -> bool {
+        fs::read_to_string(self.dir.join(PIN_VERIFIED_FILE))
+            .is_ok_and(|text| text.trim() == key.as_str())
+    }
+
+    /// Records that the kept root descends from a root `key` signed.
+    pub fn save_pin_verified(&self, key: &KeyId) -> Result<(), Error> {
+        create_dir(&self.dir)?;
+        write_atomically(
+            &self.dir.join(PIN_VERIFIED_FILE),
+            format!("{key}\n").as_bytes(),
+        )?;
+        sync_dir(&self.dir)
+    }
+
+    /// Forgets everything kept for this repository: metadata and pin.
+    pub fn forget(self) -> Result<bool, Error> {
+        match fs::remove_dir_all(&self.dir) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(Error::io("removing the trust data", self.dir)(e)),
+        }
     }
 }
 

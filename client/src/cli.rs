@@ -73,8 +73,12 @@ pub enum TrustCommand {
     Revoke(RevokeArgs),
     /// Print the verified digest reference <gun>@sha256:<hex> of a tag
     Resolve(ResolveArgs),
-    /// Pin the root key of a repository: later roots must be signed by it
+    /// Pin the root key of a repository: its root must descend from a root this key signed
     Pin(PinArgs),
+    /// Remove the root key pin of a repository
+    Unpin(GunArgs),
+    /// Forget the trust data kept for a repository (after it was re-created on purpose)
+    Reset(GunArgs),
     /// Signers' keys: generate or load a delegation key
     #[command(subcommand)]
     Key(crate::commands::signer::TrustKeyCommand),
@@ -151,6 +155,13 @@ pub struct ResolveArgs {
     /// The tag: <gun>:<tag>
     #[arg(value_name = "GUN:TAG")]
     pub reference: String,
+}
+
+#[derive(Debug, Args)]
+pub struct GunArgs {
+    /// The repository
+    #[arg(value_name = "GUN")]
+    pub gun: String,
 }
 
 #[derive(Debug, Args)]

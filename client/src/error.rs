@@ -63,9 +63,23 @@ pub enum Error {
     #[error("{gun}:{tag} is not signed")]
     Unsigned { gun: Gun, tag: String },
 
-    /// A root that the pinned root key did not sign.
-    #[error("the root of {gun} is not signed by the pinned root key {key}")]
-    PinMismatch { gun: Gun, key: KeyId },
+    /// No root of the repository was signed by the pinned root key.
+    #[error(
+        "the pinned root key {key} signed no root of {gun} (root versions 1 to {checked} on the server); pin a key that signed one of them, or remove the pin with notar trust unpin {gun}"
+    )]
+    PinMismatch { gun: Gun, key: KeyId, checked: u64 },
+
+    /// The server's root is not the trusted root nor a successor of it: the repository was
+    /// deleted and made again, or someone replaced its root.
+    #[error(
+        "the root of {gun} changed: this trust directory trusts root version {trusted_version} with root key {trusted_keys}, but the server's root history now starts with root key {server_keys}, which is not a successor of it. If the repository was deleted and re-created on purpose, forget the old trust data with `notar trust reset {gun}` (or pin the new root key); otherwise treat this as an attack"
+    )]
+    RootChanged {
+        gun: Gun,
+        trusted_version: u64,
+        trusted_keys: String,
+        server_keys: String,
+    },
 
     /// Finding, unlocking, creating or saving a private key failed.
     #[error("{action}")]
@@ -196,6 +210,7 @@ impl Error {
             | Error::BadTrustedRoot { .. }
             | Error::Unsigned { .. }
             | Error::PinMismatch { .. }
+            | Error::RootChanged { .. }
             | Error::Content { .. } => EXIT_UNTRUSTED,
             Error::Reported { exit_code, .. } => *exit_code,
             Error::BrokenPipe => 0,

@@ -133,8 +133,10 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
                             "trust pin takes the key ID as an argument, not --root-key".into(),
                         ));
                     }
-                    commands::pin::run(&ctx, args)
+                    commands::pin::run(&ctx, args).await
                 }
+                TrustCommand::Unpin(args) => commands::pin::unpin(&ctx, &args.gun),
+                TrustCommand::Reset(args) => commands::pin::reset(&ctx, &args.gun),
                 TrustCommand::Key(command) => commands::signer::key(&ctx, command).await,
                 TrustCommand::Signer(command) => {
                     commands::signer::signer(&ctx, command, pin.as_ref()).await

@@ -58,14 +58,18 @@ impl Repository {
         let fetch = ctx.server.fetcher(gun);
         let cached_root = cache.get("root.json").map(<[u8]>::to_vec);
         let first_contact = cached_root.is_none();
-        let root = match cached_root {
-            Some(bytes) => bytes,
-            None => fetch_first_root(ctx, gun, &fetch).await?,
+        // A pinned key must have signed a root from which the chain reaches the kept one.
+        // Once that was shown, the kept root is the anchor and updates follow the chain on.
+        let needs_pin_check = pin.as_ref().is_some_and(|p| !cache.pin_verified(p));
+        let root = match (&pin, cached_root) {
+            (Some(pin), _) if needs_pin_check => pinned_anchor(ctx, gun, &fetch, pin).await?,
+            (_, Some(bytes)) => bytes,
+            (_, None) => fetch_first_root(ctx, gun, &fetch).await?,
         };
         let updater = Updater::new(root, fetch, ctx.now, Limits::default())
             .map(docker_client)
             .map_err(|source| {
-                if first_contact {
+                if first_contact || needs_pin_check {
                     Error::untrusted(gun, source)
                 } else {
                     Error::BadTrustedRoot {
@@ -75,35 +79,67 @@ impl Repository {
                     }
                 }
             })?;
-        if let Some(pin) = &pin {
-            check_pin(gun, updater.root(), pin)?;
-        } else if first_contact {
-            let root = updater.root();
-            let keys = root
-                .role_keys(RoleType::Root)
-                .map(|r| {
-                    r.keyids
-                        .iter()
-                        .map(|k| k.as_str().to_owned())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                })
-                .unwrap_or_default();
-            eprintln!(
-                "notar: first contact with {gun}: trusting the root the server sent (trust on first use; root key {keys}). \
-                 To refuse any other root, pin it: notar trust pin {gun} <root key ID>"
-            );
-        }
         let mut repo = Repository {
             gun: gun.clone(),
             updater,
             cache,
             pin,
         };
-        repo.load_cached();
-        repo.refresh().await?;
+        if !needs_pin_check {
+            repo.load_cached();
+        }
+        let cached_root = repo.cache.get("root.json").map(<[u8]>::to_vec);
+        if let Err(e) = repo.refresh().await {
+            return Err(repo.explain_root_change(cached_root, e).await);
+        }
+        if let Some(pin) = repo.pin.as_ref().filter(|_| needs_pin_check) {
+            repo.cache.save_pin_verified(pin)?;
+        }
+        if first_contact && repo.pin.is_none() {
+            eprintln!(
+                "notar: first contact with {gun}: trusting the root the server sent (trust on first use; root version {}, root key {}). \
+                 To refuse any other root, pin it: notar trust pin {gun} <root key ID>",
+                repo.updater.root().version,
+                root_keys(repo.updater.root())
+            );
+        }
         repo.warn_expiry(ctx, warnings);
         Ok(repo)
+    }
+
+    /// After a failed update: when the server's current root is not the one this trust
+    /// directory trusts nor a successor of it (the repository was deleted and made again
+    /// with another root), says so in words instead of the signature error it caused.
+    async fn explain_root_change(&self, trusted: Option<Vec<u8>>, error: Error) -> Error {
+        use notar_tuf::client::Fetch;
+        if !matches!(error, Error::Untrusted { .. }) {
+            return error;
+        }
+        let Some(trusted) = trusted.and_then(|b| Signed::<Root>::from_bytes(b).ok()) else {
+            return error;
+        };
+        let limit = Limits::default().root_max_bytes;
+        let ours = trusted.untrusted();
+        // The server still has our root at its version: the same history, another failure.
+        let name = format!("{}.root.json", ours.version);
+        match self.updater.fetcher().fetch(&name, limit).await {
+            Ok(Some(bytes)) if bytes == trusted.as_bytes() => return error,
+            Ok(_) => {}
+            Err(_) => return error,
+        }
+        let Ok(Some(first)) = self.updater.fetcher().fetch("1.root.json", limit).await else {
+            return error;
+        };
+        let Ok(first) = Signed::<Root>::from_bytes(first) else {
+            return error;
+        };
+        let server_v1_keys = root_keys(first.untrusted());
+        Error::RootChanged {
+            gun: self.gun.clone(),
+            trusted_version: ours.version.get(),
+            trusted_keys: root_keys(ours),
+            server_keys: server_v1_keys,
+        }
     }
 
     /// Starts from a root this client just made and uploaded (the first publish), so the
@@ -126,6 +162,9 @@ impl Repository {
             pin: pin.cloned(),
         };
         repo.refresh().await?;
+        if let Some(pin) = pin {
+            repo.cache.save_pin_verified(pin)?;
+        }
         Ok(repo)
     }
 
@@ -149,9 +188,6 @@ impl Repository {
     /// Runs the update workflow again (after an upload, or to retry after a conflict).
     pub async fn refresh(&mut self) -> Result<(), Error> {
         let result = self.updater.refresh().await;
-        if let Some(pin) = &self.pin {
-            check_pin(&self.gun, self.updater.root(), pin)?;
-        }
         self.persist()?;
         result.map_err(|source| self.untrusted(source))
     }
@@ -245,16 +281,69 @@ async fn fetch_first_root(ctx: &Context, gun: &Gun, fetch: &HttpFetch) -> Result
         })
 }
 
-/// Refuses `root` unless `pin` is one of its root keys and signed it.
-pub fn check_pin(gun: &Gun, root: &Verified<Root>, pin: &KeyId) -> Result<(), Error> {
-    if signed_by_root_key(root.signed(), pin) {
-        Ok(())
-    } else {
-        Err(Error::PinMismatch {
-            gun: gun.clone(),
-            key: pin.clone(),
-        })
+/// The root to start from when `pin` is pinned and the kept root (if any) was not
+/// established under it: the oldest root on the server that lists `pin` as a root key and
+/// carries its valid signature. The workflow then walks the chain from it, so every later
+/// root is accepted only through verified rotations. Refused when no root on the server
+/// was signed by `pin`.
+async fn pinned_anchor(
+    ctx: &Context,
+    gun: &Gun,
+    fetch: &HttpFetch,
+    pin: &KeyId,
+) -> Result<Vec<u8>, Error> {
+    use notar_tuf::client::Fetch;
+    let limits = Limits::default();
+    let mut checked = 0;
+    for version in 1..=limits.max_root_rotations {
+        let name = format!("{version}.root.json");
+        let bytes = fetch
+            .fetch(&name, limits.root_max_bytes)
+            .await
+            .map_err(|source| {
+                Error::untrusted(
+                    gun,
+                    UpdateError::Fetch {
+                        role: "root".into(),
+                        source,
+                    },
+                )
+            })?;
+        let Some(bytes) = bytes else {
+            break;
+        };
+        checked = version;
+        let Ok(root) = Signed::<Root>::from_bytes(bytes.clone()) else {
+            continue;
+        };
+        if signed_by_root_key(&root, pin) && root.check_self().is_ok() {
+            return Ok(bytes);
+        }
     }
+    if checked == 0 {
+        return Err(Error::NoTrustData {
+            gun: gun.clone(),
+            server: ctx.server.url().to_owned(),
+        });
+    }
+    Err(Error::PinMismatch {
+        gun: gun.clone(),
+        key: pin.clone(),
+        checked,
+    })
+}
+
+/// The root keys of `root`, comma-separated.
+fn root_keys(root: &Root) -> String {
+    root.role_keys(RoleType::Root)
+        .map(|r| {
+            r.keyids
+                .iter()
+                .map(|k| k.as_str().to_owned())
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .unwrap_or_default()
 }
 
 /// Whether `key` is listed for the root role of `root` and made a valid signature over it.

@@ -678,7 +678,7 @@ async fn a_pinned_root_key_refuses_other_roots() {
     let root_id = publisher.key_id("root").await;
     let other_id = publisher.key_id("targets").await;
 
-    // --root-key with a key that did not sign root: refused on first contact, nothing kept.
+    // --root-key with a key that signed no root: refused on first contact, nothing kept.
     let reader_dir = tempfile::tempdir().expect("temp dir");
     let reader = Client::new(&server, reader_dir.path());
     let run = reader
@@ -687,7 +687,7 @@ async fn a_pinned_root_key_refuses_other_roots() {
         .expect_code(1);
     assert!(
         run.stderr.contains(&format!(
-            "notar: error: the root of {GUN} is not signed by the pinned root key {other_id}"
+            "notar: error: the pinned root key {other_id} signed no root of {GUN} (root versions 1 to 1 on the server)"
         )),
         "{}",
         run.stderr
@@ -707,27 +707,28 @@ async fn a_pinned_root_key_refuses_other_roots() {
         .ok();
     assert!(!run.stderr.contains("first contact"), "{}", run.stderr);
 
-    // A saved pin works the same way, and cannot name a key the trusted root lacks.
+    // A saved pin is checked against the server's roots before it is kept.
     let run = reader
         .run(&["trust", "pin", GUN, &other_id])
         .await
         .expect_code(1);
-    assert!(
-        run.stderr.contains("is not signed by the pinned root key"),
-        "{}",
-        run.stderr
-    );
+    assert!(run.stderr.contains("signed no root of"), "{}", run.stderr);
     let pinned_dir = tempfile::tempdir().expect("temp dir");
     let pinned = Client::new(&server, pinned_dir.path());
-    pinned.run(&["trust", "pin", GUN, &other_id]).await.ok();
     pinned
-        .run(&["trust", "resolve", &format!("{GUN}:v1")])
+        .run(&["trust", "pin", GUN, &other_id])
         .await
         .expect_code(1);
+    assert!(
+        !pinned.metadata_dir(GUN).join("_pinned_root_key").exists(),
+        "a refused pin is not kept"
+    );
     let run = pinned.run(&["trust", "pin", GUN, &root_id]).await.ok();
-    assert_eq!(
-        run.stdout,
-        format!("Pinned the root key of {GUN} to {root_id}\n")
+    assert!(
+        run.stdout
+            .starts_with(&format!("Pinned the root key of {GUN} to {root_id}")),
+        "{}",
+        run.stdout
     );
     let run = pinned
         .run(&["trust", "resolve", &format!("{GUN}:v1")])
@@ -748,12 +749,125 @@ async fn a_pinned_root_key_refuses_other_roots() {
             "1",
         ])
         .await
-        .expect_code(1);
+        .expect_code(2);
     assert!(
-        run.stderr.contains("is not signed by the pinned root key"),
+        run.stderr.contains("would not match the pin"),
         "{}",
         run.stderr
     );
+}
+
+/// Pins hold across root rotations: a key that signed any root from which the chain to
+/// the current root verifies is accepted; a re-created repository is named as such.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pins_survive_root_rotations_and_a_changed_root_is_named() {
+    let server = TestServer::start(Backend::Sqlite).await;
+    let dirs = tempfile::tempdir().expect("temp dir");
+    let client = |name: &str| Client::new(&server, &dirs.path().join(name));
+    let owner = client("owner");
+    owner.sign(&format!("{GUN}:v1"), b"one").await.ok();
+    let original = owner.key_id("root").await;
+    let targets_key = owner.key_id("targets").await;
+    let consumer = client("consumer");
+    consumer.run(&["trust", "pin", GUN, &original]).await.ok();
+    consumer
+        .run(&["trust", "resolve", &format!("{GUN}:v1")])
+        .await
+        .ok();
+
+    let mut current = original.clone();
+    for version in [2, 3] {
+        let rotated = owner
+            .run(&["--json", "key", "rotate", GUN, "root"])
+            .await
+            .ok()
+            .json();
+        assert_eq!(rotated["root_version"], version);
+        current = rotated["new_key"].as_str().expect("new key").to_owned();
+    }
+    owner.sign(&format!("{GUN}:v2"), b"two").await.ok();
+
+    // Pinned before both rotations: still works.
+    let run = consumer
+        .run(&["trust", "resolve", &format!("{GUN}:v2")])
+        .await
+        .ok();
+    assert!(run.stdout.contains("@sha256:"), "{}", run.stdout);
+    // Fresh trust directories pinned to the original or the current key both work.
+    for (name, key) in [("fresh-original", &original), ("fresh-current", &current)] {
+        let run = client(name)
+            .run(&["trust", "resolve", "--root-key", key, &format!("{GUN}:v2")])
+            .await
+            .ok();
+        assert!(
+            !run.stderr.contains("first contact"),
+            "{name}: {}",
+            run.stderr
+        );
+    }
+    // A key that signed no root is refused, saying so.
+    let run = client("fresh-wrong")
+        .run(&[
+            "trust",
+            "resolve",
+            "--root-key",
+            &targets_key,
+            &format!("{GUN}:v2"),
+        ])
+        .await
+        .expect_code(1);
+    assert!(
+        run.stderr.contains(&format!(
+            "{targets_key} signed no root of {GUN} (root versions 1 to 3"
+        )),
+        "{}",
+        run.stderr
+    );
+    // trust pin after the rotations, then unpin.
+    consumer.run(&["trust", "pin", GUN, &current]).await.ok();
+    let run = consumer.run(&["trust", "unpin", GUN]).await.ok();
+    assert_eq!(run.stdout, format!("Removed the root key pin of {GUN}\n"));
+    assert!(!consumer.metadata_dir(GUN).join("_pinned_root_key").exists());
+    // First contact names the current root, not root v1.
+    let run = client("tofu")
+        .run(&["trust", "resolve", &format!("{GUN}:v2")])
+        .await
+        .ok();
+    assert!(
+        run.stderr
+            .contains(&format!("root version 3, root key {current}")),
+        "{}",
+        run.stderr
+    );
+
+    // The repository is deleted and made again with another root.
+    let deleted = reqwest::Client::new()
+        .delete(format!("{}/v2/{GUN}/_trust/tuf/", server.url))
+        .send()
+        .await
+        .expect("delete");
+    assert!(deleted.status().is_success());
+    let other = client("other-owner");
+    other.sign(&format!("{GUN}:v1"), b"evil").await.ok();
+    let new_root = other.key_id("root").await;
+    let run = consumer
+        .run(&["trust", "resolve", &format!("{GUN}:v1")])
+        .await
+        .expect_code(1);
+    assert!(
+        run.stderr.contains(&format!("the root of {GUN} changed"))
+            && run.stderr.contains(&current)
+            && run.stderr.contains(&new_root)
+            && run.stderr.contains(&format!("notar trust reset {GUN}")),
+        "{}",
+        run.stderr
+    );
+    consumer.run(&["trust", "reset", GUN]).await.ok();
+    let run = consumer
+        .run(&["trust", "resolve", &format!("{GUN}:v1")])
+        .await
+        .ok();
+    assert!(run.stderr.contains("first contact"), "{}", run.stderr);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

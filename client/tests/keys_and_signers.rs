@@ -1146,3 +1146,207 @@ async fn rotating_to_a_given_key_and_failed_rotations_change_nothing() {
         misplaced.stderr
     );
 }
+
+/// A signer added with `--paths` can make no client accept a tag outside them: it gets
+/// only its own role with those paths, the server refuses a role listing another tag,
+/// and notar and python-tuf resolve only what the paths allow.
+#[tokio::test]
+async fn a_path_restricted_signer_signs_only_inside_its_paths() {
+    let server = TestServer::start(Backend::Sqlite).await;
+    let dirs = tempfile::tempdir().expect("temp dir");
+    let owner = Client::new(&server, &dirs.path().join("owner"));
+    let bob = Client::new(&server, &dirs.path().join("bob"));
+    let consumer = Client::new(&server, &dirs.path().join("consumer"));
+    let pubs = dirs.path().join("pubs");
+    std::fs::create_dir_all(&pubs).expect("mkdir");
+    owner
+        .sign(&format!("{GUN}:v9"), b"the owner's v9")
+        .await
+        .ok();
+    // Bob's key is one the test holds too, so it can forge what a malicious bob would.
+    use ed25519_dalek::pkcs8::EncodePrivateKey;
+    use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
+    let bob_key = ed25519_dalek::SigningKey::from_bytes(&[42u8; 32]);
+    let pem_file = dirs.path().join("bob.pem");
+    std::fs::write(
+        &pem_file,
+        bob_key
+            .to_pkcs8_pem(LineEnding::LF)
+            .expect("pem")
+            .as_bytes(),
+    )
+    .expect("write");
+    bob.run(&[
+        "trust",
+        "key",
+        "load",
+        pem_file.to_str().expect("utf-8"),
+        "--name",
+        "bob",
+    ])
+    .await
+    .ok();
+    let bob_public = notar_tuf::PublicKey::ed25519(&bob_key.verifying_key());
+    let bob_id = bob_public.key_id().to_string();
+    let bob_pub = pubs.join("bob.pub");
+    std::fs::write(&bob_pub, serde_json::to_vec(&bob_public).expect("json")).expect("write");
+    owner
+        .run(&[
+            "trust",
+            "signer",
+            "add",
+            "bob",
+            GUN,
+            "--key",
+            bob_pub.to_str().expect("utf-8"),
+            "--paths",
+            "rc-*",
+        ])
+        .await
+        .ok();
+    let (_, targets) = get(&server, "targets.json").await;
+    let targets: Value = serde_json::from_slice(&targets).expect("json");
+    let roles = &targets["signed"]["delegations"]["roles"];
+    assert_eq!(
+        roles,
+        &json!([{"name": "targets/bob", "keyids": [bob_id], "threshold": 1,
+                 "terminating": false, "paths": ["rc-*"]}]),
+        "bob gets his own role with his paths, and stays out of targets/releases"
+    );
+
+    // Bob may not sign v9: no role of his allows it, so nothing is uploaded.
+    let refused = bob
+        .sign(&format!("{GUN}:v9"), b"bob's v9")
+        .await
+        .expect_code(2);
+    assert!(
+        refused
+            .stderr
+            .contains("holds no key of one whose paths allow v9"),
+        "{}",
+        refused.stderr
+    );
+    let signed = bob.sign(&format!("{GUN}:rc-1"), b"bob's rc-1").await.ok();
+    assert!(
+        signed.stdout.contains("in targets/bob version 1"),
+        "{}",
+        signed.stdout
+    );
+
+    // Bob signs v9 into his role by hand, with his own key: the server refuses it.
+    let (_, bob_role) = get(&server, "targets%2Fbob.json").await;
+    let mut forged = notar_tuf::Signed::<notar_tuf::Targets>::from_bytes(bob_role)
+        .expect("bob's role")
+        .untrusted()
+        .clone();
+    let rc1 = forged.targets.values().next().expect("rc-1").clone();
+    forged
+        .targets
+        .insert(notar_tuf::TargetName::new("v9").expect("name"), rc1);
+    forged.version = forged.version.next();
+    let forged = notar_tuf::Signed::sign(forged, &[&bob_key]).expect("sign");
+    let (status, body) = upload(&server, "targets/bob", forged.as_bytes().to_vec()).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body.contains("outside the paths delegated to targets/bob"),
+        "{body}"
+    );
+
+    // notar resolves v9 to the owner's digest and rc-1 to bob's; inspect names bob.
+    let v9 = consumer
+        .run(&["trust", "resolve", &format!("{GUN}:v9")])
+        .await
+        .ok();
+    assert!(
+        v9.stdout.contains(&common::digest_of(b"the owner's v9").0),
+        "{}",
+        v9.stdout
+    );
+    assert_eq!(
+        signers_of(&consumer, "rc-1").await,
+        Some(vec!["bob".into()])
+    );
+    assert_eq!(
+        signers_of(&consumer, "v9").await,
+        Some(vec!["Repo Admin".into()])
+    );
+    // python-tuf finds both, each through the role trusted for it.
+    assert_eq!(
+        ngclient_found(&server, &dirs.path().join("ngclient"), &["v9", "rc-1"]).await,
+        ["v9", "rc-1"]
+    );
+}
+
+/// Docker's choice of signing roles: a trust directory that holds the repository key and
+/// a signer key signs into the signer's roles, and into `targets` only with `--role`.
+#[tokio::test]
+async fn sign_chooses_the_delegations_it_holds_keys_for() {
+    let server = TestServer::start(Backend::Sqlite).await;
+    let dirs = tempfile::tempdir().expect("temp dir");
+    let owner = Client::new(&server, &dirs.path().join("owner"));
+    owner.sign(&format!("{GUN}:v1"), b"one").await.ok();
+    let (ci_pub, _) = owner.generate("ci", &dirs.path().join("owner")).await;
+    owner
+        .run(&[
+            "trust",
+            "signer",
+            "add",
+            "ci",
+            GUN,
+            "--key",
+            ci_pub.to_str().expect("utf-8"),
+        ])
+        .await
+        .ok();
+    let targets_version = || async {
+        let (_, t) = get(&server, "targets.json").await;
+        serde_json::from_slice::<Value>(&t).expect("json")["signed"]["version"].clone()
+    };
+    let before = targets_version().await;
+    let signed = owner.sign(&format!("{GUN}:v2"), b"two").await.ok();
+    assert!(
+        signed
+            .stdout
+            .contains("in targets/ci version 1, targets/releases version 1"),
+        "{}",
+        signed.stdout
+    );
+    assert_eq!(targets_version().await, before, "targets was not re-signed");
+    assert_eq!(signers_of(&owner, "v2").await, Some(vec!["ci".into()]));
+
+    // --role targets signs the targets role directly; --role ci only the signer's role.
+    let mut args = common::sign_args(&format!("{GUN}:v3"), b"three");
+    args.extend(["--role".to_owned(), "targets".to_owned()]);
+    let run = owner
+        .run(&args.iter().map(String::as_str).collect::<Vec<_>>())
+        .await
+        .ok();
+    assert!(run.stdout.contains("in targets version"), "{}", run.stdout);
+    assert_eq!(
+        signers_of(&owner, "v3").await,
+        Some(vec!["Repo Admin".into()])
+    );
+    let mut args = common::sign_args(&format!("{GUN}:v4"), b"four");
+    args.extend(["--role".to_owned(), "ci".to_owned()]);
+    let run = owner
+        .run(&args.iter().map(String::as_str).collect::<Vec<_>>())
+        .await
+        .ok();
+    assert!(
+        run.stdout.contains("in targets/ci version 2"),
+        "{}",
+        run.stdout
+    );
+    assert!(!run.stdout.contains("targets/releases"), "{}", run.stdout);
+    let mut args = common::sign_args(&format!("{GUN}:v5"), b"five");
+    args.extend(["--role".to_owned(), "nobody".to_owned()]);
+    let run = owner
+        .run(&args.iter().map(String::as_str).collect::<Vec<_>>())
+        .await
+        .expect_code(2);
+    assert!(
+        run.stderr.contains("has no signer role targets/nobody"),
+        "{}",
+        run.stderr
+    );
+}

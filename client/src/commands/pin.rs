@@ -1,9 +1,10 @@
-//! `notar trust pin <gun> <keyid>`: from now on, every root of `<gun>` must be signed by
-//! this root key, on first contact as on every update (`--root-key` does the same for one
-//! command). Pinning a key that did not sign the root this trust directory already trusts
-//! is refused, since every later command would fail.
+//! `notar trust pin <gun> <keyid>`, `trust unpin <gun>`, `trust reset <gun>`.
+//!
+//! A pinned root key must have signed a root of the repository from which the chain of
+//! verified rotations reaches the current root: the original root key keeps working after
+//! any number of rotations, and so does the current one. `--root-key` does the same for
+//! one command. A key that signed no root of the repository is refused.
 
-use notar_tuf::{Root, Signed};
 use serde::Serialize;
 
 use crate::cache::MetadataCache;
@@ -11,7 +12,7 @@ use crate::cli::PinArgs;
 use crate::commands::parse_key_id;
 use crate::output::{json_line, print};
 use crate::reference::Reference;
-use crate::repo::signed_by_root_key;
+use crate::repo::{Repository, Warnings};
 use crate::{Context, Error};
 
 /// `--json` result (format 1).
@@ -21,32 +22,67 @@ struct Pinned<'a> {
     root_key: &'a str,
 }
 
-pub fn run(ctx: &Context, args: PinArgs) -> Result<(), Error> {
+pub async fn run(ctx: &Context, args: PinArgs) -> Result<(), Error> {
     let reference = Reference::parse_repository(&args.gun)?;
     let gun = &reference.gun;
     let key = parse_key_id(&args.key_id)?;
+    // The pin must hold now: the chain from a root the key signed must reach the current
+    // root. Opening the repository with the pin walks that chain (and refuses a key that
+    // signed no root); only then is the pin kept.
+    let repo = Repository::open(ctx, gun, Some(&key), Warnings::RootOnly).await?;
     let cache = MetadataCache::load(&ctx.trust_dir, gun)?;
-    if let Some(bytes) = cache.get("root.json") {
-        let path = cache.dir().join("root.json");
-        let root = Signed::<Root>::from_bytes(bytes.to_vec()).map_err(|e| Error::Io {
-            action: "reading the trusted root",
-            path,
-            source: std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()),
-        })?;
-        if !signed_by_root_key(&root, &key) {
-            return Err(Error::PinMismatch {
-                gun: gun.clone(),
-                key,
-            });
-        }
-    }
     cache.save_pin(&key)?;
+    let current = repo.updater.root();
     if ctx.json {
         print(&json_line(&Pinned {
             gun: gun.as_str(),
             root_key: key.as_str(),
         }))
     } else {
-        print(&format!("Pinned the root key of {gun} to {key}\n"))
+        print(&format!(
+            "Pinned the root key of {gun} to {key} (the current root, version {}, descends from a root it signed)\n",
+            current.version
+        ))
+    }
+}
+
+/// `notar trust unpin <gun>`: removes the pin; roots are then trusted as any other
+/// repository's (the kept root stays the anchor).
+pub fn unpin(ctx: &Context, gun: &str) -> Result<(), Error> {
+    let reference = Reference::parse_repository(gun)?;
+    let gun = &reference.gun;
+    let removed = MetadataCache::load(&ctx.trust_dir, gun)?.remove_pin()?;
+    if !removed {
+        eprintln!("notar: {gun} had no pinned root key");
+    }
+    if ctx.json {
+        print(&json_line(
+            &serde_json::json!({"gun": gun, "unpinned": removed}),
+        ))
+    } else if removed {
+        print(&format!("Removed the root key pin of {gun}\n"))
+    } else {
+        Ok(())
+    }
+}
+
+/// `notar trust reset <gun>`: forgets the trust data kept for a repository (its trusted
+/// metadata and its pin), so the next command meets it as on first contact. For a
+/// repository that was deleted and re-created on purpose.
+pub fn reset(ctx: &Context, gun: &str) -> Result<(), Error> {
+    let reference = Reference::parse_repository(gun)?;
+    let gun = &reference.gun;
+    let removed = MetadataCache::load(&ctx.trust_dir, gun)?.forget()?;
+    if ctx.json {
+        print(&json_line(
+            &serde_json::json!({"gun": gun, "forgotten": removed}),
+        ))
+    } else if removed {
+        print(&format!(
+            "Forgot the trust data of {gun}; the next command trusts its root on first use (or by --root-key)\n"
+        ))
+    } else {
+        eprintln!("notar: this trust directory kept nothing for {gun}");
+        Ok(())
     }
 }

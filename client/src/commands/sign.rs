@@ -272,10 +272,10 @@ async fn create(
         Signed::sign(root, &root_signers).map_err(Error::metadata("signing root version 1"))?;
     if let Some(pin) = &pin {
         if !signed_by_root_key(&root, pin) {
-            return Err(Error::PinMismatch {
-                gun: gun.clone(),
-                key: pin.clone(),
-            });
+            return Err(Error::Usage(format!(
+                "{gun} is pinned to the root key {pin}, but this trust directory's root key is {}: the new repository's root would not match the pin",
+                root_key.key_id()
+            )));
         }
     }
     let mut targets = Targets::new(
