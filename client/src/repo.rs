@@ -85,9 +85,9 @@ impl Repository {
             cache,
             pin,
         };
-        if !needs_pin_check {
-            repo.load_cached();
-        }
+        // Kept metadata stays the rollback reference even when a pin check starts the chain
+        // from an older root: what no longer verifies under the roots walked is dropped.
+        repo.load_cached();
         let cached_root = repo.cache.get("root.json").map(<[u8]>::to_vec);
         if let Err(e) = repo.refresh().await {
             return Err(repo.explain_root_change(cached_root, e).await);

@@ -999,6 +999,11 @@ async fn inspect_shows_delegated_signers_as_docker_does() {
         vec!["bob-*".into()],
     );
     targets.delegations = Some(delegations);
+    // targets and targets/releases disagree on `contested`: Docker's order reads releases.
+    targets.targets.insert(
+        TargetName::new("contested").expect("name"),
+        target_for(b"the admin's contested"),
+    );
     let targets = publisher.sign_targets(targets);
     let role = |names: &[&str], key: &ed25519_dalek::SigningKey| {
         let mut role = Targets::new(Version::ONE, far_future());
@@ -1010,7 +1015,7 @@ async fn inspect_shows_delegated_signers_as_docker_does() {
         }
         Signed::sign(role, &[key]).expect("sign")
     };
-    let releases = role(&["released", "release-only"], &releases_key);
+    let releases = role(&["released", "release-only", "contested"], &releases_key);
     let alice = role(&["released", "alice-only"], &alice_key);
     let bob = role(&["bob-1"], &test_key(33));
     let response = publisher
@@ -1038,6 +1043,7 @@ async fn inspect_shows_delegated_signers_as_docker_does() {
             {"SignedTag": "admin-tag", "Digest": digest("admin-tag"), "Signers": ["Repo Admin"]},
             {"SignedTag": "alice-only", "Digest": digest("alice-only"), "Signers": ["alice"]},
             {"SignedTag": "bob-1", "Digest": digest("bob-1"), "Signers": ["bob"]},
+            {"SignedTag": "contested", "Digest": digest("contested"), "Signers": ["Repo Admin"]},
             {"SignedTag": "release-only", "Digest": digest("release-only"), "Signers": ["Repo Admin"]},
             {"SignedTag": "released", "Digest": digest("released"), "Signers": ["alice"]},
         ])
@@ -1049,7 +1055,17 @@ async fn inspect_shows_delegated_signers_as_docker_does() {
             {"Name": "alice", "Keys": [{"ID": key_id(&alice_key)}]},
         ])
     );
-    // resolve follows the TUF search: targets, then releases first.
+    // resolve walks in Docker's order, as pull does: releases before targets.
+    let resolved = client
+        .run(&["trust", "resolve", "--json", &format!("{DGUN}:contested")])
+        .await
+        .ok()
+        .json();
+    assert_eq!(resolved["role"], "targets/releases");
+    assert_eq!(
+        resolved["digest"],
+        format!("sha256:{}", digest("contested"))
+    );
     let run = client
         .run(&["trust", "resolve", "--json", &format!("{DGUN}:alice-only")])
         .await

@@ -15,7 +15,7 @@ use std::task::{Context, Poll, Waker};
 
 use ed25519_dalek::SigningKey;
 use notar_tuf::client::{
-    Fetch, FetchError, Limits, UpdateError, Updater, encode_role, verify_target,
+    Fetch, FetchError, Limits, SearchOrder, UpdateError, Updater, encode_role, verify_target,
 };
 use notar_tuf::rules::Rejection;
 use notar_tuf::{
@@ -1666,4 +1666,74 @@ fn an_unlisted_delegated_role_reads_as_empty_only_when_asked() {
     );
     let order = block_on(lenient.load_all_targets()).expect("walk");
     assert!(!order.iter().any(|r| r.as_str() == "A"), "{order:?}");
+}
+
+/// Docker's order: the `targets/releases` subtree first, then `targets`, then the other
+/// delegations; TUF's pre-order reads `targets` first. Both honour paths and terminating.
+#[test]
+fn docker_order_reads_releases_before_targets() {
+    let mut repo = graph(&[
+        ("targets", "A", &["*"], false),
+        ("targets", "targets/releases", &["*"], false),
+        ("targets", "rc", &["rc-*"], true),
+        ("targets", "after", &["*"], false),
+    ]);
+    repo.add_target("targets", "v1", b"admin's v1");
+    repo.add_target("targets/releases", "v1", b"released v1");
+    repo.add_target("A", "v1", b"A's v1");
+    repo.add_target("A", "only-a", b"A");
+    repo.add_target("rc", "rc-1", b"rc's rc-1");
+    repo.add_target("after", "rc-1", b"hidden by the terminating rc");
+    repo.add_target("after", "v9", b"outside nothing");
+    repo.add_target("rc", "v8", b"outside rc's paths");
+    repo.publish();
+    let found = |order: SearchOrder, target: &str| {
+        let mut local = Local::new(repo.root_v1());
+        let u = local.refresh_ok(&repo.net);
+        let mut u = u.with_search_order(order);
+        block_on(u.find_target(target))
+            .unwrap()
+            .map(|f| (f.role.to_string(), f.target.length))
+    };
+    let len = |s: &[u8]| s.len() as u64;
+    assert_eq!(
+        found(SearchOrder::Docker, "v1"),
+        Some(("targets/releases".into(), len(b"released v1")))
+    );
+    assert_eq!(
+        found(SearchOrder::Preorder, "v1"),
+        Some(("targets".into(), len(b"admin's v1")))
+    );
+    // After targets, Docker's order goes on with the other delegations in listed order.
+    assert_eq!(
+        found(SearchOrder::Docker, "only-a"),
+        Some(("A".into(), len(b"A")))
+    );
+    // The terminating rc ends the search for rc-* names: `after` is never read for them.
+    for order in [SearchOrder::Docker, SearchOrder::Preorder] {
+        assert_eq!(
+            found(order, "rc-1"),
+            Some(("rc".into(), len(b"rc's rc-1"))),
+            "{order:?}"
+        );
+        // A role reached outside its paths is never used.
+        assert_eq!(found(order, "v8"), None, "{order:?}");
+        assert_eq!(
+            found(order, "v9"),
+            Some(("after".into(), len(b"outside nothing"))),
+            "{order:?}"
+        );
+    }
+    // The roles that co-sign a name, in walk order: what inspect reports as signers.
+    let mut local = Local::new(repo.root_v1());
+    let mut u = local
+        .refresh_ok(&repo.net)
+        .with_search_order(SearchOrder::Docker);
+    block_on(u.load_all_targets()).unwrap();
+    let vouchers: Vec<String> = u
+        .vouchers("v1")
+        .into_iter()
+        .map(|f| f.role.to_string())
+        .collect();
+    assert_eq!(vouchers, ["targets/releases", "targets", "A"]);
 }
