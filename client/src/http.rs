@@ -17,6 +17,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 const READ_TIMEOUT: Duration = Duration::from_secs(60);
 /// Public key objects are a few hundred bytes.
 const MAX_KEY_BYTES: u64 = 64 * 1024;
+/// Pending delegations of one repository, listed: several signed targets at most.
+const MAX_PENDING_BYTES: u64 = 64 * 1024 * 1024;
 /// Error bodies are read for their message, up to this much.
 const MAX_ERROR_BYTES: u64 = 64 * 1024;
 
@@ -136,9 +138,70 @@ impl Server {
     /// Uploads `files` (role, exact bytes) for `gun` in one multipart request: the server
     /// stores all of them or none.
     pub async fn upload(&self, gun: &Gun, files: Vec<(RoleName, Vec<u8>)>) -> Result<(), Error> {
+        self.post_files(gun, self.tuf_url(gun), "uploading", files)
+            .await
+    }
+
+    /// Stages the owner's next targets, which delegate a role without metadata yet, as a
+    /// pending delegation: the server publishes it with the signer's first signature.
+    pub async fn upload_pending(&self, gun: &Gun, targets: Vec<u8>) -> Result<(), Error> {
+        let url = format!("{}/v2/{gun}/_trust/pending/", self.base);
+        self.post_files(
+            gun,
+            url,
+            "staging a pending delegation:",
+            vec![(RoleName::targets(), targets)],
+        )
+        .await
+    }
+
+    /// The pending delegations of `gun`: (waiting role, the owner's signed targets), the
+    /// targets unverified (the caller checks them against root).
+    pub async fn pending(&self, gun: &Gun) -> Result<Vec<(RoleName, Vec<u8>)>, Error> {
+        #[derive(Deserialize)]
+        struct Listing {
+            pending: Vec<Entry>,
+        }
+        #[derive(Deserialize)]
+        struct Entry {
+            role: String,
+            targets: String,
+        }
+        let url = format!("{}/v2/{gun}/_trust/pending/", self.base);
+        let action = format!("reading the pending delegations of {gun}");
+        let bytes = get_limited(&self.http, &url, MAX_PENDING_BYTES)
+            .await
+            .map_err(|e| Error::Protocol {
+                action: action.clone(),
+                reason: e.to_string(),
+            })?
+            .unwrap_or_else(|| b"{\"pending\":[]}".to_vec());
+        let listing: Listing = serde_json::from_slice(&bytes).map_err(|e| Error::Protocol {
+            action: action.clone(),
+            reason: format!("not a pending listing: {e}"),
+        })?;
+        listing
+            .pending
+            .into_iter()
+            .map(|e| {
+                let role = RoleName::new(e.role).map_err(|err| Error::Protocol {
+                    action: action.clone(),
+                    reason: err.to_string(),
+                })?;
+                Ok((role, e.targets.into_bytes()))
+            })
+            .collect()
+    }
+
+    async fn post_files(
+        &self,
+        gun: &Gun,
+        url: String,
+        verb: &str,
+        files: Vec<(RoleName, Vec<u8>)>,
+    ) -> Result<(), Error> {
         let roles: Vec<String> = files.iter().map(|(r, _)| r.to_string()).collect();
-        let action = format!("uploading {} for {gun}", roles.join(" and "));
-        let url = self.tuf_url(gun);
+        let action = format!("{verb} {} for {gun}", roles.join(" and "));
         let mut form = reqwest::multipart::Form::new();
         for (role, bytes) in files {
             let part = reqwest::multipart::Part::bytes(bytes)

@@ -56,6 +56,13 @@ impl Keyring {
     }
 
     /// The first of `key_ids` the store holds for `role`.
+    /// Whether the store holds `key_id` as a signer's (delegation) key.
+    pub fn holds_delegation_key(&self, key_id: &KeyId) -> bool {
+        self.store
+            .info(key_id)
+            .is_ok_and(|info| info.role == KeyRole::Delegation)
+    }
+
     pub fn find_any(&self, role: KeyRole, key_ids: &[KeyId]) -> Option<KeyInfo> {
         key_ids
             .iter()

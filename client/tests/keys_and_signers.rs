@@ -143,19 +143,25 @@ async fn two_signers_sign_inspect_revoke_and_remove() {
         .await
         .ok();
     assert!(
-        added.stdout.contains("Added signer alice"),
+        added.stdout.contains("Added (pending) signer alice"),
         "{}",
         added.stdout
     );
     assert!(
-        added
-            .stderr
-            .contains("targets/alice and targets/releases of"),
+        added.stderr.contains(
+            "the delegation to targets/alice and targets/releases of localhost:5000/team/app is pending"
+        ),
         "{}",
         added.stderr
     );
-    // Before any signer signs, the new roles have no metadata: notar reads them as empty,
-    // so the tag the owner signed still resolves and inspect still works.
+    // Until alice signs, her delegation is pending on the server and the published
+    // repository is unchanged: python-tuf reads it, the owner's tag still resolves and
+    // inspect still works.
+    let python_cache = dirs.path().join("ngclient");
+    assert_eq!(
+        ngclient_found(&server, &python_cache, &["v1", "v2"]).await,
+        ["v1"]
+    );
     let resolved = owner
         .run(&["trust", "resolve", &format!("{GUN}:v1")])
         .await
@@ -167,14 +173,15 @@ async fn two_signers_sign_inspect_revoke_and_remove() {
         "{}",
         inspected.stdout
     );
+    // Adding her again while pending stages the same delegation again.
     let twice = owner
         .run(&["trust", "signer", "add", "alice", GUN, "--key", alice_pub])
         .await
-        .expect_code(2);
+        .ok();
     assert!(
-        twice.stderr.contains("already has the key"),
+        twice.stdout.contains("Added (pending) signer alice"),
         "{}",
-        twice.stderr
+        twice.stdout
     );
     // A private key where a public key belongs.
     let private = dirs.path().join("private.pem");
@@ -229,7 +236,45 @@ async fn two_signers_sign_inspect_revoke_and_remove() {
         .collect();
     assert_eq!(roles, ["targets/alice", "targets/releases"]);
     assert_eq!(signed["roles"][0]["key_ids"], json!([alice_id]));
+    // Her first signature published her delegation with her roles: python-tuf follows.
+    assert_eq!(
+        ngclient_found(&server, &python_cache, &["v1", "v2"]).await,
+        ["v1", "v2"]
+    );
+    // Bob's pending delegation was signed on the targets alice's first signature replaced:
+    // it is stale until the owner publishes targets again, and bob is told so.
+    let stale = bob
+        .sign(&format!("{GUN}:v2"), b"manifest two")
+        .await
+        .expect_code(2);
+    assert!(
+        stale
+            .stderr
+            .contains("has moved on since the owner signed it"),
+        "{}",
+        stale.stderr
+    );
+    let mut resign = common::sign_args(&format!("{GUN}:v1"), b"manifest one");
+    resign.extend(["--role".to_owned(), "targets".to_owned()]);
+    let run = owner
+        .run(&resign.iter().map(String::as_str).collect::<Vec<_>>())
+        .await
+        .ok();
+    assert!(
+        run.stderr
+            .contains("re-signed the pending delegation to targets/bob"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        ngclient_found(&server, &python_cache, &["v1", "v2"]).await,
+        ["v1", "v2"]
+    );
     bob.sign(&format!("{GUN}:v2"), b"manifest two").await.ok();
+    assert_eq!(
+        ngclient_found(&server, &python_cache, &["v1", "v2"]).await,
+        ["v1", "v2"]
+    );
 
     assert_eq!(
         signers_of(&owner, "v2").await,
@@ -1204,14 +1249,11 @@ async fn a_path_restricted_signer_signs_only_inside_its_paths() {
         ])
         .await
         .ok();
-    let (_, targets) = get(&server, "targets.json").await;
-    let targets: Value = serde_json::from_slice(&targets).expect("json");
-    let roles = &targets["signed"]["delegations"]["roles"];
+    // Pending until bob signs: python-tuf reads the repository as before.
+    let python_cache = dirs.path().join("ngclient");
     assert_eq!(
-        roles,
-        &json!([{"name": "targets/bob", "keyids": [bob_id], "threshold": 1,
-                 "terminating": false, "paths": ["rc-*"]}]),
-        "bob gets his own role with his paths, and stays out of targets/releases"
+        ngclient_found(&server, &python_cache, &["v9"]).await,
+        ["v9"]
     );
 
     // Bob may not sign v9: no role of his allows it, so nothing is uploaded.
@@ -1231,6 +1273,14 @@ async fn a_path_restricted_signer_signs_only_inside_its_paths() {
         signed.stdout.contains("in targets/bob version 1"),
         "{}",
         signed.stdout
+    );
+    let (_, targets) = get(&server, "targets.json").await;
+    let targets: Value = serde_json::from_slice(&targets).expect("json");
+    assert_eq!(
+        &targets["signed"]["delegations"]["roles"],
+        &json!([{"name": "targets/bob", "keyids": [bob_id], "threshold": 1,
+                 "terminating": false, "paths": ["rc-*"]}]),
+        "bob gets his own role with his paths, and stays out of targets/releases"
     );
 
     // Bob signs v9 into his role by hand, with his own key: the server refuses it.
@@ -1272,7 +1322,7 @@ async fn a_path_restricted_signer_signs_only_inside_its_paths() {
     );
     // python-tuf finds both, each through the role trusted for it.
     assert_eq!(
-        ngclient_found(&server, &dirs.path().join("ngclient"), &["v9", "rc-1"]).await,
+        ngclient_found(&server, &python_cache, &["v9", "rc-1"]).await,
         ["v9", "rc-1"]
     );
 }
@@ -1302,12 +1352,21 @@ async fn sign_chooses_the_delegations_it_holds_keys_for() {
         let (_, t) = get(&server, "targets.json").await;
         serde_json::from_slice::<Value>(&t).expect("json")["signed"]["version"].clone()
     };
-    let before = targets_version().await;
+    // The first signature publishes the pending delegation with the signer's roles.
     let signed = owner.sign(&format!("{GUN}:v2"), b"two").await.ok();
     assert!(
         signed
             .stdout
             .contains("in targets/ci version 1, targets/releases version 1"),
+        "{}",
+        signed.stdout
+    );
+    let before = targets_version().await;
+    let signed = owner.sign(&format!("{GUN}:v2"), b"two again").await.ok();
+    assert!(
+        signed
+            .stdout
+            .contains("in targets/ci version 2, targets/releases version 2"),
         "{}",
         signed.stdout
     );
@@ -1333,7 +1392,7 @@ async fn sign_chooses_the_delegations_it_holds_keys_for() {
         .await
         .ok();
     assert!(
-        run.stdout.contains("in targets/ci version 2"),
+        run.stdout.contains("in targets/ci version 3"),
         "{}",
         run.stdout
     );

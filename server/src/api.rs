@@ -81,6 +81,27 @@ async fn dispatch(state: &AppState, request: Request) -> Result<Response, ApiErr
             tracing::info!(gun = %gun, role = ?role, key_id = %key.key_id(), "rotated a server-managed key");
             Ok(axum::Json(key).into_response())
         }
+        (Route::Pending(gun), Method::POST) => {
+            let uploads = read_uploads(state, request).await?;
+            let waiting = update::stage_pending(state, &gun, uploads).await?;
+            let roles: Vec<&str> = waiting.iter().map(RoleName::as_str).collect();
+            Ok((
+                StatusCode::ACCEPTED,
+                axum::Json(json!({ "waiting_for": roles })),
+            )
+                .into_response())
+        }
+        (Route::Pending(gun), Method::GET) => {
+            // Each entry carries the targets as the exact text the owner signed: a signer
+            // uploads those bytes unchanged with its first role.
+            let mut entries = Vec::new();
+            for (role, targets) in state.store.pending(&gun).await? {
+                let text = String::from_utf8(targets.to_vec())
+                    .map_err(|_| ApiError::internal("stored pending targets are not UTF-8"))?;
+                entries.push(json!({ "role": role.as_str(), "targets": text }));
+            }
+            Ok(axum::Json(json!({ "pending": entries })).into_response())
+        }
         (Route::Changefeed(gun), Method::GET) => {
             let Query(params) = Query::<ChangefeedParams>::try_from_uri(request.uri())
                 .map_err(|e| ApiError::malformed(format!("changefeed query: {e}")))?;

@@ -23,6 +23,9 @@ pub enum Route {
     Metadata(Gun, MetaRequest),
     /// `/v2/<gun>/_trust/tuf/{timestamp,snapshot}.key`.
     Key(Gun, ManagedRole),
+    /// `/v2/<gun>/_trust/pending/`: delegations waiting for their signer's first metadata
+    /// (GET lists them, POST stages the owner's next targets).
+    Pending(Gun),
 }
 
 /// Which version of a role a metadata path asks for.
@@ -72,6 +75,9 @@ pub fn parse(path: &str) -> Result<Route, ApiError> {
     let gun = Gun::new(gun).map_err(|e| ApiError::invalid_name(e.to_string()))?;
     if trust == "changefeed" {
         return Ok(Route::Changefeed(Some(gun)));
+    }
+    if trust == "pending/" || trust == "pending" {
+        return Ok(Route::Pending(gun));
     }
     let file = trust.strip_prefix("tuf/").ok_or_else(not_found)?;
     if file.is_empty() {
@@ -186,6 +192,13 @@ mod tests {
         ];
         for (path, expected) in cases {
             assert_eq!(parse(path).expect(path), expected, "{path}");
+        }
+    }
+
+    #[test]
+    fn pending_delegations_have_one_path() {
+        for path in ["/v2/a/b/_trust/pending/", "/v2/a/b/_trust/pending"] {
+            assert_eq!(parse(path).expect(path), Route::Pending(gun("a/b")));
         }
     }
 

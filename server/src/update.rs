@@ -71,6 +71,54 @@ pub async fn apply_update(
     Ok(())
 }
 
+/// Keeps the owner's next `targets` as pending for each role it delegates that has no
+/// metadata yet, instead of publishing it (see `pending_delegations` in the migrations).
+/// The targets must pass every rule of an update; they are published later, in the same
+/// transaction as the signer's first version of its role. Returns the waiting roles.
+pub async fn stage_pending(
+    state: &AppState,
+    gun: &Gun,
+    uploads: Vec<(RoleName, Bytes)>,
+) -> Result<Vec<RoleName>, ApiError> {
+    let bytes = match uploads.as_slice() {
+        [(role, bytes)] if *role == RoleName::targets() => bytes.clone(),
+        _ => {
+            return Err(ApiError::malformed(
+                "a pending delegation is one file, targets, that delegates a role without metadata",
+            ));
+        }
+    };
+    let now = OffsetDateTime::now_utc();
+    let repo = RepoState::from_stored(&state.store.current_all(gun).await?)?;
+    let server_keys = ServerKeyIds {
+        timestamp: state.keys.key_ids(gun, ManagedRole::Timestamp).await?,
+        snapshot: state.keys.key_ids(gun, ManagedRole::Snapshot).await?,
+    };
+    let accepted = validate::check_update(
+        &repo,
+        vec![(RoleName::targets(), bytes.clone())],
+        &server_keys,
+        now,
+    )?;
+    let waiting: Vec<RoleName> = accepted
+        .targets
+        .iter()
+        .filter(|(name, _)| *name == RoleName::targets())
+        .filter_map(|(_, t)| t.delegations.as_ref())
+        .flat_map(|d| d.roles.iter().map(|r| r.name.clone()))
+        .filter(|name| !repo.targets.contains_key(name))
+        .collect();
+    if waiting.is_empty() {
+        return Err(ApiError::invalid_update(
+            "targets",
+            "these targets delegate no role that lacks metadata: upload them as an update",
+        ));
+    }
+    state.store.put_pending(gun, &waiting, &bytes).await?;
+    tracing::info!(gun = %gun, roles = ?waiting, "staged a pending delegation");
+    Ok(waiting)
+}
+
 /// Re-signs the timestamp of `gun`, and its snapshot when the server holds that key and it
 /// is close to expiry, if either expires within its margin. Returns whether it wrote.
 /// Losing a race to another writer is not an error: that writer refreshed it.

@@ -1028,3 +1028,136 @@ async fn wrong_server_secret_stops_start_up() {
         "the secret itself is not in the message: {err}"
     );
 }
+
+/// `POST /v2/<gun>/_trust/pending/` with the owner's next targets.
+async fn stage(publisher: &Publisher, targets: &[u8]) -> reqwest::Response {
+    let form = reqwest::multipart::Form::new().part(
+        "files",
+        reqwest::multipart::Part::bytes(targets.to_vec()).file_name("targets"),
+    );
+    publisher
+        .http
+        .post(format!(
+            "{}/v2/{}/_trust/pending/",
+            publisher.server, publisher.gun
+        ))
+        .multipart(form)
+        .send()
+        .await
+        .expect("POST pending")
+}
+
+async fn pending_roles(publisher: &Publisher) -> Vec<(String, Vec<u8>)> {
+    let listing: serde_json::Value = publisher
+        .http
+        .get(format!(
+            "{}/v2/{}/_trust/pending/",
+            publisher.server, publisher.gun
+        ))
+        .send()
+        .await
+        .expect("GET pending")
+        .json()
+        .await
+        .expect("JSON");
+    listing["pending"]
+        .as_array()
+        .expect("pending")
+        .iter()
+        .map(|e| {
+            (
+                e["role"].as_str().expect("role").to_owned(),
+                e["targets"].as_str().expect("targets").as_bytes().to_vec(),
+            )
+        })
+        .collect()
+}
+
+// A delegation to a role without metadata waits on the server, unpublished, until the
+// signer's first version of the role comes with it; both are then published together.
+on_every_backend!(pending_delegations, |server: TestServer| async move {
+    let mut publisher = Publisher::new(&server, "example.com/pending", SnapshotKey::Server);
+    publisher.init(&["a"]).await;
+    let roles = ["root", "targets", "snapshot", "timestamp"];
+    let before = publisher.snapshot_of_state(&roles).await;
+    let signer = test_key(60);
+
+    // Targets that delegate nothing new, a bad signature, or two files: refused.
+    let plain = publisher.sign_targets(publisher.make_targets(2, &["a", "b"]));
+    expect_error(
+        stage(&publisher, plain.as_bytes()).await,
+        StatusCode::BAD_REQUEST,
+        "INVALID_UPDATE",
+        "delegate no role that lacks metadata",
+    )
+    .await;
+    let delegating = delegating_targets(&publisher, 2, &signer);
+    let mut forged: serde_json::Value =
+        serde_json::from_slice(delegating.as_bytes()).expect("json");
+    forged["signed"]["expires"] = serde_json::json!("2199-01-01T00:00:00Z");
+    expect_error(
+        stage(&publisher, &serde_json::to_vec(&forged).expect("json")).await,
+        StatusCode::BAD_REQUEST,
+        "INVALID_UPDATE",
+        "0 valid signature(s)",
+    )
+    .await;
+    assert!(pending_roles(&publisher).await.is_empty());
+
+    // Staged: listed with the exact bytes; nothing published.
+    let response = stage(&publisher, delegating.as_bytes()).await;
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    assert_eq!(
+        pending_roles(&publisher).await,
+        vec![(
+            "targets/releases".to_owned(),
+            delegating.as_bytes().to_vec()
+        )]
+    );
+    assert_eq!(
+        publisher.snapshot_of_state(&roles).await,
+        before,
+        "staging publishes nothing"
+    );
+
+    // The signer's first role with the pending targets: published, no longer pending.
+    let response = publisher
+        .upload(files(&[
+            ("targets", delegating.as_bytes()),
+            (
+                "targets/releases",
+                releases(1, &["release-1"], &signer).as_bytes(),
+            ),
+        ]))
+        .await;
+    assert!(response.status().is_success());
+    assert!(pending_roles(&publisher).await.is_empty());
+    let (status, current) = publisher.get("targets.json").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(current, delegating.as_bytes());
+
+    // Deleting the repository forgets what was pending.
+    let mut next = publisher.make_targets(3, &["a"]);
+    let mut delegations = Delegations::new();
+    delegations.add_role(
+        RoleName::new("targets/carol").expect("valid"),
+        &[test_key(61).public_key()],
+        std::num::NonZeroU32::MIN,
+        vec!["*".into()],
+    );
+    next.delegations = Some(delegations);
+    let next = publisher.sign_targets(next);
+    assert_eq!(
+        stage(&publisher, next.as_bytes()).await.status(),
+        StatusCode::ACCEPTED
+    );
+    assert_eq!(pending_roles(&publisher).await.len(), 1);
+    let deleted = publisher
+        .http
+        .delete(publisher.url(""))
+        .send()
+        .await
+        .expect("DELETE");
+    assert!(deleted.status().is_success());
+    assert!(pending_roles(&publisher).await.is_empty());
+});

@@ -4,6 +4,7 @@
 pub mod backup;
 pub mod inspect;
 pub mod key;
+pub mod pending;
 pub mod pin;
 pub mod pull;
 pub mod push;
@@ -121,6 +122,8 @@ pub async fn publish_targets(
         match upload {
             Ok(()) => {
                 repo.refresh().await?;
+                // Signers added but not yet signed: their pending targets follow this version.
+                pending::rebase(ctx, repo, key, lifetime).await?;
                 return Ok(version);
             }
             Err(e) if e.is_conflict() && !retried => {

@@ -59,6 +59,30 @@ pub async fn run(ctx: &Context, args: SignArgs, pin: Option<&KeyId>) -> Result<(
     {
         Ok(mut repo) => {
             let keyring = Keyring::open(&ctx.trust_dir, ctx.kdf)?;
+            // A signer's first signature also publishes the delegation waiting for it.
+            if wanted.as_ref() != Some(&RoleName::targets()) {
+                let pending = crate::commands::pending::for_signer(
+                    ctx,
+                    &keyring,
+                    &repo,
+                    &tag,
+                    wanted.as_ref(),
+                )
+                .await?;
+                if let Some((targets, held)) = pending {
+                    return crate::commands::signer::sign_roles(
+                        ctx,
+                        &keyring,
+                        &mut repo,
+                        &held,
+                        &tag,
+                        Some(&target),
+                        args.targets_lifetime,
+                        Some(targets),
+                    )
+                    .await;
+                }
+            }
             match signing_roles(&keyring, &repo, &tag, wanted.as_ref())? {
                 SigningRoles::Delegations(held) => {
                     return crate::commands::signer::sign_roles(
@@ -69,6 +93,7 @@ pub async fn run(ctx: &Context, args: SignArgs, pin: Option<&KeyId>) -> Result<(
                         &tag,
                         Some(&target),
                         args.targets_lifetime,
+                        None,
                     )
                     .await;
                 }

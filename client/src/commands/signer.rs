@@ -306,63 +306,65 @@ async fn add(ctx: &Context, args: SignerAddArgs, pin: Option<&KeyId>) -> Result<
     } else {
         vec![role.clone(), RoleName::releases()]
     };
-    let version = publish_targets(
-        ctx,
-        &mut repo,
-        key,
-        days(args.targets_lifetime),
-        |targets| {
-            let delegations = targets.delegations.get_or_insert_with(Delegations::new);
-            add_keys(delegations, &role, &keys, &paths, true, &name)?;
-            if !restricted {
-                add_keys(
-                    delegations,
-                    &RoleName::releases(),
-                    &keys,
-                    &everything,
-                    false,
-                    &name,
-                )?;
-            }
-            if let Some(threshold) = args.threshold {
-                for r in delegations
-                    .roles
-                    .iter_mut()
-                    .filter(|r| roles.contains(&r.name))
-                {
-                    if r.keyids.len() < threshold.get() as usize {
-                        return Err(Error::Usage(format!(
-                            "--threshold {threshold}: {} has only {} keys",
-                            r.name,
-                            r.keyids.len()
-                        )));
-                    }
-                    r.threshold = threshold;
+    let edit = |targets: &mut Targets| -> Result<(), Error> {
+        let delegations = targets.delegations.get_or_insert_with(Delegations::new);
+        add_keys(delegations, &role, &keys, &paths, true, &name)?;
+        if !restricted {
+            add_keys(
+                delegations,
+                &RoleName::releases(),
+                &keys,
+                &everything,
+                false,
+                &name,
+            )?;
+        }
+        if let Some(threshold) = args.threshold {
+            for r in delegations
+                .roles
+                .iter_mut()
+                .filter(|r| roles.contains(&r.name))
+            {
+                if r.keyids.len() < threshold.get() as usize {
+                    return Err(Error::Usage(format!(
+                        "--threshold {threshold}: {} has only {} keys",
+                        r.name,
+                        r.keyids.len()
+                    )));
                 }
+                r.threshold = threshold;
             }
-            Ok(())
-        },
-    )
-    .await?;
-    let unpublished: Vec<String> = roles
+        }
+        Ok(())
+    };
+    // A role without metadata would make standard TUF clients refuse the repository: its
+    // delegation waits, pending, for the signer's first signature.
+    let waiting: Vec<RoleName> = roles
         .iter()
-        .map(RoleName::as_str)
-        .filter(|r| {
-            repo.updater
-                .snapshot()
-                .is_none_or(|s| !s.meta.contains_key(&format!("{r}.json")))
-        })
-        .map(str::to_owned)
+        .filter(|r| !crate::commands::pending::published(&repo, r))
+        .cloned()
         .collect();
-    if !unpublished.is_empty() {
+    let lifetime = days(args.targets_lifetime);
+    let (version, pending) = if waiting.is_empty() {
+        (
+            publish_targets(ctx, &mut repo, key, lifetime, edit).await?,
+            false,
+        )
+    } else {
+        (
+            crate::commands::pending::stage(ctx, &repo, key, lifetime, edit).await?,
+            true,
+        )
+    };
+    if pending {
         eprintln!(
-            "notar: warning: {} of {gun} {} no metadata yet: notar and Docker read such roles as empty, but strict TUF clients (python-tuf) refuse the repository until a signer signs a tag. Sign a tag as {} to publish it.",
-            unpublished.join(" and "),
-            if unpublished.len() == 1 {
-                "has"
-            } else {
-                "have"
-            },
+            "notar: the delegation to {} of {gun} is pending: the server publishes targets version {version} with {}'s first signature (notar trust sign as {}), so every TUF client can read the repository meanwhile",
+            waiting
+                .iter()
+                .map(RoleName::as_str)
+                .collect::<Vec<_>>()
+                .join(" and "),
+            args.name,
             args.name
         );
     }
@@ -370,7 +372,7 @@ async fn add(ctx: &Context, args: SignerAddArgs, pin: Option<&KeyId>) -> Result<
         ctx,
         &args.name,
         &gun,
-        "Added",
+        if pending { "Added (pending)" } else { "Added" },
         &keys.iter().map(PublicKey::key_id).collect::<Vec<_>>(),
         version,
     )
@@ -514,12 +516,7 @@ pub fn held_roles(keyring: &Keyring, delegated: &[&DelegatedRole], tag: &str) ->
             let keys: Vec<KeyId> = r
                 .keyids
                 .iter()
-                .filter(|id| {
-                    keyring
-                        .store
-                        .info(id)
-                        .is_ok_and(|info| info.role == KeyRole::Delegation)
-                })
+                .filter(|id| keyring.holds_delegation_key(id))
                 .cloned()
                 .collect();
             (!keys.is_empty()).then(|| Held {
@@ -580,12 +577,18 @@ pub async fn revoke(
     if held.is_empty() {
         return Ok(false);
     }
-    sign_roles(ctx, &keyring, &mut repo, &held, tag, None, lifetime).await?;
+    sign_roles(ctx, &keyring, &mut repo, &held, tag, None, lifetime, None).await?;
     Ok(true)
 }
 
 /// Signs `tag` as `target` into each of the `held` roles (or, with no target, removes it
-/// from them) in one upload, and says which roles were signed.
+/// from them) in one upload, and says which roles were signed. `pending`: the owner's
+/// pending targets that delegate these roles, uploaded unchanged in the same request, so
+/// the delegation and the signer's first roles are published together.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one call site each; a struct would only rename them"
+)]
 pub async fn sign_roles(
     ctx: &Context,
     keyring: &Keyring,
@@ -594,6 +597,7 @@ pub async fn sign_roles(
     tag: &Tag,
     target: Option<&TargetFile>,
     lifetime: u32,
+    pending: Option<Vec<u8>>,
 ) -> Result<(), Error> {
     let gun = &repo.gun.clone();
     let edit = match target {
@@ -624,7 +628,10 @@ pub async fn sign_roles(
         }
     }
     repo.load_all_targets().await?;
-    let mut uploads = Vec::new();
+    let mut uploads: Vec<(RoleName, Vec<u8>)> = pending
+        .map(|bytes| (RoleName::targets(), bytes))
+        .into_iter()
+        .collect();
     let mut results = Vec::new();
     for h in held {
         let current = current_role(repo, &h.role);

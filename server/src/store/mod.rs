@@ -119,9 +119,10 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     ) -> Result<Option<StoredMeta>, StoreError>;
     /// Writes all of `files` in one transaction, or nothing. A (gun, role, version) that
     /// exists already gives [`StoreError::VersionConflict`]. Every timestamp written adds an
-    /// `update` row to the change log.
+    /// `update` row to the change log; a delegated role written is no longer pending.
     async fn commit(&self, gun: &Gun, files: &[NewMeta]) -> Result<(), StoreError>;
-    /// Deletes all metadata and keys of `gun` and logs the deletion. False if it had none.
+    /// Deletes all metadata, keys and pending delegations of `gun` and logs the deletion.
+    /// False if it had no metadata.
     async fn delete(&self, gun: &Gun) -> Result<bool, StoreError>;
     async fn changes(
         &self,
@@ -138,6 +139,17 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn add_key(&self, key: &StoredKey, only_if_none: bool) -> Result<bool, StoreError>;
     /// Any one stored key, to check the server secret at start-up.
     async fn any_key(&self) -> Result<Option<StoredKey>, StoreError>;
+
+    /// Keeps `targets` (the owner's next targets, already validated) as pending for each
+    /// of `roles`, replacing what was pending for them.
+    async fn put_pending(
+        &self,
+        gun: &Gun,
+        roles: &[RoleName],
+        targets: &Bytes,
+    ) -> Result<(), StoreError>;
+    /// Every pending delegation of `gun`: (waiting role, targets that delegate it).
+    async fn pending(&self, gun: &Gun) -> Result<Vec<(RoleName, Bytes)>, StoreError>;
 
     /// A cheap query proving the database answers.
     async fn health(&self) -> Result<(), StoreError>;

@@ -331,6 +331,13 @@ impl Store for SqlStore {
             .execute(&mut *tx)
             .await
             .map_err(|e| conflict_or(gun, e))?;
+            if file.role.is_delegated() {
+                sqlx::query("DELETE FROM pending_delegations WHERE gun = $1 AND role = $2")
+                    .bind(gun.as_str())
+                    .bind(file.role.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+            }
             if file.role == RoleName::timestamp() {
                 sqlx::query(
                     "INSERT INTO changes (created_at, gun, version, sha256, category) \
@@ -357,6 +364,10 @@ impl Store for SqlStore {
             .await?
             .rows_affected();
         sqlx::query("DELETE FROM server_keys WHERE gun = $1")
+            .bind(gun.as_str())
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM pending_delegations WHERE gun = $1")
             .bind(gun.as_str())
             .execute(&mut *tx)
             .await?;
@@ -436,6 +447,43 @@ impl Store for SqlStore {
             .await?
             .iter()
             .map(|row| gun_from(row.try_get("gun")?))
+            .collect()
+    }
+
+    async fn put_pending(
+        &self,
+        gun: &Gun,
+        roles: &[RoleName],
+        targets: &Bytes,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for role in roles {
+            sqlx::query(
+                "INSERT INTO pending_delegations (gun, role, targets, created_at) \
+                 VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (gun, role) DO UPDATE SET targets = $3, created_at = $4",
+            )
+            .bind(gun.as_str())
+            .bind(role.as_str())
+            .bind(&targets[..])
+            .bind(now())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn pending(&self, gun: &Gun) -> Result<Vec<(RoleName, Bytes)>, StoreError> {
+        sqlx::query("SELECT role, targets FROM pending_delegations WHERE gun = $1 ORDER BY role")
+            .bind(gun.as_str())
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|row| {
+                let targets: Vec<u8> = row.try_get("targets")?;
+                Ok((role_from(row.try_get("role")?)?, Bytes::from(targets)))
+            })
             .collect()
     }
 
