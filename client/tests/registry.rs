@@ -535,3 +535,85 @@ async fn unsigned_tags_missing_trust_data_and_unreachable_services() {
     );
     w.assert_untouched(&out);
 }
+
+/// `pull` and `trust resolve` share one delegation walk in Docker's order: when targets and
+/// targets/releases sign different digests for a tag, both take the one in releases.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pull_and_resolve_take_the_releases_digest_when_targets_disagrees() {
+    let w = World::start().await;
+    let gun = w.gun("contested");
+    let admin = TestImage::single("linux", "amd64", 1, 1000);
+    w.push(&admin, &format!("{gun}:v1")).await.ok();
+    let released = TestImage::single("linux", "amd64", 1, 1000);
+    w.store_unsigned("contested", "v1", &released).await;
+
+    // A signer whose key this trust directory holds signs v1 as the other image, into its
+    // own role and targets/releases; targets still signs the first image.
+    let env = [("NOTAR_DELEGATION_PASSPHRASE", "delegation passphrase")];
+    w.run_with(
+        &[
+            "trust",
+            "key",
+            "generate",
+            "rel",
+            "--dir",
+            path_str(w.work.path()),
+        ],
+        &env,
+    )
+    .await
+    .ok();
+    let key = w.path("rel.pub");
+    w.run_with(
+        &[
+            "trust",
+            "signer",
+            "add",
+            "rel",
+            &gun,
+            "--key",
+            path_str(&key),
+        ],
+        &env,
+    )
+    .await
+    .ok();
+    let manifest_digest = digest(&released.manifest);
+    let size = released.manifest.len().to_string();
+    let signed = w
+        .run_with(
+            &[
+                "trust",
+                "sign",
+                &format!("{gun}:v1"),
+                "--digest",
+                &manifest_digest,
+                "--size",
+                &size,
+            ],
+            &env,
+        )
+        .await
+        .ok();
+    assert!(
+        signed.stdout.contains("targets/releases"),
+        "{}",
+        signed.stdout
+    );
+
+    let resolved = w
+        .run(&["trust", "resolve", "--json", &format!("{gun}:v1")])
+        .await
+        .ok()
+        .json();
+    assert_eq!(resolved["digest"], manifest_digest.as_str());
+    assert_eq!(resolved["role"], "targets/releases");
+    let out = w.path("out");
+    let pulled = w
+        .run(&["--json", "pull", &format!("{gun}:v1"), "-o", path_str(&out)])
+        .await
+        .ok()
+        .json();
+    assert_eq!(pulled["digest"], manifest_digest.as_str(), "{pulled}");
+    assert_eq!(pulled["role"], "targets/releases", "{pulled}");
+}
