@@ -261,10 +261,14 @@ fn docker_client(updater: Updater<HttpFetch>) -> Updater<HttpFetch> {
         .with_search_order(SearchOrder::Docker)
 }
 
-async fn fetch_first_root(ctx: &Context, gun: &Gun, fetch: &HttpFetch) -> Result<Vec<u8>, Error> {
+/// Root version `version` as the server has it, `None` if it has none.
+async fn fetch_root(gun: &Gun, fetch: &HttpFetch, version: u64) -> Result<Option<Vec<u8>>, Error> {
     use notar_tuf::client::Fetch;
     fetch
-        .fetch("1.root.json", Limits::default().root_max_bytes)
+        .fetch(
+            &format!("{version}.root.json"),
+            Limits::default().root_max_bytes,
+        )
         .await
         .map_err(|source| {
             Error::untrusted(
@@ -274,7 +278,12 @@ async fn fetch_first_root(ctx: &Context, gun: &Gun, fetch: &HttpFetch) -> Result
                     source,
                 },
             )
-        })?
+        })
+}
+
+async fn fetch_first_root(ctx: &Context, gun: &Gun, fetch: &HttpFetch) -> Result<Vec<u8>, Error> {
+    fetch_root(gun, fetch, 1)
+        .await?
         .ok_or_else(|| Error::NoTrustData {
             gun: gun.clone(),
             server: ctx.server.url().to_owned(),
@@ -292,24 +301,9 @@ async fn pinned_anchor(
     fetch: &HttpFetch,
     pin: &KeyId,
 ) -> Result<Vec<u8>, Error> {
-    use notar_tuf::client::Fetch;
-    let limits = Limits::default();
     let mut checked = 0;
-    for version in 1..=limits.max_root_rotations {
-        let name = format!("{version}.root.json");
-        let bytes = fetch
-            .fetch(&name, limits.root_max_bytes)
-            .await
-            .map_err(|source| {
-                Error::untrusted(
-                    gun,
-                    UpdateError::Fetch {
-                        role: "root".into(),
-                        source,
-                    },
-                )
-            })?;
-        let Some(bytes) = bytes else {
+    for version in 1..=Limits::default().max_root_rotations {
+        let Some(bytes) = fetch_root(gun, fetch, version).await? else {
             break;
         };
         checked = version;

@@ -90,6 +90,28 @@ pub fn targets_signer<'k>(
     }
 }
 
+/// The next version of top-level targets: the current one changed by `edit`, renewed for
+/// `lifetime`, signed with `key`.
+pub fn next_targets(
+    ctx: &Context,
+    repo: &Repository,
+    key: &PrivateKey,
+    lifetime: time::Duration,
+    edit: impl Fn(&mut Targets) -> Result<(), Error>,
+) -> Result<(Version, Signed<Targets>), Error> {
+    let current = repo.targets()?;
+    let mut next: Targets = (**current).clone();
+    next.version = current.version.next();
+    next.expires = Expiry::after(ctx.now, lifetime);
+    edit(&mut next)?;
+    let version = next.version;
+    let signers: [&dyn Signer; 1] = [key];
+    let signed = Signed::sign(next, &signers).map_err(Error::metadata(format!(
+        "signing targets version {version}"
+    )))?;
+    Ok((version, signed))
+}
+
 /// Makes the next version of top-level targets with `edit`, signs it with `key`, and
 /// uploads it; the server signs snapshot and timestamp. If another update was stored first
 /// (409 `VERSION`), refreshes and tries once more on top of it. Returns the version stored.
@@ -102,16 +124,7 @@ pub async fn publish_targets(
 ) -> Result<Version, Error> {
     let mut retried = false;
     loop {
-        let current = repo.targets()?;
-        let mut next: Targets = (**current).clone();
-        next.version = current.version.next();
-        next.expires = Expiry::after(ctx.now, lifetime);
-        edit(&mut next)?;
-        let version = next.version;
-        let signers: [&dyn Signer; 1] = [key];
-        let signed = Signed::sign(next, &signers).map_err(Error::metadata(format!(
-            "signing targets version {version}"
-        )))?;
+        let (version, signed) = next_targets(ctx, repo, key, lifetime, &edit)?;
         let upload = ctx
             .server
             .upload(

@@ -18,9 +18,7 @@ use std::collections::BTreeMap;
 
 use notar_keys::PrivateKey;
 use notar_tuf::names::Tag;
-use notar_tuf::{
-    DelegatedRole, Expiry, KeyId, RoleName, RoleType, Signed, Signer, Targets, Version, rules,
-};
+use notar_tuf::{DelegatedRole, KeyId, RoleName, RoleType, Signed, Targets, Version, rules};
 
 use crate::commands::signer::{Held, held_roles};
 use crate::keyring::Keyring;
@@ -43,16 +41,7 @@ pub async fn stage(
     lifetime: time::Duration,
     edit: impl Fn(&mut Targets) -> Result<(), Error>,
 ) -> Result<Version, Error> {
-    let current = repo.targets()?;
-    let mut next: Targets = (**current).clone();
-    next.version = current.version.next();
-    next.expires = Expiry::after(ctx.now, lifetime);
-    edit(&mut next)?;
-    let version = next.version;
-    let signers: [&dyn Signer; 1] = [key];
-    let signed = Signed::sign(next, &signers).map_err(Error::metadata(format!(
-        "signing targets version {version}"
-    )))?;
+    let (version, signed) = crate::commands::next_targets(ctx, repo, key, lifetime, edit)?;
     ctx.server
         .upload_pending(&repo.gun, signed.as_bytes().to_vec())
         .await?;

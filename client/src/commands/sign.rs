@@ -60,44 +60,31 @@ pub async fn run(ctx: &Context, args: SignArgs, pin: Option<&KeyId>) -> Result<(
         Ok(mut repo) => {
             let keyring = Keyring::open(&ctx.trust_dir, ctx.kdf)?;
             // A signer's first signature also publishes the delegation waiting for it.
-            if wanted.as_ref() != Some(&RoleName::targets()) {
-                let pending = crate::commands::pending::for_signer(
+            let pending = if wanted.as_ref() == Some(&RoleName::targets()) {
+                None
+            } else {
+                crate::commands::pending::for_signer(ctx, &keyring, &repo, &tag, wanted.as_ref())
+                    .await?
+            };
+            let delegations = match pending {
+                Some((targets, held)) => Some((held, Some(targets))),
+                None => match signing_roles(&keyring, &repo, &tag, wanted.as_ref())? {
+                    SigningRoles::Delegations(held) => Some((held, None)),
+                    SigningRoles::Targets => None,
+                },
+            };
+            if let Some((held, pending)) = delegations {
+                return crate::commands::signer::sign_roles(
                     ctx,
                     &keyring,
-                    &repo,
+                    &mut repo,
+                    &held,
                     &tag,
-                    wanted.as_ref(),
+                    Some(&target),
+                    args.targets_lifetime,
+                    pending,
                 )
-                .await?;
-                if let Some((targets, held)) = pending {
-                    return crate::commands::signer::sign_roles(
-                        ctx,
-                        &keyring,
-                        &mut repo,
-                        &held,
-                        &tag,
-                        Some(&target),
-                        args.targets_lifetime,
-                        Some(targets),
-                    )
-                    .await;
-                }
-            }
-            match signing_roles(&keyring, &repo, &tag, wanted.as_ref())? {
-                SigningRoles::Delegations(held) => {
-                    return crate::commands::signer::sign_roles(
-                        ctx,
-                        &keyring,
-                        &mut repo,
-                        &held,
-                        &tag,
-                        Some(&target),
-                        args.targets_lifetime,
-                        None,
-                    )
-                    .await;
-                }
-                SigningRoles::Targets => {}
+                .await;
             }
             // Before anything is uploaded: a wrong passphrase must change nothing.
             let targets_key = unlock_targets_key(ctx, gun).await?;
