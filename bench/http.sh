@@ -8,13 +8,14 @@
 #                             is started on loopback when PostgreSQL is installed
 #   NOTAR_BENCH_DURATION      length of each wrk run (default 10s)
 #   NOTAR_BENCH_PUBLISHES     timed publishes per repository size (default 20)
-#   NOTAR_BENCH_BACKENDS      which backends to run (default "sqlite postgres")
+#   NOTAR_BENCH_BACKENDS      which backends to run (default "sqlite postgres sqlite-tls";
+#                             sqlite-tls publishes over plain HTTP, then reads over HTTPS)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 duration=${NOTAR_BENCH_DURATION:-10s}
 publishes=${NOTAR_BENCH_PUBLISHES:-20}
-backends=${NOTAR_BENCH_BACKENDS:-sqlite postgres}
+backends=${NOTAR_BENCH_BACKENDS:-sqlite postgres sqlite-tls}
 sizes=(1 100 1000)          # targets per repository for publish latency
 read_gun=bench.example/app-1000   # the 1,000-target repository wrk reads
 connections=(2 16)
@@ -23,7 +24,7 @@ files=(timestamp.json targets.json)
 log() { printf '== %s\n' "$*" >&2; }
 die() { printf 'http.sh: error: %s\n' "$*" >&2; exit 2; }
 
-for tool in cargo wrk curl python3; do
+for tool in cargo wrk curl python3 openssl; do
   command -v "$tool" >/dev/null 2>&1 || die "$tool is not installed"
 done
 
@@ -68,18 +69,26 @@ free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
-# Starts notar-server for backend $1 (database URL $2, empty for SQLite in the data dir).
+# Starts notar-server for backend $1 (database URL $2, empty for SQLite in the data dir);
+# with $3 = tls, over HTTPS with a self-signed certificate (curl and wrk do not verify it).
 start_server() {
-  local name=$1 database=$2 port
+  local name=$1 database=$2 mode=${3:-plain} port
   port=$(free_port)
   url=http://127.0.0.1:$port
   local args=(--listen "127.0.0.1:$port" --data-dir "$work/data-$name")
   [ -n "$database" ] && args+=(--database "$database")
+  if [ "$mode" = tls ]; then
+    [ -f "$work/tls.crt" ] || openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 \
+      -nodes -days 2 -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \
+      -keyout "$work/tls.key" -out "$work/tls.crt" 2>/dev/null
+    args+=(--tls-cert "$work/tls.crt" --tls-key "$work/tls.key")
+    url=https://127.0.0.1:$port
+  fi
   NOTAR_SERVER_SECRET=bench-secret NOTAR_LOG=warn "$server_bin" "${args[@]}" \
     >"$work/server-$name.log" 2>&1 &
   server_pid=$!
   for _ in $(seq 1 100); do
-    curl -sf -o /dev/null "$url/v2/" && return 0
+    curl -skf -o /dev/null "$url/v2/" && return 0
     kill -0 "$server_pid" 2>/dev/null || break
     sleep 0.1
   done
@@ -149,10 +158,16 @@ run_backend() {
   done
   local after_publish
   after_publish=$(server_memory)
+  if [[ $name == *-tls ]]; then
+    # The same data, now over HTTPS, for the reads.
+    stop_server
+    log "$name: restarting notar-server with TLS"
+    start_server "$name" "$database" tls
+  fi
 
   for file in "${files[@]}"; do
     local target=$url/v2/$read_gun/_trust/tuf/$file bytes
-    bytes=$(curl -sf -o /dev/null -w '%{size_download}' "$target") \
+    bytes=$(curl -skf -o /dev/null -w '%{size_download}' "$target") \
       || die "$name: GET $file failed"
     for c in "${connections[@]}"; do
       log "$name: wrk $file, $c connections, $duration"
@@ -175,6 +190,7 @@ run_backend() {
 for backend in $backends; do
   case $backend in
     sqlite) run_backend sqlite "" ;;
+    sqlite-tls) run_backend sqlite-tls "" ;;
     postgres)
       if start_postgres; then
         run_backend postgres "$pg_url"

@@ -9,7 +9,8 @@ pub const DEFAULT_SERVER: &str = "http://127.0.0.1:4443";
 
 const AFTER_HELP: &str = "\
 Exit codes: 0 success; 1 trust not established (no trust data, metadata that does not \
-verify, an unsigned tag, a root not signed by the pinned key); 2 any other error.
+verify, an unsigned tag, a pin no root matches, a changed root); 2 any other error, \
+including an unreachable trust server or registry.
 
 Passphrases: NOTAR_ROOT_PASSPHRASE, NOTAR_TARGETS_PASSPHRASE (or Docker's \
 DOCKER_CONTENT_TRUST_ROOT_PASSPHRASE, DOCKER_CONTENT_TRUST_REPOSITORY_PASSPHRASE), else a \
@@ -22,6 +23,11 @@ pub struct Cli {
     /// Trust server URL [env: NOTAR_SERVER, then DOCKER_CONTENT_TRUST_SERVER] [default: http://127.0.0.1:4443]
     #[arg(long, global = true, value_name = "URL")]
     pub server: Option<String>,
+
+    /// Extra CA certificate (PEM) for the trust server's TLS, besides the system roots and
+    /// ~/.docker/tls/<host:port>/ca.crt [env: NOTAR_CA_CERT]
+    #[arg(long, global = true, value_name = "PEM")]
+    pub ca_cert: Option<PathBuf>,
 
     /// Trust directory: private keys and verified metadata [env: NOTAR_TRUST_DIR] [default: ~/.notar]
     #[arg(long, global = true, value_name = "DIR")]

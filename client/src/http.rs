@@ -3,6 +3,7 @@
 //!
 //! URLs follow the Notary scheme: `<server>/v2/<gun>/_trust/tuf/<file>`.
 
+use std::path::Path;
 use std::time::Duration;
 
 use notar_tuf::client::{Fetch, FetchError};
@@ -31,8 +32,16 @@ pub struct Server {
 }
 
 impl Server {
-    /// Checks the URL and builds the HTTP client.
+    /// Checks the URL and builds the HTTP client, trusting the system roots only.
     pub fn new(url: &str) -> Result<Self, Error> {
+        Self::with_ca(url, None, None)
+    }
+
+    /// Checks the URL and builds the HTTP client. A trust server is reached over HTTPS
+    /// except on loopback. Its certificate may be signed by a system root, by the CA in
+    /// `ca_cert` (`--ca-cert`, `NOTAR_CA_CERT`), or by Docker's per-server CA,
+    /// `<home>/.docker/tls/<host:port>/ca.crt`.
+    pub fn with_ca(url: &str, ca_cert: Option<&Path>, home: Option<&Path>) -> Result<Self, Error> {
         let parsed = reqwest::Url::parse(url)
             .map_err(|e| Error::Usage(format!("invalid server URL {url:?}: {e}")))?;
         if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
@@ -45,16 +54,39 @@ impl Server {
                 "invalid server URL {url:?}: no query or fragment, please"
             )));
         }
-        let http = reqwest::Client::builder()
+        let host = parsed.host_str().unwrap_or_default();
+        let loopback = host == "localhost"
+            || host
+                .trim_matches(|c| c == '[' || c == ']')
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback());
+        if parsed.scheme() == "http" && !loopback {
+            return Err(Error::Usage(format!(
+                "the trust server {url} is not on loopback: reach it over HTTPS (https://{})",
+                parsed.authority()
+            )));
+        }
+        let mut builder = reqwest::Client::builder()
             .user_agent(concat!("notar/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(CONNECT_TIMEOUT)
-            .read_timeout(READ_TIMEOUT)
-            .build()
-            .map_err(|source| Error::Http {
-                action: "setting up the HTTP client".into(),
-                url: url.to_owned(),
-                source,
-            })?;
+            .read_timeout(READ_TIMEOUT);
+        let docker_ca = home.map(|h| {
+            let port = parsed.port_or_known_default().unwrap_or(443);
+            h.join(".docker/tls")
+                .join(format!("{host}:{port}"))
+                .join("ca.crt")
+        });
+        let docker_ca = docker_ca.filter(|p| p.is_file());
+        for path in ca_cert.into_iter().chain(docker_ca.as_deref()) {
+            for cert in read_ca(path)? {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        let http = builder.build().map_err(|source| Error::Http {
+            action: "setting up the HTTP client".into(),
+            url: url.to_owned(),
+            source,
+        })?;
         Ok(Server {
             http,
             base: url.trim_end_matches('/').to_owned(),
@@ -233,6 +265,20 @@ impl Server {
     }
 }
 
+/// The certificates of a PEM CA file.
+fn read_ca(path: &Path) -> Result<Vec<reqwest::Certificate>, Error> {
+    let pem = std::fs::read(path).map_err(Error::io("reading the CA certificate", path))?;
+    let certs = reqwest::Certificate::from_pem_bundle(&pem)
+        .map_err(|e| Error::Usage(format!("{}: not a PEM CA certificate: {e}", path.display())))?;
+    if certs.is_empty() {
+        return Err(Error::Usage(format!(
+            "{}: no PEM certificate in the file",
+            path.display()
+        )));
+    }
+    Ok(certs)
+}
+
 /// The error envelope `{"errors":[{"code","message","detail"}]}`.
 #[derive(Deserialize)]
 struct Envelope {
@@ -307,7 +353,14 @@ async fn get_limited(
 ) -> Result<Option<Vec<u8>>, FetchError> {
     tracing::debug!(url, max_len, "GET");
     let transport = |e: reqwest::Error| {
-        FetchError::Transport(format!("GET {url}: {}", one_line(&e.without_url())))
+        let text = one_line(&e.without_url());
+        let hint = if text.contains("certificate") || text.contains("UnknownIssuer") {
+            "; the server's TLS certificate is not trusted here: give its CA with --ca-cert or \
+             NOTAR_CA_CERT (or ~/.docker/tls/<host:port>/ca.crt)"
+        } else {
+            ""
+        };
+        FetchError::Transport(format!("GET {url}: {text}{hint}"))
     };
     let mut response = http.get(url).send().await.map_err(transport)?;
     let status = response.status();

@@ -82,8 +82,13 @@ impl Context {
                 )));
             }
         };
+        let ca_cert = cli
+            .ca_cert
+            .clone()
+            .or_else(|| env_nonempty("NOTAR_CA_CERT").map(PathBuf::from));
+        let home = env_nonempty("HOME").map(PathBuf::from);
         Ok(Context {
-            server: Server::new(&server)?,
+            server: Server::with_ca(&server, ca_cert.as_deref(), home.as_deref())?,
             trust_dir,
             json: cli.json,
             kdf,

@@ -1174,3 +1174,84 @@ async fn inspect_timing_10k_tags() {
         median(resolve.clone())
     );
 }
+
+/// The trust server over TLS: a certificate from an unknown CA is refused with a message
+/// that says what to do; the CA from `--ca-cert`, `NOTAR_CA_CERT` or Docker's
+/// `~/.docker/tls/<host:port>/ca.crt` is trusted; plain HTTP off loopback is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_trust_server_over_tls() {
+    let pki_dir = tempfile::tempdir().expect("temp dir");
+    let pki = notar_tests::tls::TestPki::new("cli");
+    let (ca, cert, key) = pki.write(pki_dir.path());
+    let server = TestServer::start_tls(Backend::Sqlite, &cert, &key).await;
+    assert!(
+        server.url.starts_with("https://127.0.0.1:"),
+        "{}",
+        server.url
+    );
+    let trust = tempfile::tempdir().expect("temp dir");
+    let home = tempfile::tempdir().expect("temp dir");
+    let client =
+        Client::new(&server, trust.path()).with_env("HOME", home.path().to_str().expect("utf-8"));
+    let ca = ca.to_str().expect("utf-8");
+
+    let refused = client.run(&["trust", "inspect", GUN]).await.expect_code(2);
+    assert!(
+        refused
+            .stderr
+            .contains("the server's TLS certificate is not trusted here")
+            && refused.stderr.contains("--ca-cert"),
+        "{}",
+        refused.stderr
+    );
+    let digest = common::digest_of(b"over tls");
+    let signed = client
+        .run(&[
+            "--ca-cert",
+            ca,
+            "trust",
+            "sign",
+            &format!("{GUN}:v1"),
+            "--digest",
+            &format!("sha256:{}", digest.0),
+            "--size",
+            &digest.1.to_string(),
+        ])
+        .await
+        .ok();
+    assert!(signed.stdout.starts_with("Signed"), "{}", signed.stdout);
+    let with_env = client.clone().with_env("NOTAR_CA_CERT", ca);
+    let resolved = with_env
+        .run(&["trust", "resolve", &format!("{GUN}:v1")])
+        .await
+        .ok();
+    assert!(resolved.stdout.contains(&digest.0), "{}", resolved.stdout);
+    // Docker's convention: the CA of one server in ~/.docker/tls/<host:port>/ca.crt.
+    let docker = home
+        .path()
+        .join(".docker/tls")
+        .join(server.addr.to_string());
+    std::fs::create_dir_all(&docker).expect("mkdir");
+    std::fs::write(docker.join("ca.crt"), &pki.ca_pem).expect("write");
+    client
+        .run(&["trust", "resolve", &format!("{GUN}:v1")])
+        .await
+        .ok();
+    // Plain HTTP to a server that is not on loopback is refused before any request.
+    let run = client
+        .run(&[
+            "--server",
+            "http://trust.example.com:4443",
+            "trust",
+            "inspect",
+            GUN,
+        ])
+        .await
+        .expect_code(2);
+    assert!(
+        run.stderr
+            .contains("reach it over HTTPS (https://trust.example.com:4443)"),
+        "{}",
+        run.stderr
+    );
+}

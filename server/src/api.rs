@@ -33,6 +33,10 @@ pub fn app(state: AppState) -> Router {
         .route("/v2/", any(v2))
         .route("/v2/{*rest}", any(v2))
         .layer(DefaultBodyLimit::max(limit))
+        // A body that stops arriving ends the request (slow-body abuse).
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+            state.config.header_timeout,
+        ))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
@@ -60,6 +64,12 @@ async fn dispatch(state: &AppState, request: Request) -> Result<Response, ApiErr
             get_metadata(state, &gun, want, request.headers()).await
         }
         (Route::Repository(gun), Method::POST) => {
+            // Uploads cost signatures and a transaction each: a bounded number at once.
+            let _permit = state
+                .uploads
+                .acquire()
+                .await
+                .map_err(|_| ApiError::internal("the upload limit was closed"))?;
             let uploads = read_uploads(state, request).await?;
             update::apply_update(state, &gun, uploads).await?;
             Ok(axum::Json(json!({})).into_response())

@@ -15,10 +15,35 @@ use serde::Deserialize;
 #[derive(Debug, Parser)]
 #[command(version, about, long_about = None)]
 pub struct Args {
-    /// Address to listen on. Anything but loopback is reachable by others: there is no
-    /// authentication yet, so the server warns.
+    /// Address to listen on. Anything but loopback needs TLS (--tls-cert, --tls-key), or
+    /// --insecure-http.
     #[arg(long, env = "NOTAR_LISTEN")]
     pub listen: Option<SocketAddr>,
+
+    /// TLS certificate chain, PEM, leaf first. Read again on SIGHUP.
+    #[arg(long, env = "NOTAR_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// TLS private key, PEM (PKCS#8, PKCS#1 or SEC1). Read again on SIGHUP.
+    #[arg(long, env = "NOTAR_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Serve plain HTTP on a non-loopback address (behind a TLS-terminating proxy only).
+    #[arg(long, env = "NOTAR_INSECURE_HTTP")]
+    pub insecure_http: bool,
+
+    /// Connections open at once; more wait until one closes (keep it below `ulimit -n`).
+    #[arg(long, env = "NOTAR_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+
+    /// Seconds a client has for the TLS handshake and each request's headers, and the
+    /// longest idle pause on a keep-alive connection.
+    #[arg(long, env = "NOTAR_HEADER_TIMEOUT")]
+    pub header_timeout: Option<u64>,
+
+    /// Uploads validated and written at once; more wait their turn.
+    #[arg(long, env = "NOTAR_MAX_UPLOADS")]
+    pub max_uploads: Option<usize>,
 
     /// Directory for the SQLite database and the server secret file (created if missing).
     #[arg(long, env = "NOTAR_DATA_DIR")]
@@ -77,6 +102,12 @@ pub enum LogFormat {
 #[serde(deny_unknown_fields)]
 struct FileConfig {
     listen: Option<SocketAddr>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    insecure_http: Option<bool>,
+    max_connections: Option<usize>,
+    header_timeout: Option<u64>,
+    max_uploads: Option<usize>,
     data_dir: Option<PathBuf>,
     database: Option<String>,
     log_format: Option<LogFormat>,
@@ -92,6 +123,14 @@ struct FileConfig {
 #[derive(Clone, Debug)]
 pub struct Config {
     pub listen: SocketAddr,
+    /// Certificate chain and key files, when serving TLS.
+    pub tls: Option<(PathBuf, PathBuf)>,
+    /// Plain HTTP allowed on a non-loopback address.
+    pub insecure_http: bool,
+    pub max_connections: usize,
+    pub header_timeout: Duration,
+    /// Uploads validated and written at once; more wait their turn.
+    pub max_uploads: usize,
     pub data_dir: PathBuf,
     pub database: String,
     pub log_format: LogFormat,
@@ -164,6 +203,11 @@ impl Config {
     pub fn for_data_dir(data_dir: &Path) -> Self {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            tls: None,
+            insecure_http: false,
+            max_connections: crate::serve::DEFAULT_MAX_CONNECTIONS,
+            header_timeout: crate::serve::DEFAULT_HEADER_TIMEOUT,
+            max_uploads: 16,
             data_dir: data_dir.to_path_buf(),
             database: sqlite_url(data_dir),
             log_format: LogFormat::Text,
@@ -226,11 +270,40 @@ impl Config {
                 defaults.lifetimes.snapshot,
             )?,
         };
+        let tls = match (
+            args.tls_cert.or(file.tls_cert),
+            args.tls_key.or(file.tls_key),
+        ) {
+            (Some(cert), Some(key)) => Some((cert, key)),
+            (None, None) => None,
+            _ => {
+                return Err(ConfigError::Invalid(
+                    "TLS needs both tls_cert and tls_key".into(),
+                ));
+            }
+        };
         Ok(Config {
             listen: args
                 .listen
                 .or(file.listen)
                 .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 4443))),
+            tls,
+            insecure_http: args.insecure_http || file.insecure_http.unwrap_or(false),
+            max_connections: args
+                .max_connections
+                .or(file.max_connections)
+                .unwrap_or(defaults.max_connections)
+                .max(1),
+            header_timeout: args
+                .header_timeout
+                .or(file.header_timeout)
+                .map(|s| Duration::from_secs(s.max(1)))
+                .unwrap_or(defaults.header_timeout),
+            max_uploads: args
+                .max_uploads
+                .or(file.max_uploads)
+                .unwrap_or(defaults.max_uploads)
+                .max(1),
             database: args.database.or(file.database).unwrap_or(defaults.database),
             data_dir,
             log_format: args.log_format.or(file.log_format).unwrap_or_default(),
@@ -247,6 +320,13 @@ impl Config {
             ),
         })
     }
+}
+
+/// The file of a `sqlite://PATH[?options]` URL; `None` for other databases.
+pub fn sqlite_path(url: &str) -> Option<PathBuf> {
+    let rest = url.strip_prefix("sqlite://")?;
+    let path = rest.split('?').next().unwrap_or(rest);
+    (!path.is_empty() && path != ":memory:").then(|| PathBuf::from(path))
 }
 
 /// The SQLite URL of the default database in `data_dir`.

@@ -7,8 +7,9 @@
 //! - [`managed_keys`] makes and keeps the per-GUN timestamp and snapshot keys, encrypted
 //!   under the server secret; [`store`] is the database (SQLite or PostgreSQL); [`cache`]
 //!   serves current metadata from memory.
-//! - [`run`] serves a bound listener until `shutdown` resolves, with the freshness task
-//!   beside it; the `notar-server` binary only parses settings and calls it.
+//! - [`serve`] serves a bound listener (plain or TLS, with connection limits and timeouts)
+//!   until `shutdown` resolves, with the freshness task beside it; the `notar-server`
+//!   binary only parses settings and calls it.
 
 pub mod api;
 pub mod cache;
@@ -16,6 +17,7 @@ pub mod config;
 pub mod error;
 pub mod managed_keys;
 pub mod path;
+pub mod serve;
 pub mod store;
 pub mod update;
 pub mod validate;
@@ -44,6 +46,8 @@ pub struct Inner {
     pub keys: ManagedKeys,
     pub cache: MetaCache,
     pub config: Config,
+    /// Bounds the uploads validated and written at once.
+    pub uploads: tokio::sync::Semaphore,
 }
 
 impl std::ops::Deref for AppState {
@@ -84,9 +88,40 @@ impl AppState {
             store,
             keys,
             cache: MetaCache::new(config.cache_ttl),
+            uploads: tokio::sync::Semaphore::new(config.max_uploads),
             config,
         })))
     }
+}
+
+/// Makes the data directory private (0700) and the SQLite database files in it, and the
+/// secret file, 0600, whatever the umask: the database holds the encrypted server keys.
+/// A missing database file is created 0600 before SQLite opens it.
+pub fn secure_data_dir(config: &Config) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let private = |path: &Path, mode: u32| -> std::io::Result<()> {
+        match std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            other => other,
+        }
+    };
+    std::fs::create_dir_all(&config.data_dir)?;
+    private(&config.data_dir, 0o700)?;
+    private(&config.data_dir.join("server.secret"), 0o600)?;
+    if let Some(db) = config::sqlite_path(&config.database) {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&db)?;
+        for suffix in ["", "-wal", "-shm", "-journal"] {
+            let mut name = db.clone().into_os_string();
+            name.push(suffix);
+            private(Path::new(&name), 0o600)?;
+        }
+    }
+    Ok(())
 }
 
 /// The server secret: `NOTAR_SERVER_SECRET` when set (passed in as `from_env`), otherwise
@@ -128,20 +163,12 @@ pub fn load_secret(
     }
 }
 
-/// Serves `listener` until `shutdown` resolves, then finishes requests in flight. The
-/// freshness task runs beside it and stops with it.
+/// Serves `listener` over plain HTTP, with the default connection limits, until
+/// `shutdown` resolves; see [`serve::run`] for TLS and other limits.
 pub async fn run(
     listener: TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let freshness = tokio::spawn(api::freshness_loop(state.clone(), stop_rx));
-    let app = api::app(state);
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await;
-    let _ = stop_tx.send(true);
-    let _ = freshness.await;
-    served
+    serve::run(listener, state, shutdown, serve::ServeOptions::plain()).await
 }

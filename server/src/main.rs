@@ -4,7 +4,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use notar_server::config::{Args, Config, LogFormat};
-use notar_server::{AppState, load_secret, run};
+use notar_server::serve::{self, ServeOptions, TlsReloader};
+use notar_server::{AppState, load_secret};
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
@@ -28,22 +29,55 @@ async fn main() -> ExitCode {
 }
 
 async fn serve(config: Config) -> Result<(), Box<dyn std::error::Error>> {
-    std::fs::create_dir_all(&config.data_dir)
-        .map_err(|e| format!("creating data directory {}: {e}", config.data_dir.display()))?;
+    notar_server::secure_data_dir(&config).map_err(|e| {
+        format!(
+            "preparing data directory {}: {e}",
+            config.data_dir.display()
+        )
+    })?;
     let secret = load_secret(&config.data_dir, std::env::var("NOTAR_SERVER_SECRET").ok())?;
     let listen = config.listen;
-    let state = AppState::open(config, secret, notar_keys::KdfParams::default()).await?;
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .map_err(|e| format!("listening on {listen}: {e}"))?;
+    let tls = match &config.tls {
+        Some((cert, key)) => Some(TlsReloader::load(cert, key)?),
+        None => None,
+    };
     if !listen.ip().is_loopback() {
+        if tls.is_none() && !config.insecure_http {
+            return Err(format!(
+                "refusing to serve plain HTTP on the non-loopback address {listen}: give --tls-cert and --tls-key, \
+                 or --insecure-http if a TLS-terminating proxy is in front"
+            )
+            .into());
+        }
+        if tls.is_none() {
+            tracing::warn!(%listen, "--insecure-http: serving plain HTTP on a non-loopback address");
+        }
         tracing::warn!(
             %listen,
             "listening on a non-loopback address without authentication: anyone who can reach it can publish"
         );
     }
-    tracing::info!(listen = %listener.local_addr()?, "notar-server ready");
-    run(listener, state, shutdown_signal()).await?;
+    let options = ServeOptions {
+        tls: tls.clone(),
+        max_connections: config.max_connections,
+        header_timeout: config.header_timeout,
+    };
+    let state = AppState::open(config.clone(), secret, notar_keys::KdfParams::default()).await?;
+    // SQLite made its -wal and -shm files on open; they are kept private too.
+    notar_server::secure_data_dir(&config)
+        .map_err(|e| format!("securing data directory {}: {e}", config.data_dir.display()))?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| format!("listening on {listen}: {e}"))?;
+    if let Some(tls) = tls {
+        tokio::spawn(reload_on_sighup(tls));
+    }
+    tracing::info!(
+        listen = %listener.local_addr()?,
+        tls = options.tls.is_some(),
+        "notar-server ready"
+    );
+    serve::run(listener, state, shutdown_signal(), options).await?;
     tracing::info!("stopped");
     Ok(())
 }
@@ -58,6 +92,24 @@ fn init_tracing(format: LogFormat) {
     match format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),
+    }
+}
+
+/// Reads the TLS certificate and key again on every SIGHUP; a failed reload keeps the
+/// certificate in force and logs why.
+async fn reload_on_sighup(tls: TlsReloader) {
+    let Ok(mut hangups) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+    else {
+        tracing::warn!("cannot watch SIGHUP: the TLS certificate will not be reloaded");
+        return;
+    };
+    while hangups.recv().await.is_some() {
+        match tls.reload() {
+            Ok(()) => tracing::info!("reloaded the TLS certificate"),
+            Err(e) => {
+                tracing::error!(error = %e, "reloading the TLS certificate failed; the old one stays")
+            }
+        }
     }
 }
 

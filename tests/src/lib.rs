@@ -15,3 +15,4 @@ pub mod registry;
 pub mod repo;
 pub mod server;
 pub mod simrepo;
+pub mod tls;

@@ -97,6 +97,19 @@ impl TestServer {
         Self::start_in(backend, Some(dir), data_dir, |_| {}).await
     }
 
+    /// Starts serving TLS with the PEM certificate chain and key files given; `url` is
+    /// `https://127.0.0.1:PORT`.
+    pub async fn start_tls(
+        backend: Backend,
+        cert: &std::path::Path,
+        key: &std::path::Path,
+    ) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let data_dir = dir.path().to_path_buf();
+        let tls = notar_server::serve::TlsReloader::load(cert, key).expect("TLS files load");
+        Self::start_serving(backend, Some(dir), data_dir, |_| {}, Some(tls)).await
+    }
+
     /// Starts with settings adjusted by `adjust`.
     pub async fn start_with(backend: Backend, adjust: impl FnOnce(&mut Config)) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
@@ -109,6 +122,16 @@ impl TestServer {
         dir: Option<tempfile::TempDir>,
         data_dir: PathBuf,
         adjust: impl FnOnce(&mut Config),
+    ) -> Self {
+        Self::start_serving(backend, dir, data_dir, adjust, None).await
+    }
+
+    async fn start_serving(
+        backend: Backend,
+        dir: Option<tempfile::TempDir>,
+        data_dir: PathBuf,
+        adjust: impl FnOnce(&mut Config),
+        tls: Option<notar_server::serve::TlsReloader>,
     ) -> Self {
         let mut config = Config::for_data_dir(&data_dir);
         if let Backend::Postgres(url) = &backend {
@@ -127,12 +150,22 @@ impl TestServer {
             .expect("bind loopback");
         let addr = listener.local_addr().expect("bound address");
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(notar_server::run(listener, state.clone(), async move {
-            let _ = stopped.await;
-        }));
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let options = notar_server::serve::ServeOptions {
+            tls,
+            ..notar_server::serve::ServeOptions::plain()
+        };
+        let task = tokio::spawn(notar_server::serve::run(
+            listener,
+            state.clone(),
+            async move {
+                let _ = stopped.await;
+            },
+            options,
+        ));
         TestServer {
             addr,
-            url: format!("http://{addr}"),
+            url: format!("{scheme}://{addr}"),
             state,
             data_dir,
             dir,
