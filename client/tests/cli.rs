@@ -534,6 +534,19 @@ async fn a_repository_without_trust_data_prints_an_empty_array_and_exits_1() {
         run.stderr
     );
     assert!(files_under(trust.path()).is_empty(), "nothing written");
+    // An unreachable trust server is not a verdict on trust: `[]`, its own message, exit 2.
+    let run = client
+        .run(&["--server", "http://127.0.0.1:9", "trust", "inspect", GUN])
+        .await
+        .expect_code(2);
+    assert_eq!(run.stdout, "[]\n");
+    assert!(
+        run.stderr.contains(&format!(
+            "notar: error: cannot read the trust data of {GUN} from the trust server"
+        )),
+        "{}",
+        run.stderr
+    );
 
     // Several references: the good one is shown, the bad one is reported, exit 1.
     client.sign(&format!("{GUN}:v1"), b"one").await.ok();
