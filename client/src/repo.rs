@@ -58,13 +58,27 @@ impl Repository {
         let fetch = ctx.server.fetcher(gun);
         let cached_root = cache.get("root.json").map(<[u8]>::to_vec);
         let first_contact = cached_root.is_none();
-        // A pinned key must have signed a root from which the chain reaches the kept one.
-        // Once that was shown, the kept root is the anchor and updates follow the chain on.
+        // A pinned key must have signed a root from which the chain of rotations reaches the
+        // root this directory ends up trusting. Once that was shown, the kept root is the
+        // anchor and updates follow the chain on. The kept root stays the anchor during the
+        // check too, so a pin check can never take the client back to an older root.
         let needs_pin_check = pin.as_ref().is_some_and(|p| !cache.pin_verified(p));
-        let root = match (&pin, cached_root) {
-            (Some(pin), _) if needs_pin_check => pinned_anchor(ctx, gun, &fetch, pin).await?,
-            (_, Some(bytes)) => bytes,
-            (_, None) => fetch_first_root(ctx, gun, &fetch).await?,
+        let pinned_chain = match &pin {
+            Some(pin) if needs_pin_check => Some(pinned_chain(ctx, gun, &fetch, pin).await?),
+            _ => None,
+        };
+        let root = match (cached_root, &pinned_chain) {
+            (Some(bytes), _) => bytes,
+            (None, Some(chain)) => {
+                chain
+                    .first()
+                    .map(|r| r.as_bytes().to_vec())
+                    .ok_or_else(|| Error::NoTrustData {
+                        gun: gun.clone(),
+                        server: ctx.server.url().to_owned(),
+                    })?
+            }
+            (None, None) => fetch_first_root(ctx, gun, &fetch).await?,
         };
         let updater = Updater::new(root, fetch, ctx.now, Limits::default())
             .map(docker_client)
@@ -85,15 +99,26 @@ impl Repository {
             cache,
             pin,
         };
-        // Kept metadata stays the rollback reference even when a pin check starts the chain
-        // from an older root: what no longer verifies under the roots walked is dropped.
         repo.load_cached();
         let cached_root = repo.cache.get("root.json").map(<[u8]>::to_vec);
         if let Err(e) = repo.refresh().await {
             return Err(repo.explain_root_change(cached_root, e).await);
         }
-        if let Some(pin) = repo.pin.as_ref().filter(|_| needs_pin_check) {
-            repo.cache.save_pin_verified(pin)?;
+        if let (Some(pin), Some(chain)) = (repo.pin.clone(), &pinned_chain) {
+            // The root now trusted must be one of the chain that starts at a root the pinned
+            // key signed, byte for byte.
+            let trusted = repo.updater.root();
+            let in_chain = chain.iter().any(|r| {
+                r.untrusted().version == trusted.version && r.as_bytes() == trusted.as_bytes()
+            });
+            if !in_chain {
+                return Err(Error::PinMismatch {
+                    gun: gun.clone(),
+                    key: pin,
+                    checked: chain.last().map_or(0, |r| r.untrusted().version.get()),
+                });
+            }
+            repo.cache.save_pin_verified(&pin)?;
         }
         if first_contact && repo.pin.is_none() {
             eprintln!(
@@ -290,28 +315,39 @@ async fn fetch_first_root(ctx: &Context, gun: &Gun, fetch: &HttpFetch) -> Result
         })
 }
 
-/// The root to start from when `pin` is pinned and the kept root (if any) was not
-/// established under it: the oldest root on the server that lists `pin` as a root key and
-/// carries its valid signature. The workflow then walks the chain from it, so every later
-/// root is accepted only through verified rotations. Refused when no root on the server
-/// was signed by `pin`.
-async fn pinned_anchor(
+/// The chain of roots on the server that starts at the oldest root listing `pin` as a root
+/// key and carrying its valid signature, each later root accepted by the rulebook's
+/// next-root rule: what a pinned trust directory may trust. Refused when no root on the
+/// server was signed by `pin`.
+async fn pinned_chain(
     ctx: &Context,
     gun: &Gun,
     fetch: &HttpFetch,
     pin: &KeyId,
-) -> Result<Vec<u8>, Error> {
+) -> Result<Vec<Signed<Root>>, Error> {
+    let mut chain: Vec<Signed<Root>> = Vec::new();
     let mut checked = 0;
     for version in 1..=Limits::default().max_root_rotations {
         let Some(bytes) = fetch_root(gun, fetch, version).await? else {
             break;
         };
         checked = version;
-        let Ok(root) = Signed::<Root>::from_bytes(bytes.clone()) else {
-            continue;
+        let Ok(root) = Signed::<Root>::from_bytes(bytes) else {
+            if chain.is_empty() {
+                continue;
+            }
+            break;
         };
-        if signed_by_root_key(&root, pin) && root.check_self().is_ok() {
-            return Ok(bytes);
+        match chain.last() {
+            None => {
+                if signed_by_root_key(&root, pin) && root.check_self().is_ok() {
+                    chain.push(root);
+                }
+            }
+            Some(previous) => match notar_tuf::rules::next_root(previous.untrusted(), root) {
+                Ok(next) => chain.push(next.into_signed()),
+                Err(source) => return Err(Error::untrusted(gun, source.into())),
+            },
         }
     }
     if checked == 0 {
@@ -320,11 +356,14 @@ async fn pinned_anchor(
             server: ctx.server.url().to_owned(),
         });
     }
-    Err(Error::PinMismatch {
-        gun: gun.clone(),
-        key: pin.clone(),
-        checked,
-    })
+    if chain.is_empty() {
+        return Err(Error::PinMismatch {
+            gun: gun.clone(),
+            key: pin.clone(),
+            checked,
+        });
+    }
+    Ok(chain)
 }
 
 /// The root keys of `root`, comma-separated.

@@ -918,3 +918,59 @@ async fn a_target_outside_its_delegations_paths_is_not_trusted() {
         .ok();
     assert_eq!(run.json()[0]["SignedTags"], serde_json::json!([]));
 }
+
+/// A pin check never takes a client back to an older root: a server that hides the roots
+/// after the one a pinned key signed gets the pin refused, and the kept root stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pin_check_cannot_roll_the_root_back() {
+    let world = World::new().await;
+    let original = parse::<Root>(&world.served("1.root.json").await)
+        .role_keys(RoleType::Root)
+        .expect("root role")
+        .keyids[0]
+        .to_string();
+    for _ in 0..2 {
+        world
+            .publisher
+            .run(&["key", "rotate", GUN, "root"])
+            .await
+            .ok();
+    }
+    world.reader.resolve("v1").await.ok();
+    let kept = world.reader.cached();
+    assert!(
+        kept["root.json"].contains("\"version\":3"),
+        "the reader follows to root v3"
+    );
+
+    // The proxy hides roots 2 and 3: the chain from the pinned key's root v1 ends at v1.
+    world.proxy.reply("2.root.json", Reply::NotFound);
+    world.proxy.reply("3.root.json", Reply::NotFound);
+    let run = world
+        .reader
+        .run(&[
+            "trust",
+            "resolve",
+            "--root-key",
+            &original,
+            &format!("{GUN}:v1"),
+        ])
+        .await
+        .expect_code(1);
+    assert!(run.stderr.contains("signed no root of"), "{}", run.stderr);
+    assert_eq!(world.reader.cached(), kept, "root v3 is still the one kept");
+
+    // With the roots served again, the same pin holds.
+    world.proxy.reset();
+    world
+        .reader
+        .run(&[
+            "trust",
+            "resolve",
+            "--root-key",
+            &original,
+            &format!("{GUN}:v1"),
+        ])
+        .await
+        .ok();
+}
