@@ -94,11 +94,12 @@ pub async fn stage_pending(
         timestamp: state.keys.key_ids(gun, ManagedRole::Timestamp).await?,
         snapshot: state.keys.key_ids(gun, ManagedRole::Snapshot).await?,
     };
-    let accepted = validate::check_update(
+    let accepted = validate::check_update_with(
         &repo,
         vec![(RoleName::targets(), bytes.clone())],
         &server_keys,
         now,
+        validate::Unpublished::Allow,
     )?;
     let waiting: Vec<RoleName> = accepted
         .targets

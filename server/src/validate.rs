@@ -151,12 +151,33 @@ fn verify<T: Role>(
     rules::verify_role(signed, authority).map_err(reject)
 }
 
-/// Judges `uploads` (role name → bytes) against `state`.
+/// Whether an update may delegate to a role that has no metadata.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unpublished {
+    /// A published update may not: standard TUF clients (python-tuf) refuse every lookup
+    /// that reaches such a delegation, so the repository would break for them.
+    Refuse,
+    /// A pending delegation (staged, not published) exists to do exactly that.
+    Allow,
+}
+
+/// Judges `uploads` (role name → bytes) against `state`, for publishing.
 pub fn check_update(
     state: &RepoState,
     uploads: Vec<(RoleName, Bytes)>,
     server_keys: &ServerKeyIds,
     now: OffsetDateTime,
+) -> Result<Accepted, ApiError> {
+    check_update_with(state, uploads, server_keys, now, Unpublished::Refuse)
+}
+
+/// [`check_update`], saying whether delegations to roles without metadata are allowed.
+pub fn check_update_with(
+    state: &RepoState,
+    uploads: Vec<(RoleName, Bytes)>,
+    server_keys: &ServerKeyIds,
+    now: OffsetDateTime,
+    unpublished: Unpublished,
 ) -> Result<Accepted, ApiError> {
     let mut files: BTreeMap<RoleName, Bytes> = BTreeMap::new();
     for (role, bytes) in uploads {
@@ -231,6 +252,27 @@ pub fn check_update(
 
     let snapshot_bytes = files.remove(&RoleName::snapshot());
     check_delegated(state, &mut accepted, files, now)?;
+    if unpublished == Unpublished::Refuse {
+        for (delegator, targets) in &accepted {
+            let Some(delegations) = &targets.delegations else {
+                continue;
+            };
+            if let Some(missing) = delegations
+                .roles
+                .iter()
+                .find(|r| !state.targets.contains_key(&r.name) && !accepted.contains_key(&r.name))
+            {
+                return Err(ApiError::invalid_update(
+                    delegator.as_str(),
+                    format!(
+                        "{delegator} delegates {}, which has no metadata: standard TUF clients would refuse the repository. \
+                         Upload {} in the same update, or stage the delegation as pending (POST …/_trust/pending/)",
+                        missing.name, missing.name
+                    ),
+                ));
+            }
+        }
+    }
 
     let mut targets_after: BTreeMap<RoleName, (notar_tuf::Version, Bytes)> = state
         .targets
@@ -740,6 +782,41 @@ mod tests {
             check(
                 &repo,
                 &[("targets", t2.as_bytes()), ("targets/bob", ok.as_bytes())]
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn a_delegation_to_a_role_without_metadata_is_only_staged() {
+        let repo = repo(true);
+        let mut t2 = targets(2, &[]);
+        let mut delegations = notar_tuf::Delegations::new();
+        delegations.add_role(
+            RoleName::new("targets/alice").expect("role"),
+            &[key(7).public_key()],
+            std::num::NonZeroU32::MIN,
+            vec!["*".into()],
+        );
+        t2.delegations = Some(delegations);
+        let t2 = sign(t2, &[&key(2)]);
+        refused(
+            check(&repo, &[("targets", t2.as_bytes())]),
+            ErrorKind::InvalidUpdate,
+            "delegates targets/alice, which has no metadata",
+        );
+        let uploads = vec![(RoleName::targets(), Bytes::copy_from_slice(t2.as_bytes()))];
+        assert!(
+            check_update_with(&repo.state, uploads, &repo.keys, now(), Unpublished::Allow).is_ok()
+        );
+        let alice = sign(targets(1, &["v1"]), &[&key(7)]);
+        assert!(
+            check(
+                &repo,
+                &[
+                    ("targets", t2.as_bytes()),
+                    ("targets/alice", alice.as_bytes())
+                ]
             )
             .is_ok()
         );

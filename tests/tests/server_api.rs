@@ -1119,6 +1119,17 @@ on_every_backend!(pending_delegations, |server: TestServer| async move {
         before,
         "staging publishes nothing"
     );
+    // Nobody can publish the staged targets without the signer's role: a delegation to a
+    // role without metadata would break standard TUF clients.
+    expect_error(
+        publisher
+            .upload(files(&[("targets", delegating.as_bytes())]))
+            .await,
+        StatusCode::BAD_REQUEST,
+        "INVALID_UPDATE",
+        "targets delegates targets/releases, which has no metadata",
+    )
+    .await;
 
     // The signer's first role with the pending targets: published, no longer pending.
     let response = publisher
