@@ -24,6 +24,10 @@ const PIN_FILE: &str = "_pinned_root_key";
 /// The pinned key that established the root kept here: the chain from a root it signed
 /// was walked to this root, so later updates need only follow the chain on.
 const PIN_VERIFIED_FILE: &str = "_pin_verified";
+/// The sha256 of each pending delegation this trust directory staged, one per line: only
+/// those are re-signed when targets move on, never pending targets the server offers
+/// otherwise.
+const STAGED_FILE: &str = "_staged_pending";
 
 /// The cached metadata of one GUN.
 #[derive(Debug)]
@@ -152,6 +156,28 @@ impl MetadataCache {
             &self.dir.join(PIN_VERIFIED_FILE),
             format!("{key}\n").as_bytes(),
         )?;
+        sync_dir(&self.dir)
+    }
+
+    /// The sha256 (hex) of every pending delegation this trust directory staged.
+    pub fn staged_pending(&self) -> std::collections::BTreeSet<String> {
+        fs::read_to_string(self.dir.join(STAGED_FILE))
+            .map(|text| text.lines().map(str::to_owned).collect())
+            .unwrap_or_default()
+    }
+
+    /// Records `add` and forgets `remove` among the staged pending delegations.
+    pub fn update_staged(&self, add: Option<&str>, remove: Option<&str>) -> Result<(), Error> {
+        let mut staged = self.staged_pending();
+        if let Some(old) = remove {
+            staged.remove(old);
+        }
+        if let Some(new) = add {
+            staged.insert(new.to_owned());
+        }
+        create_dir(&self.dir)?;
+        let text: String = staged.iter().map(|s| format!("{s}\n")).collect();
+        write_atomically(&self.dir.join(STAGED_FILE), text.as_bytes())?;
         sync_dir(&self.dir)
     }
 

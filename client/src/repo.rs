@@ -244,6 +244,11 @@ impl Repository {
         })
     }
 
+    /// The cache of this repository's trust data in the trust directory.
+    pub fn cache(&self) -> &MetadataCache {
+        &self.cache
+    }
+
     fn persist(&mut self) -> Result<(), Error> {
         let files = self.updater.trusted_files();
         self.cache.persist(&files)

@@ -1409,3 +1409,69 @@ async fn sign_chooses_the_delegations_it_holds_keys_for() {
         run.stderr
     );
 }
+
+/// Removing a signer that is still pending cancels it: it is not re-signed when targets
+/// move on, and the targets staged for it can never be published.
+#[tokio::test]
+async fn removing_a_pending_signer_cancels_it() {
+    let server = TestServer::start(Backend::Sqlite).await;
+    let dirs = tempfile::tempdir().expect("temp dir");
+    let owner = Client::new(&server, &dirs.path().join("owner"));
+    let mallory = Client::new(&server, &dirs.path().join("mallory"));
+    let pubs = dirs.path().join("pubs");
+    std::fs::create_dir_all(&pubs).expect("mkdir");
+    owner.sign(&format!("{GUN}:v1"), b"one").await.ok();
+    let (mallory_pub, _) = mallory.generate("mallory", &pubs).await;
+    let mallory_pub = mallory_pub.to_str().expect("utf-8");
+    owner
+        .run(&[
+            "trust",
+            "signer",
+            "add",
+            "mallory",
+            GUN,
+            "--key",
+            mallory_pub,
+        ])
+        .await
+        .ok();
+    let removed = owner
+        .run(&["trust", "signer", "remove", "mallory", GUN, "-y"])
+        .await
+        .ok();
+    assert!(
+        removed.stdout.contains("Removed (pending) signer mallory"),
+        "{}",
+        removed.stdout
+    );
+    assert!(
+        removed
+            .stderr
+            .contains("cancelled the pending delegation to targets/mallory"),
+        "{}",
+        removed.stderr
+    );
+    // The owner's next publish does not bring mallory back.
+    let signed = owner.sign(&format!("{GUN}:v2"), b"two").await.ok();
+    assert!(
+        !signed.stderr.contains("re-signed the pending delegation"),
+        "{}",
+        signed.stderr
+    );
+    // Mallory's first signature finds only superseded targets, and publishes nothing.
+    let refused = mallory
+        .sign(&format!("{GUN}:v3"), b"three")
+        .await
+        .expect_code(2);
+    assert!(
+        refused.stderr.contains("has moved on"),
+        "{}",
+        refused.stderr
+    );
+    let (_, targets) = get(&server, "targets.json").await;
+    let targets: Value = serde_json::from_slice(&targets).expect("json");
+    assert!(
+        targets["signed"]["delegations"].is_null(),
+        "no delegation was published: {targets}"
+    );
+}

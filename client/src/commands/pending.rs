@@ -10,7 +10,9 @@
 //!
 //! Pending targets are built on one version of targets. When the owner publishes targets
 //! again, [`rebase`] re-signs each pending delegation on top of the new version, so it
-//! stays publishable. Two signers pending at once: when one publishes, the other's pending
+//! stays publishable; only pending targets this trust directory staged itself are re-signed
+//! (their sha256 is kept in the repository's cache), never others the server offers.
+//! `trust signer remove` of a pending signer cancels it ([`cancel`]). Two signers pending at once: when one publishes, the other's pending
 //! targets are stale until the owner publishes again (any owner command that signs
 //! targets does), and the signer is told so.
 
@@ -45,7 +47,14 @@ pub async fn stage(
     ctx.server
         .upload_pending(&repo.gun, signed.as_bytes().to_vec())
         .await?;
+    repo.cache()
+        .update_staged(Some(&sha256_hex(signed.as_bytes())), None)?;
     Ok(version)
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    hex::encode(sha2::Sha256::digest(bytes))
 }
 
 /// The pending targets of `repo` that verify under root's targets keys, with the roles each
@@ -157,8 +166,12 @@ pub async fn rebase(
     lifetime: time::Duration,
 ) -> Result<(), Error> {
     let current = repo.targets()?.version;
+    let staged = repo.cache().staged_pending();
     for (pending, waiting) in verified(ctx, repo).await? {
-        if pending.untrusted().version > current {
+        // Only what this trust directory staged: the server could offer any targets the
+        // owner ever signed, including delegations long removed.
+        let sha = sha256_hex(pending.as_bytes());
+        if pending.untrusted().version > current || !staged.contains(&sha) {
             continue;
         }
         let Some(delegations) = pending.untrusted().delegations.clone() else {
@@ -190,6 +203,7 @@ pub async fn rebase(
                 (r.name.clone(), keys)
             })
             .collect();
+        repo.cache().update_staged(None, Some(&sha))?;
         let version = stage(ctx, repo, key, lifetime, |next| {
             let d = next
                 .delegations
@@ -224,6 +238,22 @@ pub async fn rebase(
         );
     }
     Ok(())
+}
+
+/// Cancels the pending delegations this trust directory staged for `role`: they are no
+/// longer re-signed, and the caller publishes targets again so that the pending targets,
+/// built on the version it replaces, can never be published. `Ok(false)`: none.
+pub async fn cancel(ctx: &Context, repo: &Repository, role: &RoleName) -> Result<bool, Error> {
+    let staged = repo.cache().staged_pending();
+    let mut cancelled = false;
+    for (pending, waiting) in verified(ctx, repo).await? {
+        let sha = sha256_hex(pending.as_bytes());
+        if waiting.contains(role) && staged.contains(&sha) {
+            repo.cache().update_staged(None, Some(&sha))?;
+            cancelled = true;
+        }
+    }
+    Ok(cancelled)
 }
 
 fn names(roles: &[RoleName]) -> String {

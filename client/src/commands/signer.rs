@@ -418,13 +418,26 @@ async fn remove(ctx: &Context, args: SignerRemoveArgs, pin: Option<&KeyId>) -> R
     let gun = gun_only(&args.gun)?;
     let targets_key = unlock_targets_key(ctx, &gun).await?;
     let mut repo = Repository::open(ctx, &gun, pin, Warnings::RootOnly).await?;
-    let removed: Vec<KeyId> = repo
+    let published = repo
         .targets()?
         .delegations
         .as_ref()
         .and_then(|d| d.role(role.as_str()))
-        .map(|r| r.keyids.clone())
-        .ok_or_else(|| Error::Usage(format!("{gun} has no signer {}", args.name)))?;
+        .map(|r| r.keyids.clone());
+    let Some(removed) = published else {
+        // A signer still pending: cancel it, and publish targets again so the pending
+        // targets (built on the version now replaced) can never be published.
+        if !crate::commands::pending::cancel(ctx, &repo, &role).await? {
+            return Err(Error::Usage(format!("{gun} has no signer {}", args.name)));
+        }
+        let key = targets_signer(ctx, &repo, targets_key.as_ref())?;
+        let version =
+            publish_targets(ctx, &mut repo, key, days(args.targets_lifetime), |_| Ok(())).await?;
+        eprintln!(
+            "notar: cancelled the pending delegation to {role} of {gun}; targets version {version} supersedes it"
+        );
+        return report_change(ctx, &args.name, &gun, "Removed (pending)", &[], version);
+    };
     if !args.yes {
         crate::commands::confirm(
             format!(
