@@ -1444,17 +1444,19 @@ fn path_hash_prefixes_select_the_role() {
 fn a_terminating_role_stops_the_search_even_without_the_target() {
     let mut repo = graph(&[
         ("targets", "A", &["app/*"], true),
-        ("targets", "B", &["app/*"], false),
+        ("targets", "B", &["app/*", "app/*/*"], false),
     ]);
     repo.add_target("B", "app/one", b"by B");
+    repo.add_target("B", "app/one/two", b"by B, deeper");
     repo.publish();
     let (found, fetched) = search(&repo, Limits::default(), "app/one");
     assert_eq!(found, None);
     assert_eq!(fetched, ["A"]);
-    // A terminating role that does not match the target does not stop anything.
+    // A terminating role that does not match the target does not stop anything: B is
+    // searched and vouches for it.
     let (found, fetched) = search(&repo, Limits::default(), "app/one/two");
-    assert_eq!(found, None);
-    assert!(fetched.is_empty());
+    assert_eq!(found.as_deref(), Some("B"));
+    assert_eq!(fetched, ["B"]);
 }
 
 #[test]
@@ -1686,6 +1688,7 @@ fn docker_order_reads_releases_before_targets() {
     repo.add_target("after", "rc-1", b"hidden by the terminating rc");
     repo.add_target("after", "v9", b"outside nothing");
     repo.add_target("rc", "v8", b"outside rc's paths");
+    repo.add_target("after", "rc-2", b"behind the terminating rc");
     repo.publish();
     let found = |order: SearchOrder, target: &str| {
         let mut local = Local::new(repo.root_v1());
@@ -1716,6 +1719,8 @@ fn docker_order_reads_releases_before_targets() {
             Some(("rc".into(), len(b"rc's rc-1"))),
             "{order:?}"
         );
+        // rc-2 is listed only after the terminating rc: never found.
+        assert_eq!(found(order, "rc-2"), None, "{order:?}");
         // A role reached outside its paths is never used.
         assert_eq!(found(order, "v8"), None, "{order:?}");
         assert_eq!(
@@ -1736,4 +1741,36 @@ fn docker_order_reads_releases_before_targets() {
         .map(|f| f.role.to_string())
         .collect();
     assert_eq!(vouchers, ["targets/releases", "targets", "A"]);
+}
+
+/// A terminating targets/releases ends Docker's walk for the names it matches: the other
+/// delegations are not searched (targets' own list still is); without `terminating` they are.
+#[test]
+fn a_terminating_releases_role_ends_dockers_walk() {
+    for terminating in [true, false] {
+        let mut repo = graph(&[
+            ("targets", "targets/releases", &["*"], terminating),
+            ("targets", "B", &["*"], false),
+        ]);
+        repo.add_target("B", "x", b"B's x");
+        repo.add_target("targets", "own", b"targets' own");
+        repo.publish();
+        for order in [SearchOrder::Docker, SearchOrder::Preorder] {
+            let mut local = Local::new(repo.root_v1());
+            let mut u = local.refresh_ok(&repo.net).with_search_order(order);
+            let x = block_on(u.find_target("x"))
+                .unwrap()
+                .map(|f| f.role.to_string());
+            let own = block_on(u.find_target("own"))
+                .unwrap()
+                .map(|f| f.role.to_string());
+            let expected = (!terminating).then(|| "B".to_owned());
+            assert_eq!(x, expected, "{order:?}, terminating {terminating}");
+            assert_eq!(
+                own.as_deref(),
+                Some("targets"),
+                "{order:?}, terminating {terminating}"
+            );
+        }
+    }
 }

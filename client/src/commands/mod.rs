@@ -136,7 +136,14 @@ pub async fn publish_targets(
             Ok(()) => {
                 repo.refresh().await?;
                 // Signers added but not yet signed: their pending targets follow this version.
-                pending::rebase(ctx, repo, key, lifetime).await?;
+                // The publish itself succeeded, so a failure here is only a warning.
+                if let Err(e) = pending::rebase(ctx, repo, key, lifetime).await {
+                    eprintln!(
+                        "notar: warning: targets version {version} is published, but re-signing the pending delegations of {} failed: {}",
+                        repo.gun,
+                        crate::error::one_line(&e)
+                    );
+                }
                 return Ok(version);
             }
             Err(e) if e.is_conflict() && !retried => {
