@@ -449,8 +449,19 @@ impl Staging {
 
 impl Drop for Staging {
     fn drop(&mut self) {
-        if !self.committed {
-            let _ = std::fs::remove_dir_all(&self.dir);
+        if self.committed {
+            return;
+        }
+        // The file write of an aborted download runs on tokio's blocking pool and may still
+        // create a file while the directory is being removed (then removal fails with "not
+        // empty"): try again for a moment.
+        for _ in 0..100 {
+            match std::fs::remove_dir_all(&self.dir) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                _ => return,
+            }
         }
     }
 }
