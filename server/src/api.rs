@@ -64,14 +64,7 @@ async fn dispatch(state: &AppState, request: Request) -> Result<Response, ApiErr
             get_metadata(state, &gun, want, request.headers()).await
         }
         (Route::Repository(gun), Method::POST) => {
-            let uploads = read_uploads_in_time(state, request).await?;
-            // Validating and writing cost signatures and a transaction each: a bounded
-            // number at once, taken only once the whole body is here.
-            let _permit = state
-                .uploads
-                .acquire()
-                .await
-                .map_err(|_| ApiError::internal("the upload limit was closed"))?;
+            let (uploads, _permit) = read_upload(state, request).await?;
             update::apply_update(state, &gun, uploads).await?;
             Ok(axum::Json(json!({})).into_response())
         }
@@ -93,12 +86,7 @@ async fn dispatch(state: &AppState, request: Request) -> Result<Response, ApiErr
             Ok(axum::Json(key).into_response())
         }
         (Route::Pending(gun), Method::POST) => {
-            let uploads = read_uploads_in_time(state, request).await?;
-            let _permit = state
-                .uploads
-                .acquire()
-                .await
-                .map_err(|_| ApiError::internal("the upload limit was closed"))?;
+            let (uploads, _permit) = read_upload(state, request).await?;
             let waiting = update::stage_pending(state, &gun, uploads).await?;
             let roles: Vec<&str> = waiting.iter().map(RoleName::as_str).collect();
             Ok((
@@ -231,19 +219,27 @@ async fn current(
 /// The whole of an upload's body must arrive within this time, however it trickles.
 const UPLOAD_DEADLINE: Duration = Duration::from_secs(60);
 
-/// [`read_uploads`] under [`UPLOAD_DEADLINE`].
-async fn read_uploads_in_time(
-    state: &AppState,
+/// An upload's files, read whole under [`UPLOAD_DEADLINE`], and then a permit to
+/// validate and write them: that costs signatures and a transaction, so only
+/// `--max-uploads` run at once, and a body still arriving holds no permit.
+async fn read_upload<'a>(
+    state: &'a AppState,
     request: Request,
-) -> Result<Vec<(RoleName, Bytes)>, ApiError> {
-    tokio::time::timeout(UPLOAD_DEADLINE, read_uploads(state, request))
+) -> Result<(Vec<(RoleName, Bytes)>, tokio::sync::SemaphorePermit<'a>), ApiError> {
+    let uploads = tokio::time::timeout(UPLOAD_DEADLINE, read_uploads(state, request))
         .await
         .map_err(|_| {
             ApiError::malformed(format!(
                 "the update did not arrive within {} s",
                 UPLOAD_DEADLINE.as_secs()
             ))
-        })?
+        })??;
+    let permit = state
+        .uploads
+        .acquire()
+        .await
+        .map_err(|_| ApiError::internal("the upload limit was closed"))?;
+    Ok((uploads, permit))
 }
 
 /// Reads the multipart body: field `files`, one part per role, the filename naming it.

@@ -6,46 +6,17 @@
     reason = "tests: a failed step should stop the test with its message"
 )]
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-const BIN: &str = env!("CARGO_BIN_EXE_notar-server");
+mod common;
+use common::BIN;
 
-/// Starts the binary in `dir` with `args`, waits for its "ready" log line, returns the child
-/// and the address it listens on.
+/// Starts the binary in `dir` with `args`; see [`common::start`].
 fn start(dir: &std::path::Path, args: &[&str], secret: &str) -> (Child, String) {
-    let mut child = Command::new(BIN)
-        .args(args)
-        .current_dir(dir)
-        .env("NOTAR_SERVER_SECRET", secret)
-        .env("NOTAR_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("notar-server starts");
-    let stderr = child.stderr.take().expect("stderr");
-    // Read the log on a thread, so that a server that never gets ready fails the test
-    // instead of hanging it.
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(rest) = line.split("listen=").nth(1) {
-                let _ = tx.send(
-                    rest.split_whitespace()
-                        .next()
-                        .unwrap_or_default()
-                        .to_owned(),
-                );
-            }
-        }
-    });
-    let addr = rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("the server logs its address within 30 s");
-    (child, addr)
+    common::start(dir, &[], args, secret)
 }
 
 fn get(addr: &str, path: &str) -> String {

@@ -16,7 +16,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_notar-server");
+mod common;
+use common::BIN;
 
 /// A child server that is killed when the test ends, however it ends.
 struct Server {
@@ -33,42 +34,7 @@ impl Drop for Server {
 
 /// Starts the binary (through `prefix`, e.g. `prlimit`) in `dir`, waits for "ready".
 fn start(dir: &Path, prefix: &[&str], args: &[&str]) -> Server {
-    let (program, rest) = match prefix.split_first() {
-        Some((p, rest)) => (*p, rest.to_vec()),
-        None => (BIN, Vec::new()),
-    };
-    let mut command = Command::new(program);
-    command.args(&rest);
-    if !prefix.is_empty() {
-        command.arg(BIN);
-    }
-    let mut child = command
-        .args(args)
-        .current_dir(dir)
-        .env("NOTAR_SERVER_SECRET", "network test secret")
-        .env("NOTAR_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("notar-server starts");
-    let stderr = child.stderr.take().expect("stderr");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(rest) = line.split("listen=").nth(1) {
-                let _ = tx.send(
-                    rest.split_whitespace()
-                        .next()
-                        .unwrap_or_default()
-                        .to_owned(),
-                );
-            }
-        }
-    });
-    let addr = rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("the server logs its address within 30 s");
+    let (child, addr) = common::start(dir, prefix, args, "network test secret");
     Server { child, addr }
 }
 
