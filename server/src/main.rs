@@ -104,7 +104,14 @@ async fn reload_on_sighup(tls: TlsReloader) {
         return;
     };
     while hangups.recv().await.is_some() {
-        match tls.reload() {
+        // Reading files is blocking work: off the async runtime.
+        let reloader = tls.clone();
+        let reloaded = tokio::task::spawn_blocking(move || reloader.reload()).await;
+        let Ok(reloaded) = reloaded else {
+            tracing::error!("reloading the TLS certificate panicked; the old one stays");
+            continue;
+        };
+        match reloaded {
             Ok(()) => tracing::info!("reloaded the TLS certificate"),
             Err(e) => {
                 tracing::error!(error = %e, "reloading the TLS certificate failed; the old one stays")

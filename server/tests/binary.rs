@@ -67,15 +67,11 @@ fn starts_on_defaults_answers_and_stops_on_sigterm() {
     );
 
     // The same data with another secret: start-up stops with a clear error.
-    let output = Command::new(BIN)
-        .args(["--listen", "127.0.0.1:0"])
-        .current_dir(dir.path())
-        .env("NOTAR_SERVER_SECRET", "another secret 41d9")
-        .stdin(Stdio::null())
-        .output()
-        .expect("runs");
-    assert_eq!(output.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = common::refused_start(
+        dir.path(),
+        &["--listen", "127.0.0.1:0"],
+        "another secret 41d9",
+    );
     assert!(
         stderr.contains("server secret does not decrypt"),
         "{stderr}"

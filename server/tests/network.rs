@@ -229,15 +229,11 @@ async fn tls_speaks_http1_and_h2_and_reloads_its_certificate_on_sighup() {
 #[test]
 fn plain_http_off_loopback_needs_insecure_http_and_files_are_private() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let output = Command::new(BIN)
-        .args(["--listen", "0.0.0.0:0"])
-        .current_dir(dir.path())
-        .env("NOTAR_SERVER_SECRET", "network test secret")
-        .stdin(Stdio::null())
-        .output()
-        .expect("runs");
-    assert_eq!(output.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = common::refused_start(
+        dir.path(),
+        &["--listen", "0.0.0.0:0"],
+        "network test secret",
+    );
     assert!(
         stderr.contains("refusing to serve plain HTTP on the non-loopback address 0.0.0.0:0"),
         "{stderr}"

@@ -50,3 +50,17 @@ pub fn start(dir: &Path, prefix: &[&str], args: &[&str], secret: &str) -> (Child
         .expect("the server logs its address within 30 s");
     (child, addr)
 }
+
+/// Runs the binary in `dir` with `args` and `secret`, expecting it to refuse to start:
+/// asserts exit code 2 and returns stderr.
+pub fn refused_start(dir: &Path, args: &[&str], secret: &str) -> String {
+    let output = Command::new(BIN)
+        .args(args)
+        .current_dir(dir)
+        .env("NOTAR_SERVER_SECRET", secret)
+        .stdin(Stdio::null())
+        .output()
+        .expect("runs");
+    assert_eq!(output.status.code(), Some(2), "exit code");
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
