@@ -72,12 +72,13 @@ async fn serve(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     if let Some(tls) = tls {
         tokio::spawn(reload_on_sighup(tls));
     }
+    let shutdown = shutdown_signal();
     tracing::info!(
         listen = %listener.local_addr()?,
         tls = options.tls.is_some(),
         "notar-server ready"
     );
-    serve::run(listener, state, shutdown_signal(), options).await?;
+    serve::run(listener, state, shutdown, options).await?;
     tracing::info!("stopped");
     Ok(())
 }
@@ -120,22 +121,26 @@ async fn reload_on_sighup(tls: TlsReloader) {
     }
 }
 
-/// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
+/// A future that resolves on SIGINT or SIGTERM. The handlers are installed when this is
+/// called, not when the future is first polled, so a signal sent as soon as the server
+/// says it is ready is never lost to the default action.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
+    use tokio::signal::unix::{SignalKind, signal};
+    let interrupt = signal(SignalKind::interrupt()).ok();
+    let terminate = signal(SignalKind::terminate()).ok();
+    async move {
+        let wait = |s: Option<tokio::signal::unix::Signal>| async move {
+            match s {
+                Some(mut s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending::<()>().await,
             }
-            Err(_) => std::future::pending::<()>().await,
+        };
+        tokio::select! {
+            () = wait(interrupt) => {}
+            () = wait(terminate) => {}
         }
-    };
-    tokio::select! {
-        () = ctrl_c => {}
-        () = terminate => {}
+        tracing::info!("shutting down");
     }
-    tracing::info!("shutting down");
 }
