@@ -40,17 +40,17 @@ impl Keyring {
             .store
             .find(role, gun)
             .map_err(Error::keys("listing keys"))?;
-        if listing.keys.is_empty() {
-            if let Some(damaged) = listing.damaged.into_iter().next() {
-                return Err(Error::Keys {
-                    action: format!(
-                        "looking for the {role} key{}: {} cannot be read, and it may be that key; repair or move it",
-                        for_gun(gun),
-                        damaged.path.display()
-                    ),
-                    source: damaged.error,
-                });
-            }
+        if listing.keys.is_empty()
+            && let Some(damaged) = listing.damaged.into_iter().next()
+        {
+            return Err(Error::Keys {
+                action: format!(
+                    "looking for the {role} key{}: {} cannot be read, and it may be that key; repair or move it",
+                    for_gun(gun),
+                    damaged.path.display()
+                ),
+                source: damaged.error,
+            });
         }
         Ok(listing.keys.into_iter().next())
     }

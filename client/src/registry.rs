@@ -307,10 +307,10 @@ impl Registry {
             what: format!("manifest {reference} of {}", self.name()),
             reason: format!("{what}, more than the {limit} bytes signed"),
         };
-        if let Some(length) = response.content_length() {
-            if length > limit {
-                return Err(too_large(format!("the registry announces {length} bytes")));
-            }
+        if let Some(length) = response.content_length()
+            && length > limit
+        {
+            return Err(too_large(format!("the registry announces {length} bytes")));
         }
         let mut bytes = Vec::new();
         while let Some(chunk) = response.chunk().await.map_err(|source| Error::Http {

@@ -261,10 +261,10 @@ impl Repository {
     fn warn_expiry(&self, ctx: &Context, warnings: Warnings) {
         let soon = ctx.now + EXPIRY_WARNING;
         let mut roles = vec![("root", self.updater.root().expires)];
-        if warnings == Warnings::RootAndTargets {
-            if let Some(targets) = self.updater.targets(&RoleName::targets()) {
-                roles.push(("targets", targets.expires));
-            }
+        if warnings == Warnings::RootAndTargets
+            && let Some(targets) = self.updater.targets(&RoleName::targets())
+        {
+            roles.push(("targets", targets.expires));
         }
         for (role, expires) in roles {
             if expires.datetime() <= soon {

@@ -185,13 +185,13 @@ pub fn check_archive(archive: &[u8]) -> Result<Vec<Entry>> {
     if value.get("format").and_then(|f| f.as_str()) != Some(FORMAT) {
         return Err(damaged(None, format!("its format is not {FORMAT:?}")));
     }
-    if let Some(version) = value.get("version").and_then(|v| v.as_u64()) {
-        if version != VERSION {
-            return Err(damaged(
-                None,
-                format!("version {version}; this build reads version {VERSION}"),
-            ));
-        }
+    if let Some(version) = value.get("version").and_then(|v| v.as_u64())
+        && version != VERSION
+    {
+        return Err(damaged(
+            None,
+            format!("version {version}; this build reads version {VERSION}"),
+        ));
     }
     // Entry by entry, so a bad one is named.
     let raw = value

@@ -141,6 +141,11 @@ pub enum Error {
     #[error("encrypting the key with xchacha20-poly1305 failed")]
     Encrypt,
 
+    /// A sealed secret (see [`crate::sealed`]) that the secret does not open: the wrong
+    /// secret, or a sealed blob that was altered.
+    #[error("the sealed {purpose} does not open: {reason}")]
+    Sealed { purpose: String, reason: String },
+
     /// The operating system could not provide random bytes.
     #[error("the system random number generator failed")]
     Random(#[source] rand_core::Error),

@@ -64,15 +64,36 @@ struct WireHeader {
 
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct WireKdf {
-    name: String,
-    m_cost_kib: u32,
-    t_cost: u32,
-    p_cost: u32,
+pub(crate) struct WireKdf {
+    pub(crate) name: String,
+    pub(crate) m_cost_kib: u32,
+    pub(crate) t_cost: u32,
+    pub(crate) p_cost: u32,
     /// Hex.
-    salt: String,
+    pub(crate) salt: String,
     /// Hex of derived bytes 32..48: tells a wrong passphrase from a damaged file.
-    check: String,
+    pub(crate) check: String,
+}
+
+impl WireKdf {
+    /// A new random salt for `params`, and what `passphrase` derives with it: the cipher
+    /// key (first 32 bytes) and the check the header stores.
+    pub(crate) fn fresh(
+        params: KdfParams,
+        passphrase: &str,
+    ) -> Result<(Self, Zeroizing<[u8; crate::kdf::DERIVED_LEN]>)> {
+        let salt: [u8; SALT_LEN] = random()?;
+        let derived = params.derive(passphrase.as_bytes(), &salt)?;
+        let kdf = WireKdf {
+            name: KDF_NAME.to_owned(),
+            m_cost_kib: params.m_cost_kib(),
+            t_cost: params.t_cost(),
+            p_cost: params.p_cost(),
+            salt: hex::encode(salt),
+            check: hex::encode(&derived[CIPHER_KEY_LEN..CIPHER_KEY_LEN + CHECK_LEN]),
+        };
+        Ok((kdf, derived))
+    }
 }
 
 /// The two fields read before anything else, so that other files and other versions get
@@ -174,10 +195,9 @@ pub(crate) fn seal(
             key_id: key_id.clone(),
         });
     }
-    let salt: [u8; SALT_LEN] = random()?;
     let nonce: [u8; NONCE_LEN] = random()?;
-    let derived = params.derive(passphrase.as_bytes(), &salt)?;
-    let (cipher_key, rest) = derived.split_at(CIPHER_KEY_LEN);
+    let (kdf, derived) = WireKdf::fresh(params, passphrase)?;
+    let cipher_key = &derived[..CIPHER_KEY_LEN];
     let header = WireHeader {
         format: FORMAT_NAME.to_owned(),
         version: FORMAT_VERSION,
@@ -185,14 +205,7 @@ pub(crate) fn seal(
         role,
         gun: gun.cloned(),
         algorithm: ALGORITHM.to_owned(),
-        kdf: WireKdf {
-            name: KDF_NAME.to_owned(),
-            m_cost_kib: params.m_cost_kib(),
-            t_cost: params.t_cost(),
-            p_cost: params.p_cost(),
-            salt: hex::encode(salt),
-            check: hex::encode(&rest[..CHECK_LEN]),
-        },
+        kdf,
         cipher: CIPHER.to_owned(),
     };
     let header_line = serialize_header(&header);

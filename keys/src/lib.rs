@@ -21,6 +21,7 @@ pub mod passphrase;
 mod pem;
 mod private_key;
 mod role;
+pub mod sealed;
 mod store;
 
 pub use error::{Error, Result};

@@ -15,6 +15,7 @@ use serde_json::json;
 use tower_http::trace::TraceLayer;
 
 use crate::AppState;
+use crate::auth::Need;
 use crate::error::{ApiError, ErrorKind};
 use crate::path::{self, MetaRequest, Route};
 use crate::store::{ChangeQuery, StoredMeta};
@@ -30,6 +31,7 @@ pub fn app(state: AppState) -> Router {
     let limit = state.config.limits.max_request_bytes;
     Router::new()
         .route("/_notary_server/health", get(health))
+        .route("/auth/token", get(token))
         .route("/v2/", any(v2))
         .route("/v2/{*rest}", any(v2))
         .layer(DefaultBodyLimit::max(limit))
@@ -48,6 +50,28 @@ async fn health(State(state): State<AppState>) -> Response {
     }
 }
 
+/// The built-in issuer's token endpoint; 404 when the issuer is off.
+async fn token(State(state): State<AppState>, request: Request) -> Response {
+    let Some(issuer) = &state.issuer else {
+        return ApiError::not_found("this server issues no tokens").into_response();
+    };
+    let authorization = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    match issuer
+        .token(request.uri().query().unwrap_or(""), authorization)
+        .await
+    {
+        Ok(body) => (
+            [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
+            axum::Json(body),
+        )
+            .into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
 async fn v2(State(state): State<AppState>, request: Request) -> Response {
     match dispatch(&state, request).await {
         Ok(response) => response,
@@ -56,8 +80,18 @@ async fn v2(State(state): State<AppState>, request: Request) -> Response {
 }
 
 async fn dispatch(state: &AppState, request: Request) -> Result<Response, ApiError> {
-    let route = path::parse(request.uri().path())?;
+    let parsed = path::parse(request.uri().path());
     let method = request.method().clone();
+    // Authorization comes before anything else, a parse error included: a stranger
+    // learns nothing about which paths exist.
+    let actor = match &state.auth {
+        Some(verifier) => {
+            verifier.authorize(request.headers(), &Need::of(parsed.as_ref().ok(), &method))?
+        }
+        None => None,
+    };
+    let actor = actor.as_deref();
+    let route = parsed?;
     match (route, method) {
         (Route::Ping, Method::GET) => Ok(axum::Json(json!({})).into_response()),
         (Route::Metadata(gun, want), Method::GET | Method::HEAD) => {
@@ -65,15 +99,15 @@ async fn dispatch(state: &AppState, request: Request) -> Result<Response, ApiErr
         }
         (Route::Repository(gun), Method::POST) => {
             let (uploads, _permit) = read_upload(state, request).await?;
-            update::apply_update(state, &gun, uploads).await?;
+            update::apply_update(state, &gun, uploads, actor).await?;
             Ok(axum::Json(json!({})).into_response())
         }
         (Route::Repository(gun), Method::DELETE) => {
-            if !state.store.delete(&gun).await? {
+            if !state.store.delete_as(&gun, actor).await? {
                 return Err(ApiError::not_found(format!("{gun} has no trust data")));
             }
             state.cache.invalidate(&gun);
-            tracing::info!(gun = %gun, "deleted trust data");
+            tracing::info!(gun = %gun, actor = actor.unwrap_or("-"), "deleted trust data");
             Ok(axum::Json(json!({})).into_response())
         }
         (Route::Key(gun, role), Method::GET) => {
@@ -82,12 +116,13 @@ async fn dispatch(state: &AppState, request: Request) -> Result<Response, ApiErr
         }
         (Route::Key(gun, role), Method::POST) => {
             let key = state.keys.rotate(&gun, role).await?;
-            tracing::info!(gun = %gun, role = ?role, key_id = %key.key_id(), "rotated a server-managed key");
+            tracing::info!(gun = %gun, role = ?role, key_id = %key.key_id(), actor = actor.unwrap_or("-"), "rotated a server-managed key");
             Ok(axum::Json(key).into_response())
         }
         (Route::Pending(gun), Method::POST) => {
             let (uploads, _permit) = read_upload(state, request).await?;
             let waiting = update::stage_pending(state, &gun, uploads).await?;
+            tracing::info!(gun = %gun, actor = actor.unwrap_or("-"), "staged a pending delegation");
             let roles: Vec<&str> = waiting.iter().map(RoleName::as_str).collect();
             Ok((
                 StatusCode::ACCEPTED,

@@ -15,6 +15,9 @@ use serde::Deserialize;
 #[derive(Debug, Parser)]
 #[command(version, about, long_about = None)]
 pub struct Args {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
     /// Address to listen on. Anything but loopback needs TLS (--tls-cert, --tls-key), or
     /// --insecure-http.
     #[arg(long, env = "NOTAR_LISTEN")]
@@ -87,6 +90,126 @@ pub struct Args {
     /// again, in milliseconds (matters when several servers share one PostgreSQL).
     #[arg(long, env = "NOTAR_CACHE_TTL_MS")]
     pub cache_ttl_ms: Option<u64>,
+
+    /// Authentication: `token` (Docker distribution bearer tokens, with Notary's scopes)
+    /// or `none`. Default: `token` with --issuer, otherwise `none`, which only loopback
+    /// allows unless asked for by name.
+    #[arg(long, env = "NOTAR_AUTH_TYPE", value_enum)]
+    pub auth_type: Option<AuthType>,
+
+    /// The token service clients are sent to (default with --issuer: this server's
+    /// /auth/token).
+    #[arg(long, env = "NOTAR_AUTH_REALM")]
+    pub auth_realm: Option<String>,
+
+    /// The service name tokens must be issued for (`aud`). Default: notar.
+    #[arg(long, env = "NOTAR_AUTH_SERVICE")]
+    pub auth_service: Option<String>,
+
+    /// The issuer tokens must name (`iss`). Default: notar.
+    #[arg(long, env = "NOTAR_AUTH_ISSUER")]
+    pub auth_issuer: Option<String>,
+
+    /// PEM bundle of the certificates whose keys may sign tokens (the built-in issuer's
+    /// is trusted without it).
+    #[arg(long, env = "NOTAR_AUTH_ROOT_CERTS")]
+    pub auth_root_certs: Option<PathBuf>,
+
+    /// Serve the built-in token issuer at /auth/token (accounts and policy files in the
+    /// data directory unless given).
+    #[arg(long, env = "NOTAR_ISSUER")]
+    pub issuer: bool,
+
+    /// The issuer's accounts file (`notar-server user add` writes it).
+    #[arg(long, env = "NOTAR_ISSUER_ACCOUNTS")]
+    pub issuer_accounts: Option<PathBuf>,
+
+    /// The issuer's access policy file.
+    #[arg(long, env = "NOTAR_ISSUER_POLICY")]
+    pub issuer_policy: Option<PathBuf>,
+
+    /// More services the issuer signs tokens for, such as a registry's (repeat, or
+    /// separate with commas).
+    #[arg(
+        long = "issuer-service",
+        env = "NOTAR_ISSUER_SERVICES",
+        value_delimiter = ','
+    )]
+    pub issuer_services: Vec<String>,
+
+    /// Lifetime of the tokens the issuer signs, in seconds (default 300).
+    #[arg(long, env = "NOTAR_TOKEN_LIFETIME")]
+    pub token_lifetime: Option<u64>,
+}
+
+/// What to do instead of serving.
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Manage the built-in token issuer's accounts.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Print the token issuer's certificate (PEM), for the root certificate bundles of
+    /// registries and other trust servers; makes the issuer key if there is none yet.
+    IssuerCert,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum UserCommand {
+    /// Add an account, or set the password and groups of one.
+    Add {
+        name: String,
+        /// A group the user belongs to (repeat for several).
+        #[arg(long = "group")]
+        groups: Vec<String>,
+        /// Read the password from the first line of stdin instead of asking twice.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Remove an account.
+    Remove { name: String },
+    /// List the accounts and their groups.
+    List,
+}
+
+/// How requests are authenticated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthType {
+    None,
+    Token,
+}
+
+/// `[auth]` in the TOML file, named as Notary's `auth.options` are.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuthFile {
+    #[serde(rename = "type")]
+    kind: Option<AuthType>,
+    realm: Option<String>,
+    service: Option<String>,
+    issuer: Option<String>,
+    rootcertbundle: Option<PathBuf>,
+}
+
+/// `[issuer]` in the TOML file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IssuerFile {
+    enabled: Option<bool>,
+    accounts: Option<PathBuf>,
+    policy: Option<PathBuf>,
+    services: Option<Vec<String>>,
+    token_lifetime: Option<u64>,
+}
+
+/// Token authentication, when it is on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuthConfig {
+    pub token: crate::auth::TokenSettings,
+    /// Certificates whose keys may sign tokens, beside the built-in issuer's.
+    pub root_certs: Option<PathBuf>,
+    /// The built-in issuer, when it serves.
+    pub issuer: Option<crate::issuer::IssuerSettings>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum, Deserialize)]
@@ -117,6 +240,8 @@ struct FileConfig {
     snapshot_lifetime: Option<u64>,
     refresh_interval: Option<u64>,
     cache_ttl_ms: Option<u64>,
+    auth: Option<AuthFile>,
+    issuer: Option<IssuerFile>,
 }
 
 /// Settings after merging every source.
@@ -138,6 +263,12 @@ pub struct Config {
     pub lifetimes: Lifetimes,
     pub refresh_interval: Duration,
     pub cache_ttl: Duration,
+    /// Token authentication; `None`: every request is allowed.
+    pub auth: Option<AuthConfig>,
+    /// `none` was asked for by name (which allows a non-loopback address).
+    pub auth_none_chosen: bool,
+    /// The issuer's accounts file, whether or not the issuer serves (`user` commands).
+    pub accounts_file: PathBuf,
 }
 
 /// Size limits on uploads.
@@ -215,6 +346,21 @@ impl Config {
             lifetimes: Lifetimes::default(),
             refresh_interval: Duration::from_secs(60),
             cache_ttl: Duration::from_secs(2),
+            auth: None,
+            auth_none_chosen: false,
+            accounts_file: data_dir.join("accounts.toml"),
+        }
+    }
+
+    /// The built-in issuer's settings for `data_dir`: accounts and policy files there,
+    /// tokens for `service`, five minutes long.
+    pub fn default_issuer(data_dir: &Path, service: &str) -> crate::issuer::IssuerSettings {
+        crate::issuer::IssuerSettings {
+            issuer: DEFAULT_TOKEN_NAME.to_owned(),
+            services: vec![service.to_owned()],
+            accounts: data_dir.join("accounts.toml"),
+            policy: data_dir.join("policy.toml"),
+            lifetime: Duration::from_secs(300),
         }
     }
 
@@ -282,11 +428,97 @@ impl Config {
                 ));
             }
         };
+        let listen = args
+            .listen
+            .or(file.listen)
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 4443)));
+        let auth_file = file.auth.unwrap_or_default();
+        let issuer_file = file.issuer.unwrap_or_default();
+        let issuer_on = args.issuer || issuer_file.enabled.unwrap_or(false);
+        let accounts_file = args
+            .issuer_accounts
+            .clone()
+            .or_else(|| issuer_file.accounts.clone())
+            .unwrap_or_else(|| data_dir.join("accounts.toml"));
+        let auth_type = args.auth_type.or(auth_file.kind);
+        let auth_none_chosen = auth_type == Some(AuthType::None);
+        if issuer_on && auth_none_chosen {
+            return Err(ConfigError::Invalid(
+                "the built-in issuer needs auth type token".into(),
+            ));
+        }
+        let auth = if auth_type == Some(AuthType::Token) || issuer_on {
+            let service = args
+                .auth_service
+                .or(auth_file.service)
+                .unwrap_or_else(|| DEFAULT_TOKEN_NAME.to_owned());
+            let issuer_name = args
+                .auth_issuer
+                .or(auth_file.issuer)
+                .unwrap_or_else(|| DEFAULT_TOKEN_NAME.to_owned());
+            let root_certs = args.auth_root_certs.or(auth_file.rootcertbundle);
+            let issuer = issuer_on.then(|| {
+                let defaults = Config::default_issuer(&data_dir, &service);
+                let mut services = defaults.services;
+                for extra in args
+                    .issuer_services
+                    .into_iter()
+                    .chain(issuer_file.services.unwrap_or_default())
+                {
+                    if !extra.is_empty() && !services.contains(&extra) {
+                        services.push(extra);
+                    }
+                }
+                crate::issuer::IssuerSettings {
+                    issuer: issuer_name.clone(),
+                    services,
+                    accounts: accounts_file.clone(),
+                    policy: args
+                        .issuer_policy
+                        .or(issuer_file.policy)
+                        .unwrap_or(defaults.policy),
+                    lifetime: args
+                        .token_lifetime
+                        .or(issuer_file.token_lifetime)
+                        .map_or(defaults.lifetime, |s| {
+                            Duration::from_secs(s.clamp(10, 86_400))
+                        }),
+                }
+            });
+            let realm = match args.auth_realm.or(auth_file.realm) {
+                Some(realm) => realm,
+                None if issuer_on && !listen.ip().is_unspecified() => format!(
+                    "{}://{listen}/auth/token",
+                    if tls.is_some() { "https" } else { "http" }
+                ),
+                None => {
+                    return Err(ConfigError::Invalid(
+                        "token auth needs a realm (--auth-realm): the URL clients get tokens from"
+                            .into(),
+                    ));
+                }
+            };
+            if issuer.is_none() && root_certs.is_none() {
+                return Err(ConfigError::Invalid(
+                    "token auth needs the certificates of the token signers (--auth-root-certs), \
+                     or the built-in issuer (--issuer)"
+                        .into(),
+                ));
+            }
+            Some(AuthConfig {
+                token: crate::auth::TokenSettings {
+                    realm,
+                    service,
+                    issuer: issuer_name,
+                },
+                root_certs,
+                issuer,
+            })
+        } else {
+            None
+        };
         Ok(Config {
-            listen: args
-                .listen
-                .or(file.listen)
-                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 4443))),
+            listen,
             tls,
             insecure_http: args.insecure_http || file.insecure_http.unwrap_or(false),
             max_connections: args
@@ -318,9 +550,15 @@ impl Config {
             cache_ttl: Duration::from_millis(
                 args.cache_ttl_ms.or(file.cache_ttl_ms).unwrap_or(2000),
             ),
+            auth,
+            auth_none_chosen,
+            accounts_file,
         })
     }
 }
+
+/// The default service and issuer name of token auth.
+pub const DEFAULT_TOKEN_NAME: &str = "notar";
 
 /// The file of a `sqlite://PATH[?options]` URL; `None` for other databases.
 pub fn sqlite_path(url: &str) -> Option<PathBuf> {

@@ -3,7 +3,7 @@
 //! Bodies use the envelope `{"errors":[{"code","message","detail"}]}`. A 5xx body never
 //! carries internal text: the cause is logged with the request's fields instead.
 
-use axum::http::StatusCode;
+use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
@@ -28,6 +28,13 @@ pub enum ErrorKind {
     TooLarge,
     /// 405 `METHOD_NOT_ALLOWED`.
     MethodNotAllowed,
+    /// 401 `UNAUTHORIZED`: no token, a token that does not verify, or one without the
+    /// scope the route needs; carries the Bearer challenge.
+    Unauthorized,
+    /// 400 `DENIED`: the token endpoint refused (bad credentials are 401 instead).
+    Denied,
+    /// 429 `TOO_MANY_REQUESTS`: a rate limit (key rotations per repository).
+    TooManyRequests,
     /// 503 `UNAVAILABLE`: the store does not answer (health).
     Unavailable,
     /// 500 `UNKNOWN`: a bug or an unexpected failure; details are only logged.
@@ -44,6 +51,9 @@ impl ErrorKind {
             ErrorKind::Version => StatusCode::CONFLICT,
             ErrorKind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorKind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ErrorKind::Unauthorized => StatusCode::UNAUTHORIZED,
+            ErrorKind::Denied => StatusCode::BAD_REQUEST,
+            ErrorKind::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -58,6 +68,9 @@ impl ErrorKind {
             ErrorKind::Version => "VERSION",
             ErrorKind::TooLarge => "TOO_LARGE",
             ErrorKind::MethodNotAllowed => "METHOD_NOT_ALLOWED",
+            ErrorKind::Unauthorized => "UNAUTHORIZED",
+            ErrorKind::Denied => "DENIED",
+            ErrorKind::TooManyRequests => "TOO_MANY_REQUESTS",
             ErrorKind::Unavailable => "UNAVAILABLE",
             ErrorKind::Internal => "UNKNOWN",
         }
@@ -72,6 +85,8 @@ pub struct ApiError {
     pub message: String,
     /// Structured detail for 4xx (which role, which rule); never set for 5xx.
     pub detail: Option<Value>,
+    /// Response headers the error needs (`WWW-Authenticate`, `Retry-After`).
+    pub headers: Vec<(HeaderName, HeaderValue)>,
 }
 
 impl ApiError {
@@ -80,7 +95,16 @@ impl ApiError {
             kind,
             message: message.into(),
             detail: None,
+            headers: Vec::new(),
         }
+    }
+
+    /// Adds a response header; a value that is not a valid header is dropped.
+    pub fn with_header(mut self, name: HeaderName, value: &str) -> Self {
+        if let Ok(value) = HeaderValue::from_str(value) {
+            self.headers.push((name, value));
+        }
+        self
     }
 
     pub fn with_detail(mut self, detail: Value) -> Self {
@@ -151,7 +175,9 @@ impl IntoResponse for ApiError {
         let body = json!({
             "errors": [{ "code": self.kind.code(), "message": message, "detail": detail }]
         });
-        (status, axum::Json(body)).into_response()
+        let mut response = (status, axum::Json(body)).into_response();
+        response.headers_mut().extend(self.headers);
+        response
     }
 }
 

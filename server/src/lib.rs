@@ -11,10 +11,13 @@
 //!   until `shutdown` resolves, with the freshness task beside it; the `notar-server`
 //!   binary only parses settings and calls it.
 
+pub mod accounts;
 pub mod api;
+pub mod auth;
 pub mod cache;
 pub mod config;
 pub mod error;
+pub mod issuer;
 pub mod managed_keys;
 pub mod path;
 pub mod serve;
@@ -48,6 +51,10 @@ pub struct Inner {
     pub config: Config,
     /// Bounds the uploads validated and written at once.
     pub uploads: tokio::sync::Semaphore,
+    /// Verifies bearer tokens; `None` when authentication is off.
+    pub auth: Option<auth::TokenVerifier>,
+    /// The built-in token issuer, when it serves.
+    pub issuer: Option<issuer::Issuer>,
 }
 
 impl std::ops::Deref for AppState {
@@ -64,6 +71,10 @@ pub enum StartError {
     Store(#[from] store::StoreError),
     #[error(transparent)]
     Secret(#[from] managed_keys::SecretError),
+    #[error(transparent)]
+    Auth(#[from] auth::AuthError),
+    #[error(transparent)]
+    Issuer(#[from] issuer::IssuerError),
     #[error("server secret file {path}: {source}")]
     SecretFile {
         path: std::path::PathBuf,
@@ -82,14 +93,38 @@ impl AppState {
     ) -> Result<Self, StartError> {
         let store: Arc<dyn Store> =
             Arc::new(store::sql::SqlStore::connect(&config.database).await?);
-        let keys = ManagedKeys::new(Arc::clone(&store), secret, kdf);
+        let secret = Arc::new(secret);
+        let keys = ManagedKeys::new(Arc::clone(&store), Arc::clone(&secret), kdf);
         keys.check_secret().await?;
+        let (auth, issuer) = match &config.auth {
+            None => (None, None),
+            Some(settings) => {
+                let mut bundle = match &settings.root_certs {
+                    Some(path) => auth::read_bundle(path)?,
+                    None => Vec::new(),
+                };
+                let issuer = match &settings.issuer {
+                    Some(issuer_settings) => {
+                        let issuer =
+                            issuer::Issuer::open(&*store, secret, kdf, issuer_settings.clone())
+                                .await?;
+                        bundle.push(issuer.certificate_der());
+                        Some(issuer)
+                    }
+                    None => None,
+                };
+                let verifier = auth::TokenVerifier::new(settings.token.clone(), bundle)?;
+                (Some(verifier), issuer)
+            }
+        };
         Ok(AppState(Arc::new(Inner {
             store,
             keys,
             cache: MetaCache::new(config.cache_ttl),
             uploads: tokio::sync::Semaphore::new(config.max_uploads),
             config,
+            auth,
+            issuer,
         })))
     }
 }

@@ -3,14 +3,16 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use notar_server::config::{Args, Config, LogFormat};
+use notar_server::config::{Args, Command, Config, LogFormat, UserCommand};
 use notar_server::serve::{self, ServeOptions, TlsReloader};
 use notar_server::{AppState, load_secret};
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let config = match Config::from_args(Args::parse()) {
+    let mut args = Args::parse();
+    let command = args.command.take();
+    let config = match Config::from_args(args) {
         Ok(config) => config,
         Err(e) => {
             eprintln!("notar-server: error: {e}");
@@ -18,7 +20,12 @@ async fn main() -> ExitCode {
         }
     };
     init_tracing(config.log_format);
-    match serve(config).await {
+    let result = match command {
+        None => serve(config).await,
+        Some(Command::User(user)) => users(&config, user),
+        Some(Command::IssuerCert) => issuer_cert(config).await,
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e}");
@@ -52,10 +59,21 @@ async fn serve(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         if tls.is_none() {
             tracing::warn!(%listen, "--insecure-http: serving plain HTTP on a non-loopback address");
         }
-        tracing::warn!(
-            %listen,
-            "listening on a non-loopback address without authentication: anyone who can reach it can publish"
-        );
+        if config.auth.is_none() {
+            if !config.auth_none_chosen {
+                return Err(format!(
+                    "refusing to serve {listen} without authentication: anyone who could reach it could \
+                     publish, rotate keys or delete repositories. Give --issuer (built-in accounts) or \
+                     --auth-type token with --auth-realm and --auth-root-certs, or --auth-type none to \
+                     serve without authentication anyway"
+                )
+                .into());
+            }
+            tracing::warn!(
+                %listen,
+                "--auth-type none on a non-loopback address: anyone who can reach it can publish"
+            );
+        }
     }
     let options = ServeOptions {
         tls: tls.clone(),
@@ -63,6 +81,13 @@ async fn serve(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         header_timeout: config.header_timeout,
     };
     let state = AppState::open(config.clone(), secret, notar_keys::KdfParams::default()).await?;
+    if let Some(issuer) = &state.issuer {
+        // The certificate is public: kept beside the data for the bundles of registries.
+        let path = config.data_dir.join("issuer.crt");
+        std::fs::write(&path, issuer.certificate_pem())
+            .map_err(|e| format!("writing {}: {e}", path.display()))?;
+        tracing::info!(certificate = %path.display(), key_id = issuer.key_id(), "token issuer ready");
+    }
     // SQLite made its -wal and -shm files on open; they are kept private too.
     notar_server::secure_data_dir(&config)
         .map_err(|e| format!("securing data directory {}: {e}", config.data_dir.display()))?;
@@ -80,6 +105,99 @@ async fn serve(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     );
     serve::run(listener, state, shutdown, options).await?;
     tracing::info!("stopped");
+    Ok(())
+}
+
+/// `notar-server user …`: edits the accounts file.
+fn users(config: &Config, command: UserCommand) -> Result<(), Box<dyn std::error::Error>> {
+    use notar_server::accounts::{Account, Accounts, check_name, hash_password};
+    use std::io::Write;
+    let path = &config.accounts_file;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    }
+    let mut accounts = Accounts::load(path)?;
+    let mut out = std::io::stdout().lock();
+    match command {
+        UserCommand::Add {
+            name,
+            groups,
+            password_stdin,
+        } => {
+            check_name(&name)?;
+            let password = if password_stdin {
+                let mut line = zeroize::Zeroizing::new(String::new());
+                std::io::stdin().read_line(&mut line)?;
+                zeroize::Zeroizing::new(line.trim_end_matches(['\r', '\n']).to_owned())
+            } else {
+                let first = zeroize::Zeroizing::new(rpassword::prompt_password(format!(
+                    "Password for {name}: "
+                ))?);
+                let second =
+                    zeroize::Zeroizing::new(rpassword::prompt_password("Repeat the password: ")?);
+                if *first != *second {
+                    return Err("the passwords do not match; nothing changed".into());
+                }
+                first
+            };
+            if password.is_empty() {
+                return Err("an empty password is not a password; nothing changed".into());
+            }
+            let existed = accounts.users.contains_key(&name);
+            accounts.users.insert(
+                name.clone(),
+                Account {
+                    password: hash_password(&password)?,
+                    groups,
+                },
+            );
+            accounts.save(path)?;
+            let verb = if existed { "Updated" } else { "Added" };
+            writeln!(out, "{verb} user {name} in {}", path.display())?;
+        }
+        UserCommand::Remove { name } => {
+            if accounts.users.remove(&name).is_none() {
+                return Err(
+                    format!("no user {name} in {}; nothing changed", path.display()).into(),
+                );
+            }
+            accounts.save(path)?;
+            writeln!(out, "Removed user {name} from {}", path.display())?;
+        }
+        UserCommand::List => {
+            for (name, account) in &accounts.users {
+                if account.groups.is_empty() {
+                    writeln!(out, "{name}")?;
+                } else {
+                    writeln!(out, "{name}\t{}", account.groups.join(","))?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `notar-server issuer-cert`: prints the issuer's certificate, making its key if needed.
+async fn issuer_cert(config: Config) -> Result<(), Box<dyn std::error::Error>> {
+    use std::io::Write;
+    notar_server::secure_data_dir(&config)?;
+    let secret = load_secret(&config.data_dir, std::env::var("NOTAR_SERVER_SECRET").ok())?;
+    let store = notar_server::store::sql::SqlStore::connect(&config.database).await?;
+    let settings = config
+        .auth
+        .as_ref()
+        .and_then(|a| a.issuer.clone())
+        .unwrap_or_else(|| Config::default_issuer(&config.data_dir, "notar"));
+    let issuer = notar_server::issuer::Issuer::open(
+        &store,
+        std::sync::Arc::new(secret),
+        notar_keys::KdfParams::default(),
+        settings,
+    )
+    .await?;
+    std::io::stdout()
+        .lock()
+        .write_all(issuer.certificate_pem().as_bytes())?;
     Ok(())
 }
 

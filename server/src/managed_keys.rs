@@ -17,6 +17,9 @@ use crate::error::ApiError;
 use crate::path::ManagedRole;
 use crate::store::{Store, StoredKey};
 
+/// New keys per GUN and role in an hour, counting the first; more are refused (429).
+pub const ROTATIONS_PER_HOUR: usize = 5;
+
 /// Holder of the server-managed keys.
 pub struct ManagedKeys {
     store: Arc<dyn Store>,
@@ -58,10 +61,10 @@ fn key_role(role: ManagedRole) -> KeyRole {
 }
 
 impl ManagedKeys {
-    pub fn new(store: Arc<dyn Store>, secret: Zeroizing<String>, kdf: KdfParams) -> Self {
+    pub fn new(store: Arc<dyn Store>, secret: Arc<Zeroizing<String>>, kdf: KdfParams) -> Self {
         ManagedKeys {
             store,
-            secret: Arc::new(secret),
+            secret,
             kdf,
             unlocked: Mutex::new(HashMap::new()),
         }
@@ -105,8 +108,24 @@ impl ManagedKeys {
         Ok(self.unlock(newest).await?.public_key())
     }
 
-    /// Makes a new newest key for (gun, role).
+    /// Makes a new newest key for (gun, role), at most [`ROTATIONS_PER_HOUR`] an hour (the
+    /// keys are counted in the store, so the limit holds across servers sharing it).
     pub async fn rotate(&self, gun: &Gun, role: ManagedRole) -> Result<PublicKey, ApiError> {
+        let hour_ago = time::OffsetDateTime::now_utc() - time::Duration::hours(1);
+        let recent = self
+            .store
+            .keys(gun, &role.role_name())
+            .await?
+            .iter()
+            .filter(|k| k.created > hour_ago)
+            .count();
+        if recent >= ROTATIONS_PER_HOUR {
+            return Err(ApiError::new(
+                crate::error::ErrorKind::TooManyRequests,
+                format!("{gun} got {recent} new {role:?} keys in the last hour; try again later"),
+            )
+            .with_header(axum::http::header::RETRY_AFTER, "3600"));
+        }
         let key = self
             .generate(gun, role, false)
             .await?

@@ -98,25 +98,27 @@ pub fn parse(path: &str) -> Result<Route, ApiError> {
 /// `<role>`, `<N>.<role>` or `<role>.<sha256>`.
 fn parse_meta(stem: &str) -> Result<MetaRequest, ApiError> {
     let role = |name: &str| RoleName::new(name).map_err(|e| ApiError::invalid_name(e.to_string()));
-    if let Some((prefix, name)) = stem.split_once('.') {
-        if !prefix.is_empty() && prefix.bytes().all(|b| b.is_ascii_digit()) {
-            let version = prefix
-                .parse::<u64>()
-                .ok()
-                .and_then(|v| Version::new(v).ok())
-                .ok_or_else(|| ApiError::invalid_name(format!("bad version {prefix:?}")))?;
-            return Ok(MetaRequest::Version(role(name)?, version));
-        }
+    if let Some((prefix, name)) = stem.split_once('.')
+        && !prefix.is_empty()
+        && prefix.bytes().all(|b| b.is_ascii_digit())
+    {
+        let version = prefix
+            .parse::<u64>()
+            .ok()
+            .and_then(|v| Version::new(v).ok())
+            .ok_or_else(|| ApiError::invalid_name(format!("bad version {prefix:?}")))?;
+        return Ok(MetaRequest::Version(role(name)?, version));
     }
-    if let Some((name, hash)) = stem.rsplit_once('.') {
-        if hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit()) {
-            if hash.bytes().any(|b| b.is_ascii_uppercase()) {
-                return Err(ApiError::invalid_name(
-                    "checksums in paths are lower-case hex sha256",
-                ));
-            }
-            return Ok(MetaRequest::Checksum(role(name)?, hash.to_owned()));
+    if let Some((name, hash)) = stem.rsplit_once('.')
+        && hash.len() == 64
+        && hash.bytes().all(|b| b.is_ascii_hexdigit())
+    {
+        if hash.bytes().any(|b| b.is_ascii_uppercase()) {
+            return Err(ApiError::invalid_name(
+                "checksums in paths are lower-case hex sha256",
+            ));
         }
+        return Ok(MetaRequest::Checksum(role(name)?, hash.to_owned()));
     }
     Ok(MetaRequest::Current(role(stem)?))
 }

@@ -18,11 +18,12 @@ use crate::path::ManagedRole;
 use crate::store::NewMeta;
 use crate::validate::{self, RepoState, ServerKeyIds, SnapshotSigner};
 
-/// Validates and stores one upload of (role, bytes) pairs for `gun`.
+/// Validates and stores one upload of (role, bytes) pairs for `gun`, made by `actor`.
 pub async fn apply_update(
     state: &AppState,
     gun: &Gun,
     uploads: Vec<(RoleName, Bytes)>,
+    actor: Option<&str>,
 ) -> Result<(), ApiError> {
     let now = OffsetDateTime::now_utc();
     let repo = RepoState::from_stored(&state.store.current_all(gun).await?)?;
@@ -59,11 +60,12 @@ pub async fn apply_update(
     let timestamp = sign_timestamp(state, gun, root, timestamp_version, &snapshot, now).await?;
     files.push(new_meta(RoleName::timestamp(), &timestamp));
 
-    let result = state.store.commit(gun, &files).await;
+    let result = state.store.commit_as(gun, &files, actor).await;
     state.cache.invalidate(gun);
     result?;
     tracing::info!(
         gun = %gun,
+        actor = actor.unwrap_or("-"),
         roles = ?files.iter().map(|f| f.role.as_str()).collect::<Vec<_>>(),
         timestamp_version = %timestamp_version,
         "stored update"

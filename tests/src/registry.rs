@@ -65,10 +65,10 @@ impl TestRegistry {
         let http = reqwest::Client::new();
         loop {
             let url = format!("http://{}/v2/", registry.host);
-            if let Ok(r) = http.get(&url).send().await {
-                if r.status().is_success() {
-                    break;
-                }
+            if let Ok(r) = http.get(&url).send().await
+                && r.status().is_success()
+            {
+                break;
             }
             assert!(Instant::now() < deadline, "docker-registry did not answer");
             tokio::time::sleep(Duration::from_millis(50)).await;

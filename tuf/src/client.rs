@@ -459,11 +459,11 @@ impl<F: Fetch> Updater<F> {
                 reason: "no snapshot.json entry".into(),
             });
         }
-        if let Some(trusted) = &self.timestamp {
-            if rules::timestamp_succession(trusted, &new)? == Freshness::Same {
-                // Nothing new; the trusted copy stays (it must still be fresh).
-                return Ok(rules::unexpired("timestamp", trusted.expires, self.now)?);
-            }
+        if let Some(trusted) = &self.timestamp
+            && rules::timestamp_succession(trusted, &new)? == Freshness::Same
+        {
+            // Nothing new; the trusted copy stays (it must still be fresh).
+            return Ok(rules::unexpired("timestamp", trusted.expires, self.now)?);
         }
         rules::unexpired("timestamp", new.expires, self.now)?;
         self.timestamp = Some(new);
@@ -565,15 +565,15 @@ impl<F: Fetch> Updater<F> {
             self.current.insert(name.clone(), authority.id());
             return Ok(());
         }
-        if let Some(kept) = self.kept.remove(name) {
-            if usable(&kept) {
-                let verified = kept
-                    .verify(&authority.borrow())
-                    .map_err(|e| UpdateError::invalid(role, e))?;
-                self.targets.insert(name.clone(), verified);
-                self.current.insert(name.clone(), authority.id());
-                return Ok(());
-            }
+        if let Some(kept) = self.kept.remove(name)
+            && usable(&kept)
+        {
+            let verified = kept
+                .verify(&authority.borrow())
+                .map_err(|e| UpdateError::invalid(role, e))?;
+            self.targets.insert(name.clone(), verified);
+            self.current.insert(name.clone(), authority.id());
+            return Ok(());
         }
         let file = if self.root.consistent_snapshot.unwrap_or(false) {
             format!("{}.{}.json", meta.version, encode_role(role))
@@ -700,10 +700,10 @@ impl<F: Fetch> Updater<F> {
                 // Docker's first pass goes through `targets` without reading its list.
                 if !(top && *pass == Pass::ReleasesSubtree) {
                     visited.push(role.clone());
-                    if let Goal::First(t) = goal {
-                        if current.targets.contains_key(t) {
-                            return Ok(Step::Done(visited));
-                        }
+                    if let Goal::First(t) = goal
+                        && current.targets.contains_key(t)
+                    {
+                        return Ok(Step::Done(visited));
                     }
                 }
                 let Some(delegations) = &current.delegations else {
@@ -833,13 +833,13 @@ impl<F: Fetch> Updater<F> {
                 role: role.into(),
                 source,
             })?;
-        if let Some(b) = &bytes {
-            if b.len() as u64 > limit {
-                return Err(UpdateError::Fetch {
-                    role: role.into(),
-                    source: FetchError::TooLarge { limit },
-                });
-            }
+        if let Some(b) = &bytes
+            && b.len() as u64 > limit
+        {
+            return Err(UpdateError::Fetch {
+                role: role.into(),
+                source: FetchError::TooLarge { limit },
+            });
         }
         Ok(bytes)
     }

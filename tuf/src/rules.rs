@@ -261,14 +261,14 @@ pub fn unexpired(role: &str, expires: Expiry, now: OffsetDateTime) -> Result<(),
 /// length, if given, and every listed hash, compared as hex in any case. An algorithm other
 /// than sha256, sha384 and sha512 is refused: the pin could not be checked.
 pub fn matches_pin(role: &str, bytes: &[u8], pin: &MetaFile) -> Result<(), Rejection> {
-    if let Some(expected) = pin.length {
-        if expected != bytes.len() as u64 {
-            return Err(Rejection::LengthMismatch {
-                role: role.to_owned(),
-                expected,
-                got: bytes.len() as u64,
-            });
-        }
+    if let Some(expected) = pin.length
+        && expected != bytes.len() as u64
+    {
+        return Err(Rejection::LengthMismatch {
+            role: role.to_owned(),
+            expected,
+            got: bytes.len() as u64,
+        });
     }
     for (algorithm, expected) in pin.hashes.iter().flatten() {
         check_hash(role, algorithm, expected, bytes)?;

@@ -260,14 +260,14 @@ pub async fn import(ctx: &Context, args: ImportArgs) -> Result<(), Error> {
     let outcome = if text.starts_with("{\"format\":\"notar-key\"") {
         let header = notar_keys::read_header(&bytes)
             .map_err(Error::keys(format!("importing {}", args.file.display())))?;
-        if let Some(role) = role {
-            if role != header.role {
-                return Err(Error::Usage(format!(
-                    "{} holds a {} key, not a {role} key; nothing was imported",
-                    args.file.display(),
-                    header.role
-                )));
-            }
+        if let Some(role) = role
+            && role != header.role
+        {
+            return Err(Error::Usage(format!(
+                "{} holds a {} key, not a {role} key; nothing was imported",
+                args.file.display(),
+                header.role
+            )));
         }
         if gun.is_some() && gun != header.gun {
             return Err(Error::Usage(format!(

@@ -273,13 +273,13 @@ async fn fetch_manifest(
 ) -> Result<Vec<u8>, Error> {
     let (bytes, _) = registry.get_manifest(digest.as_str(), limit).await?;
     let what = || format!("manifest {digest} of {}", registry.name());
-    if let Some(length) = signed_length {
-        if bytes.len() as u64 != length {
-            return Err(Error::Content {
-                what: what(),
-                reason: format!("{} bytes, the signed length is {length}", bytes.len()),
-            });
-        }
+    if let Some(length) = signed_length
+        && bytes.len() as u64 != length
+    {
+        return Err(Error::Content {
+            what: what(),
+            reason: format!("{} bytes, the signed length is {length}", bytes.len()),
+        });
     }
     let got = OciDigest::of(&bytes);
     if &got != digest {

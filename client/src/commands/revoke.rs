@@ -38,10 +38,10 @@ pub async fn run(ctx: &Context, args: RevokeArgs, pin: Option<&KeyId>) -> Result
     }
     let targets_key = unlock_targets_key(ctx, gun).await?;
     // No targets key here: a signer removes the tag from its delegated roles.
-    if let (None, Some(tag)) = (&targets_key, &reference.tag) {
-        if crate::commands::signer::revoke(ctx, gun, tag, args.targets_lifetime, pin).await? {
-            return Ok(());
-        }
+    if let (None, Some(tag)) = (&targets_key, &reference.tag)
+        && crate::commands::signer::revoke(ctx, gun, tag, args.targets_lifetime, pin).await?
+    {
+        return Ok(());
     }
     let mut repo = Repository::open(ctx, gun, pin, Warnings::RootOnly).await?;
     let current = repo.targets()?;

@@ -211,13 +211,13 @@ pub async fn run(ctx: &Context, args: RotateArgs, pin: Option<&KeyId>) -> Result
         None => None,
     };
     if let Err(e) = ctx.server.upload(&gun, files).await {
-        if let Some(info) = &saved {
-            if let Err(rm) = std::fs::remove_file(&info.path) {
-                eprintln!(
-                    "notar: warning: the rotation failed and the unused new key {} could not be removed: {rm}",
-                    info.path.display()
-                );
-            }
+        if let Some(info) = &saved
+            && let Err(rm) = std::fs::remove_file(&info.path)
+        {
+            eprintln!(
+                "notar: warning: the rotation failed and the unused new key {} could not be removed: {rm}",
+                info.path.display()
+            );
         }
         return Err(e);
     }

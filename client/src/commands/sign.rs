@@ -282,13 +282,13 @@ async fn create(
     let root_signers: [&dyn Signer; 1] = [root_key];
     let root =
         Signed::sign(root, &root_signers).map_err(Error::metadata("signing root version 1"))?;
-    if let Some(pin) = &pin {
-        if !signed_by_root_key(&root, pin) {
-            return Err(Error::Usage(format!(
-                "{gun} is pinned to the root key {pin}, but this trust directory's root key is {}: the new repository's root would not match the pin",
-                root_key.key_id()
-            )));
-        }
+    if let Some(pin) = &pin
+        && !signed_by_root_key(&root, pin)
+    {
+        return Err(Error::Usage(format!(
+            "{gun} is pinned to the root key {pin}, but this trust directory's root key is {}: the new repository's root would not match the pin",
+            root_key.key_id()
+        )));
     }
     let mut targets = Targets::new(
         Version::ONE,

@@ -45,6 +45,8 @@ pub struct Change {
     pub version: u64,
     pub sha256: String,
     pub category: ChangeCategory,
+    /// The token subject that made the change; `None` without authentication.
+    pub actor: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -81,6 +83,20 @@ pub struct StoredKey {
     /// The encrypted key file; never leaves the server.
     pub encrypted: Vec<u8>,
     pub created: OffsetDateTime,
+}
+
+/// The built-in token issuer's key: PKCS#8 sealed under the server secret
+/// ([`notar_keys::sealed`]), and its certificate (PEM), which is public.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SealedIssuerKey {
+    pub sealed: Vec<u8>,
+    pub certificate: String,
+}
+
+impl std::fmt::Debug for SealedIssuerKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SealedIssuerKey").finish_non_exhaustive()
+    }
 }
 
 /// Why a store operation failed.
@@ -120,10 +136,24 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Writes all of `files` in one transaction, or nothing. A (gun, role, version) that
     /// exists already gives [`StoreError::VersionConflict`]. Every timestamp written adds an
     /// `update` row to the change log; a delegated role written is no longer pending.
-    async fn commit(&self, gun: &Gun, files: &[NewMeta]) -> Result<(), StoreError>;
-    /// Deletes all metadata, keys and pending delegations of `gun` and logs the deletion.
-    /// False if it had no metadata.
-    async fn delete(&self, gun: &Gun) -> Result<bool, StoreError>;
+    /// `actor` is recorded with the change.
+    async fn commit_as(
+        &self,
+        gun: &Gun,
+        files: &[NewMeta],
+        actor: Option<&str>,
+    ) -> Result<(), StoreError>;
+    /// [`Store::commit_as`] with no actor.
+    async fn commit(&self, gun: &Gun, files: &[NewMeta]) -> Result<(), StoreError> {
+        self.commit_as(gun, files, None).await
+    }
+    /// Deletes all metadata, keys and pending delegations of `gun` and logs the deletion
+    /// with `actor`. False if it had no metadata.
+    async fn delete_as(&self, gun: &Gun, actor: Option<&str>) -> Result<bool, StoreError>;
+    /// [`Store::delete_as`] with no actor.
+    async fn delete(&self, gun: &Gun) -> Result<bool, StoreError> {
+        self.delete_as(gun, None).await
+    }
     async fn changes(
         &self,
         gun: Option<&Gun>,
@@ -150,6 +180,12 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     ) -> Result<(), StoreError>;
     /// Every pending delegation of `gun`: (waiting role, targets that delegate it).
     async fn pending(&self, gun: &Gun) -> Result<Vec<(RoleName, Bytes)>, StoreError>;
+
+    /// The token issuer's sealed signing key, if one was made.
+    async fn issuer_key(&self) -> Result<Option<SealedIssuerKey>, StoreError>;
+    /// Stores the issuer key unless there is one already; false if another server made
+    /// its key first (the caller then uses that one).
+    async fn add_issuer_key(&self, key: &SealedIssuerKey) -> Result<bool, StoreError>;
 
     /// A cheap query proving the database answers.
     async fn health(&self) -> Result<(), StoreError>;

@@ -15,7 +15,8 @@ use sqlx::{AnyPool, ConnectOptions, Connection, Executor, Row};
 use time::OffsetDateTime;
 
 use super::{
-    Change, ChangeCategory, ChangeQuery, NewMeta, Store, StoreError, StoredKey, StoredMeta,
+    Change, ChangeCategory, ChangeQuery, NewMeta, SealedIssuerKey, Store, StoreError, StoredKey,
+    StoredMeta,
 };
 
 /// Pool size for SQLite when none is given: one writer at a time anyway, a few readers.
@@ -31,7 +32,7 @@ const META_COLUMNS: &str = "role, version, sha256, data, expires_at, created_at"
 /// The columns [`key_from_row`] reads.
 const KEY_COLUMNS: &str = "gun, role, key_id, encrypted, created_at";
 /// The columns [`change_from_row`] reads.
-const CHANGE_COLUMNS: &str = "id, created_at, gun, version, sha256, category";
+const CHANGE_COLUMNS: &str = "id, created_at, gun, version, sha256, category, actor";
 
 /// Which database is behind the pool, where the SQL must differ.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -228,6 +229,7 @@ fn change_from_row(row: &AnyRow) -> Result<Change, StoreError> {
             "deletion" => ChangeCategory::Deletion,
             other => return Err(StoreError::Corrupt(format!("change category {other:?}"))),
         },
+        actor: row.try_get("actor")?,
     })
 }
 
@@ -305,7 +307,12 @@ impl Store for SqlStore {
             .transpose()
     }
 
-    async fn commit(&self, gun: &Gun, files: &[NewMeta]) -> Result<(), StoreError> {
+    async fn commit_as(
+        &self,
+        gun: &Gun,
+        files: &[NewMeta],
+        actor: Option<&str>,
+    ) -> Result<(), StoreError> {
         // Insert in one order, so two PostgreSQL transactions racing on the same rows wait
         // for each other instead of deadlocking, and the loser sees a unique violation.
         let mut files: Vec<&NewMeta> = files.iter().collect();
@@ -340,14 +347,15 @@ impl Store for SqlStore {
             }
             if file.role == RoleName::timestamp() {
                 sqlx::query(
-                    "INSERT INTO changes (created_at, gun, version, sha256, category) \
-                     VALUES ($1, $2, $3, $4, $5)",
+                    "INSERT INTO changes (created_at, gun, version, sha256, category, actor) \
+                     VALUES ($1, $2, $3, $4, $5, $6)",
                 )
                 .bind(created)
                 .bind(gun.as_str())
                 .bind(version)
                 .bind(&sha256)
                 .bind(ChangeCategory::Update.as_str())
+                .bind(actor)
                 .execute(&mut *tx)
                 .await?;
             }
@@ -356,7 +364,7 @@ impl Store for SqlStore {
         Ok(())
     }
 
-    async fn delete(&self, gun: &Gun) -> Result<bool, StoreError> {
+    async fn delete_as(&self, gun: &Gun, actor: Option<&str>) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
         let files = sqlx::query("DELETE FROM tuf_files WHERE gun = $1")
             .bind(gun.as_str())
@@ -373,12 +381,13 @@ impl Store for SqlStore {
             .await?;
         if files > 0 {
             sqlx::query(
-                "INSERT INTO changes (created_at, gun, version, sha256, category) \
-                 VALUES ($1, $2, 0, '', $3)",
+                "INSERT INTO changes (created_at, gun, version, sha256, category, actor) \
+                 VALUES ($1, $2, 0, '', $3, $4)",
             )
             .bind(now())
             .bind(gun.as_str())
             .bind(ChangeCategory::Deletion.as_str())
+            .bind(actor)
             .execute(&mut *tx)
             .await?;
         }
@@ -558,6 +567,33 @@ impl Store for SqlStore {
             .as_ref()
             .map(key_from_row)
             .transpose()
+    }
+
+    async fn issuer_key(&self) -> Result<Option<SealedIssuerKey>, StoreError> {
+        let row = sqlx::query("SELECT sealed, certificate FROM issuer_key WHERE id = 1")
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|row| {
+            Ok(SealedIssuerKey {
+                sealed: row.try_get("sealed")?,
+                certificate: row.try_get("certificate")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn add_issuer_key(&self, key: &SealedIssuerKey) -> Result<bool, StoreError> {
+        let added = sqlx::query(
+            "INSERT INTO issuer_key (id, sealed, certificate, created_at) \
+             VALUES (1, $1, $2, $3) ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(&key.sealed[..])
+        .bind(key.certificate.as_str())
+        .bind(now())
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(added == 1)
     }
 
     async fn health(&self) -> Result<(), StoreError> {

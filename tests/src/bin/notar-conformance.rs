@@ -317,10 +317,10 @@ async fn fetch_target(
 ) -> Result<(), Failure> {
     let file_name = encode_role(name);
     let path = target_dir.join(&file_name);
-    if let Ok(existing) = fs::read(&path) {
-        if verify_target(name, target, &existing).is_ok() {
-            return Ok(());
-        }
+    if let Ok(existing) = fs::read(&path)
+        && verify_target(name, target, &existing).is_ok()
+    {
+        return Ok(());
     }
     let url = target_url(base, name, target, consistent)?;
     let bytes = fetch
