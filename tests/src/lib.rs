@@ -16,3 +16,4 @@ pub mod repo;
 pub mod server;
 pub mod simrepo;
 pub mod tls;
+pub mod tokens;

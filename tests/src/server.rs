@@ -175,13 +175,14 @@ impl TestServer {
         }
     }
 
-    /// Stops the server gracefully and starts a new one on the same data.
+    /// Stops the server gracefully and starts a new one on the same data and settings.
     pub async fn restart(mut self) -> Self {
         self.shutdown().await;
         let dir = self.dir.take();
         let data_dir = self.data_dir.clone();
         let backend = self.backend.clone();
-        Self::start_in(backend, dir, data_dir, |_| {}).await
+        let config = self.state.config.clone();
+        Self::start_in(backend, dir, data_dir, move |c| *c = config).await
     }
 
     pub async fn shutdown(&mut self) {
@@ -235,6 +236,20 @@ impl Publisher {
             timestamp_public: None,
             snapshot_public: None,
         }
+    }
+
+    /// The same publisher sending `Authorization: Bearer <token>` with every request.
+    pub fn with_token(mut self, token: &str) -> Self {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(
+            reqwest::header::AUTHORIZATION,
+            format!("Bearer {token}").parse().expect("header value"),
+        );
+        self.http = reqwest::Client::builder()
+            .default_headers(headers)
+            .build()
+            .expect("HTTP client");
+        self
     }
 
     pub fn url(&self, file: &str) -> String {
