@@ -143,11 +143,14 @@ fn routes() -> Vec<Route> {
     ]
 }
 
+/// Makes a kind's token for a route.
+type Mint = Box<dyn Fn(&TokenSigners, &Route) -> Option<String>>;
+
 /// A token kind of the matrix, and whether it grants `route`.
 struct Kind {
     name: &'static str,
     /// The token for a route, or `None` for no Authorization header.
-    token: Box<dyn Fn(&TokenSigners, &Route) -> Option<String>>,
+    token: Mint,
     /// Whether a request with it gets past authorization.
     passes: fn(&Route) -> bool,
 }
