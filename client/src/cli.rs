@@ -56,6 +56,11 @@ pub enum Command {
     Pull(crate::commands::pull::PullArgs),
     /// Upload an OCI image layout to its registry, then sign the tag
     Push(crate::commands::push::PushArgs),
+    /// Log in to a trust server or registry; credentials go where `docker login` keeps
+    /// them (a credential helper, or ~/.docker/config.json)
+    Login(crate::commands::login::LoginArgs),
+    /// Forget the credentials of a trust server or registry
+    Logout(crate::commands::login::LogoutArgs),
 }
 
 #[derive(Debug, Args)]

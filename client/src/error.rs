@@ -112,6 +112,15 @@ pub enum Error {
         message: String,
     },
 
+    /// The server refused a request for want of credentials or scope, even with a fresh
+    /// token.
+    #[error("{action}: not authorised for {scope}: {reason}")]
+    Unauthorized {
+        action: String,
+        scope: String,
+        reason: String,
+    },
+
     /// The server sent something that is not what the API promises.
     #[error("{action}: {reason}")]
     Protocol { action: String, reason: String },

@@ -4,6 +4,7 @@
 //! URLs follow the Notary scheme: `<server>/v2/<gun>/_trust/tuf/<file>`.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use notar_tuf::client::{Fetch, FetchError};
@@ -11,6 +12,7 @@ use notar_tuf::{Gun, PublicKey, RoleName};
 use serde::Deserialize;
 
 use crate::Error;
+use crate::auth::{Authenticator, Credentials, SendError};
 use crate::error::one_line;
 
 /// How long to wait for a connection, and for each read once connected.
@@ -26,9 +28,60 @@ const MAX_ERROR_BYTES: u64 = 64 * 1024;
 /// The trust server of one command run.
 #[derive(Clone, Debug)]
 pub struct Server {
-    http: reqwest::Client,
+    client: Client,
     /// `http(s)://host[:port][/prefix]`, without a trailing `/`.
     base: String,
+}
+
+/// The HTTP client and the authenticator every request to the server shares.
+#[derive(Clone, Debug)]
+struct Client {
+    http: reqwest::Client,
+    auth: Arc<Authenticator>,
+    /// `host[:port]` of the server, whose credentials answer its challenges first.
+    authority: String,
+}
+
+impl Client {
+    /// Sends a request for `gun`, answering the server's token challenges with the
+    /// credentials of the server's host, or else of the GUN's registry (one login serves
+    /// both when they share a token service).
+    async fn send(
+        &self,
+        gun: &Gun,
+        url: &str,
+        actions: &str,
+        build: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, SendError> {
+        let gun_text = gun.to_string();
+        let registry = gun_text.split('/').next().unwrap_or_default();
+        let scope = format!("repository:{gun}:{actions}");
+        self.auth
+            .send(
+                &self.http,
+                url,
+                &[&self.authority, registry],
+                &scope,
+                || build(&self.http),
+            )
+            .await
+    }
+}
+
+/// A [`SendError`] of `action` as the client's error.
+fn send_error(action: &str, e: SendError) -> Error {
+    match e {
+        SendError::Transport { url, source } => Error::Http {
+            action: action.to_owned(),
+            url,
+            source: source.without_url(),
+        },
+        SendError::Refused { scope, reason } => Error::Unauthorized {
+            action: action.to_owned(),
+            scope,
+            reason,
+        },
+    }
 }
 
 impl Server {
@@ -88,9 +141,74 @@ impl Server {
             source,
         })?;
         Ok(Server {
-            http,
+            client: Client {
+                http,
+                auth: Arc::new(Authenticator::default()),
+                authority: parsed.authority().to_owned(),
+            },
             base: url.trim_end_matches('/').to_owned(),
         })
+    }
+
+    /// `host[:port]` of the server, as credentials are filed under it.
+    pub fn authority(&self) -> &str {
+        &self.client.authority
+    }
+
+    /// Checks `credentials` as `docker login` does: the `/v2/` ping's challenge is
+    /// answered with them (a token from the realm, or Basic), and the token service or
+    /// the server must accept them. `Ok(false)` when the server asks for no credentials.
+    pub async fn login(&self, credentials: &Credentials) -> Result<bool, Error> {
+        let url = format!("{}/v2/", self.base);
+        let action = format!("logging in to {}", self.client.authority);
+        let http = &self.client.http;
+        let transport = |source: reqwest::Error| Error::Http {
+            action: action.clone(),
+            url: url.clone(),
+            source: source.without_url(),
+        };
+        let ping = http.get(&url).send().await.map_err(transport)?;
+        if ping.status() != reqwest::StatusCode::UNAUTHORIZED {
+            return Ok(false);
+        }
+        let challenge = ping
+            .headers()
+            .get(reqwest::header::WWW_AUTHENTICATE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let refused = |scope: String, reason: String| Error::Unauthorized {
+            action: action.clone(),
+            scope,
+            reason,
+        };
+        if challenge.to_ascii_lowercase().starts_with("basic") {
+            let response = http
+                .get(&url)
+                .header(reqwest::header::AUTHORIZATION, credentials.basic())
+                .send()
+                .await
+                .map_err(transport)?;
+            if response.status() == reqwest::StatusCode::UNAUTHORIZED {
+                return Err(refused(
+                    "login".into(),
+                    format!("the server refused user {}", credentials.user),
+                ));
+            }
+            return Ok(true);
+        }
+        Authenticator::with_credentials(credentials.clone())
+            .token_for(http, &challenge, "")
+            .await
+            .map_err(|e| match e {
+                SendError::Transport { url, source } => Error::Http {
+                    action: action.clone(),
+                    url,
+                    source: source.without_url(),
+                },
+                SendError::Refused { reason, .. } => refused("login".into(), reason),
+            })?;
+        Ok(true)
     }
 
     /// The server URL as given (without a trailing `/`), for messages.
@@ -106,7 +224,8 @@ impl Server {
     /// A [`Fetch`] for the metadata of `gun`.
     pub fn fetcher(&self, gun: &Gun) -> HttpFetch {
         HttpFetch {
-            http: self.http.clone(),
+            client: self.client.clone(),
+            gun: gun.clone(),
             base: self.tuf_url(gun),
         }
     }
@@ -116,7 +235,7 @@ impl Server {
     pub async fn managed_key(&self, gun: &Gun, role: &str) -> Result<PublicKey, Error> {
         let url = format!("{}{role}.key", self.tuf_url(gun));
         let action = format!("fetching the server's {role} key for {gun}");
-        let bytes = get_limited(&self.http, &url, MAX_KEY_BYTES)
+        let bytes = get_limited(&self.client, gun, "push,pull", &url, MAX_KEY_BYTES)
             .await
             .map_err(|e| Error::Protocol {
                 action: action.clone(),
@@ -138,15 +257,10 @@ impl Server {
         let url = format!("{}{role}.key", self.tuf_url(gun));
         let action = format!("rotating the server's {role} key for {gun}");
         let response = self
-            .http
-            .post(&url)
-            .send()
+            .client
+            .send(gun, &url, "*", |http| http.post(&url))
             .await
-            .map_err(|source| Error::Http {
-                action: action.clone(),
-                url: url.clone(),
-                source: source.without_url(),
-            })?;
+            .map_err(|e| send_error(&action, e))?;
         if !response.status().is_success() {
             return Err(server_error(action, response).await);
         }
@@ -201,7 +315,7 @@ impl Server {
         }
         let url = format!("{}/v2/{gun}/_trust/pending/", self.base);
         let action = format!("reading the pending delegations of {gun}");
-        let bytes = get_limited(&self.http, &url, MAX_PENDING_BYTES)
+        let bytes = get_limited(&self.client, gun, "pull", &url, MAX_PENDING_BYTES)
             .await
             .map_err(|e| Error::Protocol {
                 action: action.clone(),
@@ -234,30 +348,25 @@ impl Server {
     ) -> Result<(), Error> {
         let roles: Vec<String> = files.iter().map(|(r, _)| r.to_string()).collect();
         let action = format!("{verb} {} for {gun}", roles.join(" and "));
-        let mut form = reqwest::multipart::Form::new();
-        for (role, bytes) in files {
-            let part = reqwest::multipart::Part::bytes(bytes)
-                .file_name(role.to_string())
-                .mime_str("application/json")
-                .map_err(|source| Error::Http {
-                    action: action.clone(),
-                    url: url.clone(),
-                    source,
-                })?;
-            form = form.part("files", part);
-        }
         tracing::debug!(gun = %gun, roles = ?roles, "uploading");
+        // A form is sent once; each answer to a challenge sends a new one.
+        let form = || {
+            files
+                .iter()
+                .fold(reqwest::multipart::Form::new(), |form, (role, bytes)| {
+                    form.part(
+                        "files",
+                        reqwest::multipart::Part::bytes(bytes.clone()).file_name(role.to_string()),
+                    )
+                })
+        };
         let response = self
-            .http
-            .post(&url)
-            .multipart(form)
-            .send()
+            .client
+            .send(gun, &url, "push,pull", |http| {
+                http.post(&url).multipart(form())
+            })
             .await
-            .map_err(|source| Error::Http {
-                action: action.clone(),
-                url: url.clone(),
-                source: source.without_url(),
-            })?;
+            .map_err(|e| send_error(&action, e))?;
         if response.status().is_success() {
             return Ok(());
         }
@@ -327,7 +436,8 @@ async fn server_error(action: String, mut response: reqwest::Response) -> Error 
 /// Downloads the metadata of one repository over HTTP.
 #[derive(Clone, Debug)]
 pub struct HttpFetch {
-    http: reqwest::Client,
+    client: Client,
+    gun: Gun,
     /// The metadata base URL, ending in `/`.
     base: String,
 }
@@ -339,15 +449,16 @@ impl Fetch for HttpFetch {
         max_len: u64,
     ) -> impl Future<Output = Result<Option<Vec<u8>>, FetchError>> + Send {
         let url = format!("{}{name}", self.base);
-        let http = self.http.clone();
-        async move { get_limited(&http, &url, max_len).await }
+        async move { get_limited(&self.client, &self.gun, "pull", &url, max_len).await }
     }
 }
 
 /// GETs `url`: `Ok(None)` on 404; never holds more than `max_len` bytes of the body, whatever
 /// `Content-Length` says, because the body is read chunk by chunk and the count checked first.
 async fn get_limited(
-    http: &reqwest::Client,
+    client: &Client,
+    gun: &Gun,
+    actions: &str,
     url: &str,
     max_len: u64,
 ) -> Result<Option<Vec<u8>>, FetchError> {
@@ -362,7 +473,15 @@ async fn get_limited(
         };
         FetchError::Transport(format!("GET {url}: {text}{hint}"))
     };
-    let mut response = http.get(url).send().await.map_err(transport)?;
+    let mut response = client
+        .send(gun, url, actions, |http| http.get(url))
+        .await
+        .map_err(|e| match e {
+            SendError::Transport { source, .. } => transport(source),
+            SendError::Refused { scope, reason } => FetchError::Transport(format!(
+                "GET {url}: the trust server did not authorise {scope}: {reason}"
+            )),
+        })?;
     let status = response.status();
     if status == reqwest::StatusCode::NOT_FOUND {
         return Ok(None);
@@ -457,7 +576,10 @@ mod tests {
 
     fn fetcher(base: String) -> HttpFetch {
         HttpFetch {
-            http: reqwest::Client::new(),
+            client: Server::new(base.trim_end_matches('/'))
+                .expect("server")
+                .client,
+            gun: Gun::new("localhost:5000/app").expect("GUN"),
             base,
         }
     }

@@ -16,6 +16,7 @@
 //!
 //! Results go to stdout, diagnostics to stderr; exit codes are in [`error`].
 
+pub mod auth;
 pub mod cache;
 pub mod cli;
 pub mod commands;
@@ -53,6 +54,9 @@ pub struct Context {
     pub kdf: KdfParams,
     /// The time the command started; every expiry is judged against it.
     pub now: OffsetDateTime,
+    /// `--ca-cert` or `NOTAR_CA_CERT`, for servers other than the trust server (login).
+    pub ca_cert: Option<PathBuf>,
+    pub home: Option<PathBuf>,
 }
 
 impl Context {
@@ -93,6 +97,8 @@ impl Context {
             json: cli.json,
             kdf,
             now: OffsetDateTime::now_utc(),
+            ca_cert,
+            home,
         })
     }
 }
@@ -156,6 +162,8 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
         Command::Key(KeyCommand::Import(args)) => commands::backup::import(&ctx, args).await,
         Command::Key(KeyCommand::Passwd(args)) => commands::backup::passwd(&ctx, args).await,
         Command::Pull(args) => commands::pull::run(&ctx, args).await,
+        Command::Login(args) => commands::login::login(&ctx, args).await,
+        Command::Logout(args) => commands::login::logout(&ctx, args),
         Command::Push(args) => commands::push::run(&ctx, args).await,
     }
 }

@@ -3,24 +3,22 @@
 //! fetch manifests and blobs by digest with a size cap while hashing, and upload blobs and
 //! manifests. Manifests are kept as raw bytes: the signed digest covers those bytes.
 //!
-//! Auth as Docker does it: an answer 401 with `WWW-Authenticate: Bearer realm=…` is
-//! followed by a token request (with basic credentials from `~/.docker/config.json`
-//! `auths` when there are any); `WWW-Authenticate: Basic` uses those credentials directly.
+//! Auth challenges are answered as Docker answers them ([`crate::auth`]).
 //! Registries on `localhost`, `127.0.0.1` and `[::1]`, and hosts given with
 //! `--insecure-registry`, are reached over plain HTTP; all others over HTTPS.
 
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use base64::Engine as _;
 use notar_tuf::Gun;
-use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, WWW_AUTHENTICATE};
+use reqwest::header::{ACCEPT, CONTENT_LENGTH, CONTENT_TYPE};
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use sha2::{Digest as _, Sha256};
 use tokio::io::AsyncWriteExt;
 
 use crate::Error;
+use crate::auth::{Authenticator, SendError};
 
 /// Manifest media types this client asks for.
 pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, \
@@ -79,10 +77,8 @@ pub struct Registry {
     host: String,
     /// The repository path inside the registry (`team/app`).
     repository: String,
-    /// Basic credentials from the Docker config, if it has any for this host.
-    credentials: Option<(String, String)>,
-    /// The `Authorization` header value earned by the last challenge.
-    authorization: Arc<Mutex<Option<String>>>,
+    /// Answers the registry's auth challenges, keeping its tokens.
+    auth: Arc<Authenticator>,
 }
 
 impl Registry {
@@ -122,8 +118,7 @@ impl Registry {
             base: format!("{scheme}://{host}"),
             host: host.to_owned(),
             repository: repository.to_owned(),
-            credentials: docker_credentials(host),
-            authorization: Arc::new(Mutex::new(None)),
+            auth: Arc::new(Authenticator::default()),
         })
     }
 
@@ -136,110 +131,29 @@ impl Registry {
         format!("{}/v2/{}/{tail}", self.base, self.repository)
     }
 
-    /// Sends a request, answering one auth challenge if the registry makes one.
+    /// Sends a request, answering the registry's auth challenges.
     async fn send(
         &self,
         action: &str,
         url: &str,
         build: impl Fn(&reqwest::Client) -> RequestBuilder,
     ) -> Result<Response, Error> {
-        let mut answered = false;
-        loop {
-            let mut request = build(&self.http);
-            let auth = self
-                .authorization
-                .lock()
-                .map(|a| a.clone())
-                .unwrap_or_default();
-            if let Some(value) = auth {
-                request = request.header(AUTHORIZATION, value);
-            }
-            let response = request.send().await.map_err(|source| Error::Http {
-                action: format!("{action} (registry {})", self.host),
-                url: url.to_owned(),
-                source,
-            })?;
-            if response.status() != StatusCode::UNAUTHORIZED || answered {
-                return Ok(response);
-            }
-            answered = true;
-            let challenge = response
-                .headers()
-                .get(WWW_AUTHENTICATE)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or_default()
-                .to_owned();
-            let value = self.answer(action, &challenge).await?;
-            if let Ok(mut slot) = self.authorization.lock() {
-                *slot = Some(value);
-            }
-        }
-    }
-
-    /// The `Authorization` value for a challenge.
-    async fn answer(&self, action: &str, challenge: &str) -> Result<String, Error> {
-        let basic = self.credentials.as_ref().map(|(user, pass)| {
-            format!(
-                "Basic {}",
-                base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))
-            )
-        });
-        let (scheme, params) = challenge.split_once(' ').unwrap_or((challenge, ""));
-        if scheme.eq_ignore_ascii_case("basic") {
-            return basic.ok_or_else(|| {
-                self.refused(
+        let scope = format!("repository:{}:pull,push", self.repository);
+        self.auth
+            .send(&self.http, url, &[&self.host], &scope, || build(&self.http))
+            .await
+            .map_err(|e| match e {
+                SendError::Transport { url, source } => Error::Http {
+                    action: format!("{action} (registry {})", self.host),
+                    url,
+                    source,
+                },
+                SendError::Refused { scope, reason } => self.refused(
                     action,
                     401,
-                    "basic credentials required; none in the Docker config",
-                )
-            });
-        }
-        if !scheme.eq_ignore_ascii_case("bearer") {
-            return Err(self.refused(
-                action,
-                401,
-                &format!("unsupported auth challenge {challenge:?}"),
-            ));
-        }
-        let params = parse_challenge(params);
-        let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
-        let realm = get("realm")
-            .ok_or_else(|| self.refused(action, 401, "bearer challenge without realm"))?;
-        let scope =
-            get("scope").unwrap_or_else(|| format!("repository:{}:pull,push", self.repository));
-        let mut url = reqwest::Url::parse(&realm)
-            .map_err(|e| self.refused(action, 401, &format!("bad token realm {realm:?}: {e}")))?;
-        url.query_pairs_mut().append_pair("scope", &scope);
-        if let Some(service) = get("service") {
-            url.query_pairs_mut().append_pair("service", &service);
-        }
-        let mut request = self.http.get(url);
-        if let Some(basic) = &basic {
-            request = request.header(AUTHORIZATION, basic);
-        }
-        let response = request.send().await.map_err(|source| Error::Http {
-            action: format!("getting a token for {}", self.name()),
-            url: realm.clone(),
-            source,
-        })?;
-        if !response.status().is_success() {
-            return Err(refused_by(self, "getting a token", response).await);
-        }
-        #[derive(serde::Deserialize)]
-        struct Token {
-            token: Option<String>,
-            access_token: Option<String>,
-        }
-        let token: Token = response.json().await.map_err(|source| Error::Http {
-            action: format!("reading the token for {}", self.name()),
-            url: realm.clone(),
-            source,
-        })?;
-        token
-            .token
-            .or(token.access_token)
-            .map(|t| format!("Bearer {t}"))
-            .ok_or_else(|| self.refused(action, 200, "the token answer holds no token"))
+                    &format!("not authorised for {scope}: {reason}"),
+                ),
+            })
     }
 
     fn refused(&self, action: &str, status: u16, reason: &str) -> Error {
@@ -483,101 +397,9 @@ async fn refused_by(registry: &Registry, action: &str, response: Response) -> Er
     registry.refused(action, status, &reason)
 }
 
-/// `k="v", k2="v2"` of a `WWW-Authenticate` challenge.
-fn parse_challenge(params: &str) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    let mut rest = params.trim();
-    while let Some((key, after)) = rest.split_once('=') {
-        let key = key
-            .trim()
-            .trim_start_matches(',')
-            .trim()
-            .to_ascii_lowercase();
-        let (value, tail) = if let Some(quoted) = after.strip_prefix('"') {
-            match quoted.split_once('"') {
-                Some((v, t)) => (v, t),
-                None => (quoted, ""),
-            }
-        } else {
-            after.split_once(',').unwrap_or((after, ""))
-        };
-        out.push((key, value.to_owned()));
-        rest = tail.trim_start_matches([',', ' ']);
-    }
-    out
-}
-
-/// Basic credentials for `host` from `$DOCKER_CONFIG/config.json` or
-/// `~/.docker/config.json` (`auths.<host>.auth`, base64 of `user:password`).
-fn docker_credentials(host: &str) -> Option<(String, String)> {
-    let dir = std::env::var_os("DOCKER_CONFIG")
-        .map(std::path::PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".docker")))?;
-    let text = std::fs::read(dir.join("config.json")).ok()?;
-    credentials_from_config(&text, host)
-}
-
-fn credentials_from_config(config: &[u8], host: &str) -> Option<(String, String)> {
-    let config: serde_json::Value = serde_json::from_slice(config).ok()?;
-    let auths = config.get("auths")?.as_object()?;
-    let entry = auths.iter().find_map(|(key, value)| {
-        let key = key
-            .trim_start_matches("https://")
-            .trim_start_matches("http://");
-        let key = key.split('/').next().unwrap_or(key);
-        let same = key == host
-            || (host == "registry-1.docker.io"
-                && matches!(
-                    key,
-                    "index.docker.io" | "docker.io" | "registry-1.docker.io"
-                ));
-        same.then_some(value)
-    })?;
-    if let Some(auth) = entry.get("auth").and_then(|a| a.as_str()) {
-        let decoded = base64::engine::general_purpose::STANDARD
-            .decode(auth)
-            .ok()?;
-        let text = String::from_utf8(decoded).ok()?;
-        let (user, pass) = text.split_once(':')?;
-        return Some((user.to_owned(), pass.to_owned()));
-    }
-    let user = entry.get("username")?.as_str()?;
-    let pass = entry.get("password")?.as_str()?;
-    Some((user.to_owned(), pass.to_owned()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn challenges_parse() {
-        let p = parse_challenge(
-            r#"realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:a/b:pull""#,
-        );
-        assert_eq!(
-            p,
-            vec![
-                ("realm".into(), "https://auth.docker.io/token".into()),
-                ("service".into(), "registry.docker.io".into()),
-                ("scope".into(), "repository:a/b:pull".into()),
-            ]
-        );
-    }
-
-    #[test]
-    fn docker_config_credentials() {
-        let config = br#"{"auths":{"https://reg.example:5000":{"auth":"dXNlcjpwYTpzcw=="},"other":{"username":"u","password":"p"}}}"#;
-        assert_eq!(
-            credentials_from_config(config, "reg.example:5000"),
-            Some(("user".into(), "pa:ss".into()))
-        );
-        assert_eq!(
-            credentials_from_config(config, "other"),
-            Some(("u".into(), "p".into()))
-        );
-        assert_eq!(credentials_from_config(config, "nowhere"), None);
-    }
 
     /// A registry that streams an endless chunked manifest (no Content-Length): the client
     /// must stop at the cap instead of reading it all.
@@ -663,7 +485,9 @@ mod tests {
         });
         let gun = Gun::new(format!("127.0.0.1:{port}/app")).expect("valid");
         let mut registry = Registry::for_gun(&gun, &[]).expect("registry");
-        registry.credentials = Some(("user".into(), "pass".into()));
+        registry.auth = Arc::new(Authenticator::with_credentials(
+            crate::auth::Credentials::new("user", "pass"),
+        ));
         let (got, size) = registry.resolve_tag("v1").await.expect("resolved");
         assert_eq!((got.as_str(), size), (digest.as_str(), 321));
         let seen = server.await.expect("server task");

@@ -229,10 +229,13 @@ async fn current(
 ) -> Result<Option<crate::cache::Entry>, ApiError> {
     let entry = match state.cache.get(gun, role) {
         Some(entry) => entry,
-        None => match state.store.current(gun, role).await? {
-            Some(meta) => state.cache.put(gun, &meta),
-            None => return Ok(None),
-        },
+        None => {
+            let seen = state.cache.generation();
+            match state.store.current(gun, role).await? {
+                Some(meta) => state.cache.put(gun, &meta, seen),
+                None => return Ok(None),
+            }
+        }
     };
     let lifetime = match role.top_level() {
         Some(RoleType::Timestamp) => state.config.lifetimes.timestamp,
@@ -244,11 +247,12 @@ async fn current(
         return Ok(Some(entry));
     }
     update::refresh(state, gun).await?;
+    let seen = state.cache.generation();
     Ok(state
         .store
         .current(gun, role)
         .await?
-        .map(|meta: StoredMeta| state.cache.put(gun, &meta)))
+        .map(|meta: StoredMeta| state.cache.put(gun, &meta, seen)))
 }
 
 /// The whole of an upload's body must arrive within this time, however it trickles.

@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::sync::RwLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -39,6 +40,9 @@ impl From<&StoredMeta> for Entry {
 pub struct MetaCache {
     ttl: Duration,
     entries: RwLock<HashMap<(Gun, RoleName), Entry>>,
+    /// Counts invalidations. A read from the store that began before one may have seen
+    /// the old state; [`MetaCache::put`] drops it rather than cache it after the write.
+    generation: AtomicU64,
 }
 
 impl MetaCache {
@@ -46,6 +50,7 @@ impl MetaCache {
         MetaCache {
             ttl,
             entries: RwLock::new(HashMap::new()),
+            generation: AtomicU64::new(0),
         }
     }
 
@@ -61,20 +66,66 @@ impl MetaCache {
             .cloned()
     }
 
-    pub fn put(&self, gun: &Gun, meta: &StoredMeta) -> Entry {
+    /// The generation to pass to [`MetaCache::put`]: take it before reading the store.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Caches `meta`, read from the store after [`MetaCache::generation`] returned `seen`,
+    /// unless the cache was invalidated since (the read may predate a write).
+    pub fn put(&self, gun: &Gun, meta: &StoredMeta, seen: u64) -> Entry {
         let entry = Entry::from(meta);
-        self.entries
+        let mut entries = self
+            .entries
             .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert((gun.clone(), meta.role.clone()), entry.clone());
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if self.generation.load(Ordering::Acquire) == seen {
+            entries.insert((gun.clone(), meta.role.clone()), entry.clone());
+        }
         entry
     }
 
     /// Forgets every role of `gun` (after a write or a deletion).
     pub fn invalidate(&self, gun: &Gun) {
-        self.entries
+        let mut entries = self
+            .entries
             .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .retain(|(g, _), _| g != gun);
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        entries.retain(|(g, _), _| g != gun);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::expect_used, clippy::unwrap_used)]
+
+    use super::*;
+
+    fn meta(version: u64) -> StoredMeta {
+        StoredMeta {
+            role: RoleName::targets(),
+            version: notar_tuf::Version::new(version).unwrap(),
+            sha256: format!("{version:064}"),
+            data: Bytes::from(version.to_string()),
+            expires: OffsetDateTime::now_utc(),
+            created: OffsetDateTime::now_utc(),
+        }
+    }
+
+    #[test]
+    fn a_read_that_began_before_a_write_is_not_cached_after_it() {
+        let cache = MetaCache::new(Duration::from_secs(60));
+        let gun = Gun::new("example.com/app").unwrap();
+        let seen = cache.generation();
+        // A write lands (and invalidates) while the read of version 1 is in flight.
+        cache.invalidate(&gun);
+        cache.put(&gun, &meta(1), seen);
+        assert!(cache.get(&gun, &RoleName::targets()).is_none());
+        // A read that began after the write is cached.
+        let seen = cache.generation();
+        cache.put(&gun, &meta(2), seen);
+        let entry = cache.get(&gun, &RoleName::targets()).unwrap();
+        assert_eq!(&entry.data[..], b"2");
     }
 }

@@ -16,6 +16,16 @@ pub const REGISTRY_BIN: &str = "/usr/bin/docker-registry";
 pub const MANIFEST_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
 pub const INDEX_TYPE: &str = "application/vnd.oci.image.index.v1+json";
 
+/// The token auth of a registry: where tokens come from, and who may sign them.
+#[derive(Clone, Debug)]
+pub struct RegistryTokenAuth {
+    pub realm: String,
+    pub service: String,
+    pub issuer: String,
+    /// PEM bundle of the certificates whose keys sign tokens.
+    pub bundle: PathBuf,
+}
+
 /// A running registry; killed on drop.
 #[derive(Debug)]
 pub struct TestRegistry {
@@ -30,6 +40,16 @@ pub struct TestRegistry {
 impl TestRegistry {
     /// Starts the registry and waits until `GET /v2/` answers.
     pub async fn start() -> Self {
+        Self::start_with(None).await
+    }
+
+    /// Starts the registry with `auth: token` (Docker distribution bearer tokens) and
+    /// waits until `GET /v2/` answers its challenge.
+    pub async fn start_token(auth: &RegistryTokenAuth) -> Self {
+        Self::start_with(Some(auth)).await
+    }
+
+    async fn start_with(auth: Option<&RegistryTokenAuth>) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let storage = dir.path().join("storage");
         std::fs::create_dir_all(&storage).expect("storage dir");
@@ -42,8 +62,13 @@ impl TestRegistry {
         std::fs::write(
             &config,
             format!(
-                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {host}\n",
-                storage.display()
+                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {host}\n{}",
+                storage.display(),
+                auth.map(|a| format!(
+                    "auth:\n  token:\n    realm: {}\n    service: {}\n    issuer: {}\n    rootcertbundle: {}\n",
+                    a.realm, a.service, a.issuer, a.bundle.display()
+                ))
+                .unwrap_or_default()
             ),
         )
         .expect("config");
@@ -66,7 +91,8 @@ impl TestRegistry {
         loop {
             let url = format!("http://{}/v2/", registry.host);
             if let Ok(r) = http.get(&url).send().await
-                && r.status().is_success()
+                && (r.status().is_success()
+                    || (auth.is_some() && r.status() == reqwest::StatusCode::UNAUTHORIZED))
             {
                 break;
             }

@@ -107,7 +107,7 @@ impl TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
         let data_dir = dir.path().to_path_buf();
         let tls = notar_server::serve::TlsReloader::load(cert, key).expect("TLS files load");
-        Self::start_serving(backend, Some(dir), data_dir, |_| {}, Some(tls)).await
+        Self::start_serving(backend, Some(dir), data_dir, |_, _| {}, Some(tls)).await
     }
 
     /// Starts with settings adjusted by `adjust`.
@@ -117,27 +117,42 @@ impl TestServer {
         Self::start_in(backend, Some(dir), data_dir, adjust).await
     }
 
+    /// Starts with settings adjusted by `adjust`, which knows the address the server will
+    /// listen on (for settings that name it, such as a token realm).
+    pub async fn start_bound(
+        backend: Backend,
+        adjust: impl FnOnce(&mut Config, SocketAddr),
+    ) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let data_dir = dir.path().to_path_buf();
+        Self::start_serving(backend, Some(dir), data_dir, adjust, None).await
+    }
+
     async fn start_in(
         backend: Backend,
         dir: Option<tempfile::TempDir>,
         data_dir: PathBuf,
         adjust: impl FnOnce(&mut Config),
     ) -> Self {
-        Self::start_serving(backend, dir, data_dir, adjust, None).await
+        Self::start_serving(backend, dir, data_dir, |c, _| adjust(c), None).await
     }
 
     async fn start_serving(
         backend: Backend,
         dir: Option<tempfile::TempDir>,
         data_dir: PathBuf,
-        adjust: impl FnOnce(&mut Config),
+        adjust: impl FnOnce(&mut Config, SocketAddr),
         tls: Option<notar_server::serve::TlsReloader>,
     ) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind loopback");
+        let addr = listener.local_addr().expect("bound address");
         let mut config = Config::for_data_dir(&data_dir);
         if let Backend::Postgres(url) = &backend {
             config.database = url.clone();
         }
-        adjust(&mut config);
+        adjust(&mut config, addr);
         let state = AppState::open(
             config,
             Zeroizing::new(TEST_SECRET.to_owned()),
@@ -145,10 +160,6 @@ impl TestServer {
         )
         .await
         .expect("server state opens");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind loopback");
-        let addr = listener.local_addr().expect("bound address");
         let (stop, stopped) = oneshot::channel::<()>();
         let scheme = if tls.is_some() { "https" } else { "http" };
         let options = notar_server::serve::ServeOptions {

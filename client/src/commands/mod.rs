@@ -4,6 +4,7 @@
 pub mod backup;
 pub mod inspect;
 pub mod key;
+pub mod login;
 pub mod pending;
 pub mod pin;
 pub mod pull;

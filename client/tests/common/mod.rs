@@ -30,6 +30,8 @@ pub const CLEARED: &[&str] = &[
     "NOTAR_LOG",
     "NOTAR_CONTENT_TRUST",
     "DOCKER_CONFIG",
+    "NOTAR_AUTH",
+    "NOTAR_CA_CERT",
 ];
 
 /// What one run of the binary did.
