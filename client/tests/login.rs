@@ -107,10 +107,22 @@ impl World {
 
     /// `notar login <host> -u <user> --password-stdin` with `password` on stdin.
     async fn login(&self, host: &str, user: &str, password: &str) -> Run {
+        self.login_with(host, user, password, &[]).await
+    }
+
+    async fn login_with(
+        &self,
+        host: &str,
+        user: &str,
+        password: &str,
+        extra: &[(&str, &str)],
+    ) -> Run {
+        let mut env = self.env();
+        env.extend_from_slice(extra);
         let mut command = common::command(
             Path::new(common::BIN),
             &["login", host, "-u", user, "--password-stdin"],
-            &self.env(),
+            &env,
         );
         command.stdin(std::process::Stdio::piped());
         let mut child = command.spawn().expect("notar login starts");
@@ -239,4 +251,53 @@ async fn one_login_pushes_to_the_registry_and_signs_on_the_trust_server() {
         .ok()
         .json();
     assert_eq!(inspected[0]["SignedTags"][0]["SignedTag"], "v1");
+}
+
+/// A credential helper in the Docker config (`credsStore`) keeps the login, and answers
+/// for it: no password lands in config.json.
+#[tokio::test]
+async fn a_credential_helper_keeps_the_login() {
+    let w = World::start().await;
+    let bin = w.home.path().join("bin");
+    std::fs::create_dir_all(&bin).expect("bin dir");
+    let store = w.home.path().join("helper-store.json");
+    let helper = bin.join("docker-credential-notartest");
+    std::fs::write(
+        &helper,
+        format!(
+            "#!/bin/sh\nstore={}\ncase \"$1\" in\n  store) cat > \"$store\" ;;\n  get) read host; if [ -f \"$store\" ]; then cat \"$store\"; else echo 'credentials not found in native keychain'; exit 1; fi ;;\n  erase) rm -f \"$store\" ;;\nesac\n",
+            store.display()
+        ),
+    )
+    .expect("helper");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let docker = w.home.path().join(".docker");
+    std::fs::create_dir_all(&docker).expect("docker dir");
+    std::fs::write(docker.join("config.json"), r#"{"credsStore":"notartest"}"#).expect("config");
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let env = [("PATH", path.as_str())];
+
+    w.login_with(&w.registry.host, "alice", PASSWORD, &env)
+        .await
+        .ok();
+    let kept: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&store).expect("the helper stored")).expect("JSON");
+    assert_eq!(kept["Username"], "alice");
+    assert_eq!(kept["Secret"], PASSWORD);
+    let config = std::fs::read_to_string(docker.join("config.json")).expect("config");
+    assert!(!config.contains("auths"), "{config}");
+
+    let gun = format!("{}/team/helped", w.registry.host);
+    let image = TestImage::single("linux", "amd64", 1, 1000);
+    w.push(&image, &format!("{gun}:v1"), &env).await.ok();
+    w.run(&["logout", &w.registry.host], &env).await.ok();
+    assert!(!store.exists(), "logout erased the helper's entry");
+    w.run(&["trust", "inspect", &gun], &env)
+        .await
+        .expect_code(2);
 }

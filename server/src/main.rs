@@ -79,6 +79,7 @@ async fn serve(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         tls: tls.clone(),
         max_connections: config.max_connections,
         header_timeout: config.header_timeout,
+        ..ServeOptions::plain()
     };
     let state = AppState::open(config.clone(), secret, notar_keys::KdfParams::default()).await?;
     if let Some(issuer) = &state.issuer {

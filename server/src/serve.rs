@@ -8,6 +8,9 @@
 //! - A client must finish the TLS handshake and send a request's headers within
 //!   [`ServeOptions::header_timeout`], and an idle keep-alive connection is closed after
 //!   the same time: idle and slowloris connections cannot hold the permits.
+//! - An h2 connection is asked to close (GOAWAY, streams in flight finish) after
+//!   [`ServeOptions::max_connection_age`]: h2 keeps idle connections open as long as the
+//!   client answers pings, and a connection must not hold its permit for ever.
 //! - Request bodies must arrive within [`ServeOptions::body_timeout`] (in `api::app`).
 //! - The certificate and key are read again on [`TlsReloader::reload`] (the binary calls
 //!   it on SIGHUP); connections already open keep the certificate they started with.
@@ -40,6 +43,8 @@ pub struct ServeOptions {
     /// Time for the TLS handshake and for each request's headers, and the longest idle
     /// keep-alive pause.
     pub header_timeout: Duration,
+    /// How long an h2 connection is served before it is asked to close.
+    pub max_connection_age: Duration,
 }
 
 impl ServeOptions {
@@ -49,9 +54,17 @@ impl ServeOptions {
             tls: None,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             header_timeout: DEFAULT_HEADER_TIMEOUT,
+            max_connection_age: DEFAULT_MAX_CONNECTION_AGE,
         }
     }
 }
+
+/// The default age at which an h2 connection is asked to close.
+pub const DEFAULT_MAX_CONNECTION_AGE: Duration = Duration::from_secs(300);
+/// Streams one h2 connection may have open at once.
+const H2_MAX_STREAMS: u32 = 64;
+/// The largest header block accepted (both protocols' default is larger).
+const MAX_HEADER_BYTES: u32 = 64 * 1024;
 
 /// The default cap on open connections.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
@@ -159,7 +172,13 @@ pub async fn run(
     let mut h2 = http2::Builder::new(TokioExecutor::new());
     h2.timer(TokioTimer::new())
         .keep_alive_interval(Some(options.header_timeout))
-        .keep_alive_timeout(options.header_timeout);
+        .keep_alive_timeout(options.header_timeout)
+        .max_concurrent_streams(H2_MAX_STREAMS)
+        .max_header_list_size(MAX_HEADER_BYTES);
+    // h2 connections are not watched by `graceful`: each closes itself on this signal or
+    // at its age limit, and shutdown waits for their permits.
+    let (closing_tx, closing_rx) = tokio::sync::watch::channel(false);
+    let max_age = options.max_connection_age;
     let (h1, h2) = (Arc::new(h1), Arc::new(h2));
     tokio::pin!(shutdown);
     loop {
@@ -188,6 +207,7 @@ pub async fn run(
         let watcher = graceful.watcher();
         let acceptor = options.tls.as_ref().map(TlsReloader::acceptor);
         let handshake = options.header_timeout;
+        let mut closing = closing_rx.clone();
         tokio::spawn(async move {
             let _permit = permit;
             let served = match acceptor {
@@ -205,8 +225,25 @@ pub async fn run(
                             }
                         };
                     if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
+                        drop(watcher);
                         let conn = h2.serve_connection(TokioIo::new(stream), service);
-                        watcher.watch(conn).await.map_err(|e| e.to_string())
+                        let mut conn = std::pin::pin!(conn);
+                        let age = tokio::time::sleep(max_age);
+                        let mut age = std::pin::pin!(age);
+                        let mut asked = false;
+                        loop {
+                            tokio::select! {
+                                served = conn.as_mut() => break served.map_err(|e| e.to_string()),
+                                () = &mut age, if !asked => {
+                                    conn.as_mut().graceful_shutdown();
+                                    asked = true;
+                                }
+                                _ = closing.changed(), if !asked => {
+                                    conn.as_mut().graceful_shutdown();
+                                    asked = true;
+                                }
+                            }
+                        }
                     } else {
                         let conn = h1.serve_connection(TokioIo::new(stream), service);
                         watcher.watch(conn).await.map_err(|e| e.to_string())
@@ -223,7 +260,12 @@ pub async fn run(
         });
     }
     drop(listener);
+    let _ = closing_tx.send(true);
     graceful.shutdown().await;
+    // Every connection task holds a permit until it ends: all of them back means every
+    // h2 connection finished too.
+    let all = u32::try_from(options.max_connections.max(1)).unwrap_or(u32::MAX);
+    let _ = permits.acquire_many(all).await;
     let _ = stop_tx.send(true);
     let _ = freshness.await;
     Ok(())

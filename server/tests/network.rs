@@ -89,6 +89,16 @@ fn signal(server: &Server, name: &str) {
 
 /// The ALPN protocol the server picks when offered `protocols`.
 async fn negotiated(addr: &str, ca_pem: &str, protocols: &[&[u8]]) -> Option<Vec<u8>> {
+    let tls = connect_tls(addr, ca_pem, protocols).await;
+    tls.get_ref().1.alpn_protocol().map(<[u8]>::to_vec)
+}
+
+/// A TLS connection to `addr` trusting `ca_pem`, offering `protocols` by ALPN.
+async fn connect_tls(
+    addr: &str,
+    ca_pem: &str,
+    protocols: &[&[u8]],
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
     use tokio_rustls::rustls::pki_types::ServerName;
     use tokio_rustls::rustls::{ClientConfig, RootCertStore};
     let mut roots = RootCertStore::empty();
@@ -102,8 +112,7 @@ async fn negotiated(addr: &str, ca_pem: &str, protocols: &[&[u8]]) -> Option<Vec
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
     let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
     let name = ServerName::try_from("127.0.0.1").expect("name");
-    let tls = connector.connect(name, tcp).await.expect("handshake");
-    tls.get_ref().1.alpn_protocol().map(<[u8]>::to_vec)
+    connector.connect(name, tcp).await.expect("handshake")
 }
 
 fn rustls_pemfile_certs(
@@ -238,13 +247,51 @@ fn plain_http_off_loopback_needs_insecure_http_and_files_are_private() {
         stderr.contains("refusing to serve plain HTTP on the non-loopback address 0.0.0.0:0"),
         "{stderr}"
     );
-    // With --insecure-http it starts, and says so.
+    // --insecure-http is not enough: off loopback, authentication must be chosen too.
+    let stderr = common::refused_start(
+        dir.path(),
+        &["--listen", "0.0.0.0:0", "--insecure-http"],
+        "network test secret",
+    );
+    assert!(
+        stderr.contains("refusing to serve 0.0.0.0:0 without authentication"),
+        "{stderr}"
+    );
+    // With --insecure-http and an explicit --auth-type none it starts, and says so.
     let server = start(
         dir.path(),
         &[],
-        &["--listen", "0.0.0.0:0", "--insecure-http"],
+        &[
+            "--listen",
+            "0.0.0.0:0",
+            "--insecure-http",
+            "--auth-type",
+            "none",
+        ],
     );
     assert!(server.addr.starts_with("0.0.0.0:"), "{}", server.addr);
+    drop(server);
+    // The built-in issuer on a non-loopback address starts (its realm must be given).
+    let stderr = common::refused_start(
+        dir.path(),
+        &["--listen", "0.0.0.0:0", "--insecure-http", "--issuer"],
+        "network test secret",
+    );
+    assert!(stderr.contains("token auth needs a realm"), "{stderr}");
+    let server = start(
+        dir.path(),
+        &[],
+        &[
+            "--listen",
+            "0.0.0.0:0",
+            "--insecure-http",
+            "--issuer",
+            "--auth-realm",
+            "https://trust.example/auth/token",
+        ],
+    );
+    assert!(server.addr.starts_with("0.0.0.0:"), "{}", server.addr);
+    assert!(dir.path().join("notar-data/issuer.crt").is_file());
     drop(server);
 
     // Whatever the umask: the data directory 0700, the database and secret 0600.
@@ -454,4 +501,99 @@ fn idle_and_slowloris_connections_are_closed_and_the_cap_holds_under_a_low_descr
         ping(&server.addr) < Duration::from_secs(1),
         "answers after the flood"
     );
+}
+
+/// An h2 client that answers every ping (so keep-alive never closes it) is still asked to
+/// go away at the connection's age limit, and the connection then closes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h2_connections_are_closed_at_their_age_limit() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let tls = pki("aged");
+    write_pki(dir.path(), &tls);
+    let reloader = notar_server::serve::TlsReloader::load(
+        &dir.path().join("cert.pem"),
+        &dir.path().join("key.pem"),
+    )
+    .expect("TLS loads");
+    let state = notar_server::AppState::open(
+        notar_server::Config::for_data_dir(dir.path()),
+        zeroize::Zeroizing::new("aged secret".to_owned()),
+        notar_keys::KdfParams::for_tests(),
+    )
+    .await
+    .expect("state");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr").to_string();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let options = notar_server::serve::ServeOptions {
+        tls: Some(reloader),
+        // Pings far apart: only the age can end the connection within the test.
+        header_timeout: Duration::from_secs(60),
+        max_connection_age: Duration::from_secs(1),
+        ..notar_server::serve::ServeOptions::plain()
+    };
+    let server = tokio::spawn(notar_server::serve::run(
+        listener,
+        state,
+        async move {
+            let _ = stopped.await;
+        },
+        options,
+    ));
+    let mut stream = connect_tls(&addr, &tls.ca_pem, &[b"h2"]).await;
+    assert_eq!(stream.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    // The client preface and an empty SETTINGS frame, then silence.
+    stream
+        .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+        .await
+        .expect("preface");
+    let started = Instant::now();
+    let mut pending = Vec::new();
+    let mut kinds = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = match tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buf)).await {
+            Ok(Ok(0) | Err(_)) => break,
+            Ok(Ok(n)) => n,
+            Err(_) => panic!("the h2 connection was still open 10 s after its 1 s age"),
+        };
+        pending.extend_from_slice(&buf[..n]);
+        // Whole frames: 9-byte header (length 24 bits, type, flags, stream), then payload.
+        while pending.len() >= 9 {
+            let len = usize::from(pending[0]) << 16
+                | usize::from(pending[1]) << 8
+                | usize::from(pending[2]);
+            if pending.len() < 9 + len {
+                break;
+            }
+            let frame: Vec<u8> = pending.drain(..9 + len).collect();
+            let (kind, flags) = (frame[3], frame[4]);
+            kinds.push(kind);
+            let ack = match (kind, flags & 1) {
+                // SETTINGS: acknowledged with an empty SETTINGS ACK.
+                (4, 0) => Some(vec![0, 0, 0, 4, 1, 0, 0, 0, 0]),
+                // PING: echoed with the ACK flag, as a live client does.
+                (6, 0) => {
+                    let mut reply = frame.clone();
+                    reply[4] = 1;
+                    Some(reply)
+                }
+                _ => None,
+            };
+            if let Some(ack) = ack {
+                let _ = stream.write_all(&ack).await;
+            }
+        }
+    }
+    let lived = started.elapsed();
+    assert!(
+        lived >= Duration::from_millis(800),
+        "closed too early: {lived:?}"
+    );
+    assert!(kinds.contains(&7), "no GOAWAY among frame types {kinds:?}");
+    stop.send(()).expect("stop");
+    server.await.expect("joins").expect("stops");
 }

@@ -35,6 +35,10 @@ pub fn start(dir: &Path, prefix: &[&str], args: &[&str], secret: &str) -> (Child
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            // Only the ready line: warnings before it name the address too.
+            if !line.contains("notar-server ready") {
+                continue;
+            }
             if let Some(rest) = line.split("listen=").nth(1) {
                 let _ = tx.send(
                     rest.split_whitespace()
