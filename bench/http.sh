@@ -8,14 +8,16 @@
 #                             is started on loopback when PostgreSQL is installed
 #   NOTAR_BENCH_DURATION      length of each wrk run (default 10s)
 #   NOTAR_BENCH_PUBLISHES     timed publishes per repository size (default 20)
-#   NOTAR_BENCH_BACKENDS      which backends to run (default "sqlite postgres sqlite-tls";
-#                             sqlite-tls publishes over plain HTTP, then reads over HTTPS)
+#   NOTAR_BENCH_BACKENDS      which backends to run (default "sqlite postgres sqlite-tls
+#                             sqlite-auth"; sqlite-tls publishes over plain HTTP, then reads
+#                             over HTTPS; sqlite-auth reads with a bearer token from the
+#                             built-in issuer)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 duration=${NOTAR_BENCH_DURATION:-10s}
 publishes=${NOTAR_BENCH_PUBLISHES:-20}
-backends=${NOTAR_BENCH_BACKENDS:-sqlite postgres sqlite-tls}
+backends=${NOTAR_BENCH_BACKENDS:-sqlite postgres sqlite-tls sqlite-auth}
 sizes=(1 100 1000)          # targets per repository for publish latency
 read_gun=bench.example/app-1000   # the 1,000-target repository wrk reads
 connections=(2 16)
@@ -84,11 +86,17 @@ start_server() {
     args+=(--tls-cert "$work/tls.crt" --tls-key "$work/tls.key")
     url=https://127.0.0.1:$port
   fi
+  if [ "$mode" = auth ]; then
+    printf 'bench password\n' | NOTAR_LOG=warn "$server_bin" --data-dir "$work/data-$name" \
+      user add bench --password-stdin >/dev/null
+    args+=(--issuer --token-lifetime 3600)
+  fi
   NOTAR_SERVER_SECRET=bench-secret NOTAR_LOG=warn "$server_bin" "${args[@]}" \
     >"$work/server-$name.log" 2>&1 &
   server_pid=$!
   for _ in $(seq 1 100); do
-    curl -skf -o /dev/null "$url/v2/" && return 0
+    # 401 is an answer too: the challenge of a server with auth on.
+    case $(curl -sk -o /dev/null -w '%{http_code}' "$url/v2/") in 200 | 401) return 0 ;; esac
     kill -0 "$server_pid" 2>/dev/null || break
     sleep 0.1
   done
@@ -158,21 +166,33 @@ run_backend() {
   done
   local after_publish
   after_publish=$(server_memory)
+  local auth=()
   if [[ $name == *-tls ]]; then
     # The same data, now over HTTPS, for the reads.
     stop_server
     log "$name: restarting notar-server with TLS"
     start_server "$name" "$database" tls
+  elif [[ $name == *-auth ]]; then
+    # The same data, now behind token auth: every read carries a token to verify.
+    stop_server
+    log "$name: restarting notar-server with the built-in issuer"
+    start_server "$name" "$database" auth
+    local token
+    token=$(curl -sf -u 'bench:bench password' \
+      "$url/auth/token?service=notar&scope=repository:$read_gun:pull" \
+      | python3 -c 'import json, sys; print(json.load(sys.stdin)["token"])') \
+      || die "$name: no token from the issuer"
+    auth=(-H "Authorization: Bearer $token")
   fi
 
   for file in "${files[@]}"; do
     local target=$url/v2/$read_gun/_trust/tuf/$file bytes
-    bytes=$(curl -skf -o /dev/null -w '%{size_download}' "$target") \
+    bytes=$(curl -skf "${auth[@]}" -o /dev/null -w '%{size_download}' "$target") \
       || die "$name: GET $file failed"
     for c in "${connections[@]}"; do
       log "$name: wrk $file, $c connections, $duration"
       local out rps p99 errors
-      out=$(wrk -t2 -c"$c" -d"$duration" --latency "$target")
+      out=$(wrk -t2 -c"$c" -d"$duration" --latency "${auth[@]}" "$target")
       rps=$(awk '/^Requests\/sec:/ {printf "%.0f", $2}' <<<"$out")
       p99=$(to_ms "$(awk '$1 == "99%" {print $2}' <<<"$out")")
       errors=$(awk '/Non-2xx or 3xx responses:/ {n += $NF}
@@ -191,6 +211,7 @@ for backend in $backends; do
   case $backend in
     sqlite) run_backend sqlite "" ;;
     sqlite-tls) run_backend sqlite-tls "" ;;
+    sqlite-auth) run_backend sqlite-auth "" ;;
     postgres)
       if start_postgres; then
         run_backend postgres "$pg_url"

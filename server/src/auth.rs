@@ -9,6 +9,7 @@
 //! scope.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use axum::http::{HeaderMap, Method, header};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
@@ -181,7 +182,22 @@ struct Trusted {
 pub struct TokenVerifier {
     settings: TokenSettings,
     trusted: Vec<Trusted>,
+    /// Tokens that verified, by SHA-256, until they expire: a client sends the same
+    /// token with every request, and a signature check costs far more than the request.
+    verified: std::sync::Mutex<std::collections::HashMap<[u8; 32], Arc<Verified>>>,
 }
+
+/// What a verified token says.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Verified {
+    pub subject: String,
+    pub access: Vec<Access>,
+    /// `exp`, in Unix seconds.
+    pub expires: u64,
+}
+
+/// Verified tokens remembered at most; the memory is cleared when it is full.
+const MAX_REMEMBERED: usize = 10_000;
 
 impl std::fmt::Debug for TokenVerifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -198,6 +214,7 @@ impl std::fmt::Debug for TokenVerifier {
 /// The claims Notar reads; unknown claims are ignored.
 #[derive(Debug, Deserialize)]
 struct Claims {
+    exp: u64,
     #[serde(default)]
     sub: String,
     #[serde(default)]
@@ -288,7 +305,11 @@ impl TokenVerifier {
                 })
             })
             .collect::<Result<Vec<_>, AuthError>>()?;
-        Ok(TokenVerifier { settings, trusted })
+        Ok(TokenVerifier {
+            settings,
+            trusted,
+            verified: std::sync::Mutex::new(std::collections::HashMap::new()),
+        })
     }
 
     pub fn settings(&self) -> &TokenSettings {
@@ -296,12 +317,36 @@ impl TokenVerifier {
     }
 
     /// Checks a token's signature, issuer, audience, times and shape, and returns its
-    /// subject and access claim.
-    pub fn verify(&self, token: &str) -> Result<(String, Vec<Access>), Refusal> {
-        let refuse = |why: &str| Refusal(why.to_owned());
+    /// subject and access claim. A token that verified before is taken from memory while
+    /// it has not expired.
+    pub fn verify(&self, token: &str) -> Result<Arc<Verified>, Refusal> {
         if token.len() > MAX_TOKEN_LEN {
-            return Err(refuse("the token is too long"));
+            return Err(Refusal("the token is too long".into()));
         }
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let now = jsonwebtoken::get_current_timestamp();
+        let lock = || {
+            self.verified
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        };
+        if let Some(known) = lock().get(&digest)
+            && now <= known.expires.saturating_add(LEEWAY_SECS)
+        {
+            return Ok(Arc::clone(known));
+        }
+        let verified = Arc::new(self.verify_signed(token)?);
+        let mut remembered = lock();
+        if remembered.len() >= MAX_REMEMBERED {
+            remembered.clear();
+        }
+        remembered.insert(digest, Arc::clone(&verified));
+        Ok(verified)
+    }
+
+    /// [`TokenVerifier::verify`] without the memory.
+    fn verify_signed(&self, token: &str) -> Result<Verified, Refusal> {
+        let refuse = |why: &str| Refusal(why.to_owned());
         let header = jsonwebtoken::decode_header(token)
             .map_err(|e| Refusal(format!("the token header does not parse: {e}")))?;
         if !ALGORITHMS.contains(&header.alg) {
@@ -342,7 +387,11 @@ impl TokenVerifier {
         if data.claims.iat.is_some_and(|iat| iat > now + LEEWAY_SECS) {
             return Err(refuse("the token was issued in the future"));
         }
-        Ok((data.claims.sub, data.claims.access))
+        Ok(Verified {
+            subject: data.claims.sub,
+            access: data.claims.access,
+            expires: data.claims.exp,
+        })
     }
 
     /// The key of an `x5c` chain's leaf, when the leaf is a bundled certificate or chains
@@ -435,22 +484,22 @@ impl TokenVerifier {
             })
             .map(str::trim)
             .ok_or_else(|| unauthorized(None, "authentication required: send a bearer token"))?;
-        let (subject, access) = self.verify(token).map_err(|Refusal(why)| {
+        let verified = self.verify(token).map_err(|Refusal(why)| {
             tracing::info!(reason = %why, "refused a bearer token");
             unauthorized(Some("invalid_token"), &format!("invalid token: {why}"))
         })?;
-        if !need.allowed_by(&access) {
+        if !need.allowed_by(&verified.access) {
             let scope = need.scope().unwrap_or_default();
-            tracing::info!(subject = %subject, scope = %scope, "a token without the scope a request needs");
+            tracing::info!(subject = %verified.subject, scope = %scope, "a token without the scope a request needs");
             return Err(unauthorized(
                 Some("insufficient_scope"),
                 &format!("the token does not grant {scope}"),
             ));
         }
-        Ok(Some(if subject.is_empty() {
+        Ok(Some(if verified.subject.is_empty() {
             "<anonymous>".to_owned()
         } else {
-            subject
+            verified.subject.clone()
         }))
     }
 }
@@ -535,6 +584,44 @@ mod tests {
             access("localhost:5000/team/app", &["pull"]),
             access("localhost:5000/team/app", &["push"]),
         ]));
+    }
+
+    #[test]
+    fn a_remembered_token_serves_only_until_it_expires() {
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let cert = rcgen::CertificateParams::new(Vec::<String>::new())
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let verifier = TokenVerifier::new(
+            TokenSettings {
+                realm: "https://auth.example/token".into(),
+                service: "notar".into(),
+                issuer: "notar".into(),
+            },
+            vec![cert.der().clone()],
+        )
+        .unwrap();
+        let now = jsonwebtoken::get_current_timestamp();
+        let remember = |token: &str, expires: u64| {
+            let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+            verifier.verified.lock().unwrap().insert(
+                digest,
+                Arc::new(Verified {
+                    subject: "alice".into(),
+                    access: Vec::new(),
+                    expires,
+                }),
+            );
+        };
+        remember("still.fresh.token", now + 30);
+        assert_eq!(
+            verifier.verify("still.fresh.token").unwrap().subject,
+            "alice"
+        );
+        // Past its expiry and the leeway, a remembered token is checked again, and fails.
+        remember("long.expired.token", now - LEEWAY_SECS - 5);
+        assert!(verifier.verify("long.expired.token").is_err());
     }
 
     #[test]

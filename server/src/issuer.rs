@@ -224,7 +224,7 @@ impl Issuer {
             exp: now + lifetime,
             nbf: now.saturating_sub(1),
             iat: now,
-            jti: hex::encode(notar_keys_random()),
+            jti: hex::encode(random_id()),
             access: &access,
         };
         let mut header = Header::new(Algorithm::ES256);
@@ -290,7 +290,7 @@ impl Issuer {
     }
 }
 
-fn notar_keys_random() -> [u8; 16] {
+fn random_id() -> [u8; 16] {
     use rand_core::RngCore;
     let mut out = [0u8; 16];
     rand_core::OsRng.fill_bytes(&mut out);
