@@ -15,6 +15,7 @@ use serde_json::json;
 use tower_http::trace::TraceLayer;
 
 use crate::AppState;
+use crate::audit::Origin;
 use crate::auth::Need;
 use crate::error::{ApiError, ErrorKind};
 use crate::path::{self, MetaRequest, Route};
@@ -90,7 +91,14 @@ async fn dispatch(state: &AppState, request: Request) -> Result<Response, ApiErr
         }
         None => None,
     };
-    let actor = actor.as_deref();
+    let origin = Origin {
+        actor,
+        remote: request
+            .extensions()
+            .get::<crate::serve::Peer>()
+            .map(|p| p.0.to_string()),
+    };
+    let actor = origin.actor.as_deref();
     let route = parsed?;
     match (route, method) {
         (Route::Ping, Method::GET) => Ok(axum::Json(json!({})).into_response()),
@@ -99,11 +107,11 @@ async fn dispatch(state: &AppState, request: Request) -> Result<Response, ApiErr
         }
         (Route::Repository(gun), Method::POST) => {
             let (uploads, _permit) = read_upload(state, request).await?;
-            update::apply_update(state, &gun, uploads, actor).await?;
+            update::apply_update(state, &gun, uploads, &origin).await?;
             Ok(axum::Json(json!({})).into_response())
         }
         (Route::Repository(gun), Method::DELETE) => {
-            if !state.store.delete_as(&gun, actor).await? {
+            if !state.store.delete_as(&gun, &origin).await? {
                 return Err(ApiError::not_found(format!("{gun} has no trust data")));
             }
             state.cache.invalidate(&gun);
@@ -111,17 +119,17 @@ async fn dispatch(state: &AppState, request: Request) -> Result<Response, ApiErr
             Ok(axum::Json(json!({})).into_response())
         }
         (Route::Key(gun, role), Method::GET) => {
-            let key = state.keys.current_public(&gun, role).await?;
+            let key = state.keys.current_public(&gun, role, &origin).await?;
             Ok(axum::Json(key).into_response())
         }
         (Route::Key(gun, role), Method::POST) => {
-            let key = state.keys.rotate(&gun, role).await?;
+            let key = state.keys.rotate(&gun, role, &origin).await?;
             tracing::info!(gun = %gun, role = ?role, key_id = %key.key_id(), actor = actor.unwrap_or("-"), "rotated a server-managed key");
             Ok(axum::Json(key).into_response())
         }
         (Route::Pending(gun), Method::POST) => {
             let (uploads, _permit) = read_upload(state, request).await?;
-            let waiting = update::stage_pending(state, &gun, uploads).await?;
+            let waiting = update::stage_pending(state, &gun, uploads, &origin).await?;
             tracing::info!(gun = %gun, actor = actor.unwrap_or("-"), "staged a pending delegation");
             let roles: Vec<&str> = waiting.iter().map(RoleName::as_str).collect();
             Ok((
@@ -403,6 +411,7 @@ async fn changefeed(
                 "Version": c.version,
                 "SHA256": c.sha256,
                 "Category": c.category.as_str(),
+                "Actor": c.actor,
             })
         })
         .collect();

@@ -148,9 +148,19 @@ pub enum Command {
     /// Manage the built-in token issuer's accounts.
     #[command(subcommand)]
     User(UserCommand),
+    /// Check the audit trail's hash chain; names the first record edited, removed or
+    /// reordered (exit 1)
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Print the token issuer's certificate (PEM), for the root certificate bundles of
     /// registries and other trust servers; makes the issuer key if there is none yet.
     IssuerCert,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum AuditCommand {
+    /// Walk the whole chain
+    Verify,
 }
 
 #[derive(Debug, clap::Subcommand)]

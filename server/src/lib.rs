@@ -13,6 +13,7 @@
 
 pub mod accounts;
 pub mod api;
+pub mod audit;
 pub mod auth;
 pub mod cache;
 pub mod config;

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use notar_server::config::{Args, Command, Config, LogFormat, UserCommand};
+use notar_server::config::{Args, AuditCommand, Command, Config, LogFormat, UserCommand};
 use notar_server::serve::{self, ServeOptions, TlsReloader};
 use notar_server::{AppState, load_secret};
 use tracing_subscriber::EnvFilter;
@@ -24,6 +24,11 @@ async fn main() -> ExitCode {
         None => serve(config).await,
         Some(Command::User(user)) => users(&config, user),
         Some(Command::IssuerCert) => issuer_cert(config).await,
+        Some(Command::Audit(AuditCommand::Verify)) => match audit_verify(&config).await {
+            Ok(true) => Ok(()),
+            Ok(false) => return ExitCode::from(1),
+            Err(e) => Err(e),
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -176,6 +181,34 @@ fn users(config: &Config, command: UserCommand) -> Result<(), Box<dyn std::error
         }
     }
     Ok(())
+}
+
+/// `notar-server audit verify`: walks the chain in pages; false when it is broken.
+async fn audit_verify(config: &Config) -> Result<bool, Box<dyn std::error::Error>> {
+    use notar_server::store::Store;
+    use std::io::Write;
+    let store = notar_server::store::sql::SqlStore::connect(&config.database).await?;
+    let mut last = (0, notar_server::audit::GENESIS.to_owned());
+    let mut out = std::io::stdout().lock();
+    loop {
+        let page = store.audit_records(last.0, 1000).await?;
+        if page.is_empty() {
+            break;
+        }
+        match notar_server::audit::verify(&page, last) {
+            Ok(next) => last = next,
+            Err(broken) => {
+                writeln!(out, "the audit trail is broken at {broken}")?;
+                return Ok(false);
+            }
+        }
+    }
+    writeln!(
+        out,
+        "{} audit records, chain intact; last hash {}",
+        last.0, last.1
+    )?;
+    Ok(true)
 }
 
 /// `notar-server issuer-cert`: prints the issuer's certificate, making its key if needed.

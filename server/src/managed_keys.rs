@@ -13,6 +13,7 @@ use notar_keys::{KdfParams, KeyRole, PrivateKey};
 use notar_tuf::{Gun, KeyId, PublicKey};
 use zeroize::Zeroizing;
 
+use crate::audit::Origin;
 use crate::error::ApiError;
 use crate::path::ManagedRole;
 use crate::store::{Store, StoredKey};
@@ -92,12 +93,13 @@ impl ManagedKeys {
         &self,
         gun: &Gun,
         role: ManagedRole,
+        origin: &Origin,
     ) -> Result<PublicKey, ApiError> {
         let keys = self.store.keys(gun, &role.role_name()).await?;
         if let Some(newest) = keys.last() {
             return Ok(self.unlock(newest).await?.public_key());
         }
-        if let Some(key) = self.generate(gun, role, true).await? {
+        if let Some(key) = self.generate(gun, role, true, origin).await? {
             return Ok(key.public_key());
         }
         // Another request made the first key between our read and our write: use theirs.
@@ -110,7 +112,12 @@ impl ManagedKeys {
 
     /// Makes a new newest key for (gun, role), at most [`ROTATIONS_PER_HOUR`] an hour (the
     /// keys are counted in the store, so the limit holds across servers sharing it).
-    pub async fn rotate(&self, gun: &Gun, role: ManagedRole) -> Result<PublicKey, ApiError> {
+    pub async fn rotate(
+        &self,
+        gun: &Gun,
+        role: ManagedRole,
+        origin: &Origin,
+    ) -> Result<PublicKey, ApiError> {
         let hour_ago = time::OffsetDateTime::now_utc() - time::Duration::hours(1);
         let recent = self
             .store
@@ -127,7 +134,7 @@ impl ManagedKeys {
             .with_header(axum::http::header::RETRY_AFTER, "3600"));
         }
         let key = self
-            .generate(gun, role, false)
+            .generate(gun, role, false, origin)
             .await?
             .ok_or_else(|| ApiError::internal("a rotated key was not stored"))?;
         Ok(key.public_key())
@@ -165,6 +172,7 @@ impl ManagedKeys {
         gun: &Gun,
         role: ManagedRole,
         only_if_none: bool,
+        origin: &Origin,
     ) -> Result<Option<Arc<PrivateKey>>, ApiError> {
         let secret = Arc::clone(&self.secret);
         let kdf = self.kdf;
@@ -190,7 +198,7 @@ impl ManagedKeys {
             encrypted,
             created: time::OffsetDateTime::now_utc(),
         };
-        if !self.store.add_key(&stored, only_if_none).await? {
+        if !self.store.add_key_as(&stored, only_if_none, origin).await? {
             return Ok(None);
         }
         tracing::info!(gun = %gun, role = ?role, key_id = %key.key_id(), "made a server-managed key");

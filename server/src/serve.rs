@@ -33,6 +33,10 @@ use tokio_rustls::rustls::{self, ServerConfig};
 
 use crate::AppState;
 
+/// The peer address of a request's connection, as a request extension.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Peer(pub std::net::SocketAddr);
+
 /// Limits on connections.
 #[derive(Clone, Debug)]
 pub struct ServeOptions {
@@ -202,7 +206,14 @@ pub async fn run(
             },
             () = &mut shutdown => break,
         };
-        let service = TowerToHyperService::new(app.clone());
+        // Handlers learn the peer address (for the audit trail) from this extension.
+        let service = TowerToHyperService::new(tower::ServiceExt::map_request(
+            app.clone(),
+            move |mut request: hyper::Request<hyper::body::Incoming>| {
+                request.extensions_mut().insert(Peer(peer));
+                request
+            },
+        ));
         let (h1, h2) = (Arc::clone(&h1), Arc::clone(&h2));
         let watcher = graceful.watcher();
         let acceptor = options.tls.as_ref().map(TlsReloader::acceptor);

@@ -13,6 +13,7 @@ use notar_tuf::{
 use time::OffsetDateTime;
 
 use crate::AppState;
+use crate::audit::Origin;
 use crate::error::ApiError;
 use crate::path::ManagedRole;
 use crate::store::NewMeta;
@@ -23,7 +24,7 @@ pub async fn apply_update(
     state: &AppState,
     gun: &Gun,
     uploads: Vec<(RoleName, Bytes)>,
-    actor: Option<&str>,
+    origin: &Origin,
 ) -> Result<(), ApiError> {
     let now = OffsetDateTime::now_utc();
     let repo = RepoState::from_stored(&state.store.current_all(gun).await?)?;
@@ -60,12 +61,12 @@ pub async fn apply_update(
     let timestamp = sign_timestamp(state, gun, root, timestamp_version, &snapshot, now).await?;
     files.push(new_meta(RoleName::timestamp(), &timestamp));
 
-    let result = state.store.commit_as(gun, &files, actor).await;
+    let result = state.store.commit_as(gun, &files, origin).await;
     state.cache.invalidate(gun);
     result?;
     tracing::info!(
         gun = %gun,
-        actor = actor.unwrap_or("-"),
+        actor = origin.actor.as_deref().unwrap_or("-"),
         roles = ?files.iter().map(|f| f.role.as_str()).collect::<Vec<_>>(),
         timestamp_version = %timestamp_version,
         "stored update"
@@ -81,6 +82,7 @@ pub async fn stage_pending(
     state: &AppState,
     gun: &Gun,
     uploads: Vec<(RoleName, Bytes)>,
+    origin: &Origin,
 ) -> Result<Vec<RoleName>, ApiError> {
     let bytes = match uploads.as_slice() {
         [(role, bytes)] if *role == RoleName::targets() => bytes.clone(),
@@ -117,7 +119,10 @@ pub async fn stage_pending(
             "these targets delegate no role that lacks metadata: upload them as an update",
         ));
     }
-    state.store.put_pending(gun, &waiting, &bytes).await?;
+    state
+        .store
+        .put_pending_as(gun, &waiting, &bytes, origin)
+        .await?;
     tracing::info!(gun = %gun, roles = ?waiting, "staged a pending delegation");
     Ok(waiting)
 }
@@ -180,7 +185,7 @@ pub async fn refresh(state: &AppState, gun: &Gun) -> Result<bool, ApiError> {
     )
     .await?;
     files.push(new_meta(RoleName::timestamp(), &ts));
-    let result = state.store.commit(gun, &files).await;
+    let result = state.store.commit_as(gun, &files, &Origin::server()).await;
     state.cache.invalidate(gun);
     match result {
         Ok(()) => {

@@ -127,3 +127,47 @@ fn config_file_is_read_and_bad_ones_refused() {
         "data_dir from the file"
     );
 }
+
+/// `notar-server audit verify` on a database the binary wrote: intact, then edited.
+#[test]
+fn audit_verify_names_the_record_that_was_edited() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (mut child, addr) = start(dir.path(), &[], "audit test secret");
+    // Each first GET of a managed key makes the key: one audit record each.
+    for gun in ["example.com/a", "example.com/b"] {
+        let response = get(&addr, &format!("/v2/{gun}/_trust/tuf/timestamp.key"));
+        assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    }
+    assert!(terminate(&mut child).success());
+    let verify = || {
+        Command::new(BIN)
+            .args(["audit", "verify"])
+            .current_dir(dir.path())
+            .stdin(Stdio::null())
+            .output()
+            .expect("runs")
+    };
+    let intact = verify();
+    let stdout = String::from_utf8_lossy(&intact.stdout);
+    assert!(intact.status.success(), "{stdout}");
+    assert!(stdout.contains("2 audit records, chain intact"), "{stdout}");
+
+    let db = dir.path().join("notar-data/notar.db");
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        sqlx::any::install_default_drivers();
+        let pool = sqlx::AnyPool::connect(&format!("sqlite://{}", db.display()))
+            .await
+            .expect("open");
+        sqlx::query("UPDATE audit_log SET gun = 'example.com/c' WHERE id = 1")
+            .execute(&pool)
+            .await
+            .expect("tamper");
+        pool.close().await;
+    });
+    let broken = verify();
+    let stdout = String::from_utf8_lossy(&broken.stdout);
+    assert_eq!(broken.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("audit record 1:"), "{stdout}");
+    assert!(stdout.contains("edited"), "{stdout}");
+}

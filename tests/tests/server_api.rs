@@ -1008,6 +1008,7 @@ async fn wrong_server_secret_stops_start_up() {
         .current_public(
             &notar_tuf::Gun::new("a/b").expect("gun"),
             notar_server::path::ManagedRole::Timestamp,
+            &notar_server::audit::Origin::default(),
         )
         .await
         .expect("key made");

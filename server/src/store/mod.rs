@@ -13,6 +13,8 @@ use bytes::Bytes;
 use notar_tuf::{Gun, RoleName, Version};
 use time::OffsetDateTime;
 
+use crate::audit::{AuditRecord, Origin};
+
 /// One stored version of one role's metadata.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StoredMeta {
@@ -136,23 +138,23 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Writes all of `files` in one transaction, or nothing. A (gun, role, version) that
     /// exists already gives [`StoreError::VersionConflict`]. Every timestamp written adds an
     /// `update` row to the change log; a delegated role written is no longer pending.
-    /// `actor` is recorded with the change.
+    /// The write is an audit record of `origin` (see [`crate::audit`]).
     async fn commit_as(
         &self,
         gun: &Gun,
         files: &[NewMeta],
-        actor: Option<&str>,
+        origin: &Origin,
     ) -> Result<(), StoreError>;
-    /// [`Store::commit_as`] with no actor.
+    /// [`Store::commit_as`] from no one in particular.
     async fn commit(&self, gun: &Gun, files: &[NewMeta]) -> Result<(), StoreError> {
-        self.commit_as(gun, files, None).await
+        self.commit_as(gun, files, &Origin::default()).await
     }
-    /// Deletes all metadata, keys and pending delegations of `gun` and logs the deletion
-    /// with `actor`. False if it had no metadata.
-    async fn delete_as(&self, gun: &Gun, actor: Option<&str>) -> Result<bool, StoreError>;
-    /// [`Store::delete_as`] with no actor.
+    /// Deletes all metadata, keys and pending delegations of `gun` and logs the deletion,
+    /// an audit record of `origin`. False if it had no metadata.
+    async fn delete_as(&self, gun: &Gun, origin: &Origin) -> Result<bool, StoreError>;
+    /// [`Store::delete_as`] from no one in particular.
     async fn delete(&self, gun: &Gun) -> Result<bool, StoreError> {
-        self.delete_as(gun, None).await
+        self.delete_as(gun, &Origin::default()).await
     }
     async fn changes(
         &self,
@@ -165,19 +167,43 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// All server-managed keys of (gun, role), oldest first.
     async fn keys(&self, gun: &Gun, role: &RoleName) -> Result<Vec<StoredKey>, StoreError>;
     /// Adds a key. With `only_if_none`, adds it only when (gun, role) has no key yet, and
-    /// returns whether it was added (two first GETs racing must agree on one key).
-    async fn add_key(&self, key: &StoredKey, only_if_none: bool) -> Result<bool, StoreError>;
+    /// returns whether it was added (two first GETs racing must agree on one key). An
+    /// added key is an audit record of `origin`.
+    async fn add_key_as(
+        &self,
+        key: &StoredKey,
+        only_if_none: bool,
+        origin: &Origin,
+    ) -> Result<bool, StoreError>;
+    /// [`Store::add_key_as`] from no one in particular.
+    async fn add_key(&self, key: &StoredKey, only_if_none: bool) -> Result<bool, StoreError> {
+        self.add_key_as(key, only_if_none, &Origin::default()).await
+    }
     /// Any one stored key, to check the server secret at start-up.
     async fn any_key(&self) -> Result<Option<StoredKey>, StoreError>;
 
     /// Keeps `targets` (the owner's next targets, already validated) as pending for each
     /// of `roles`, replacing what was pending for them.
+    async fn put_pending_as(
+        &self,
+        gun: &Gun,
+        roles: &[RoleName],
+        targets: &Bytes,
+        origin: &Origin,
+    ) -> Result<(), StoreError>;
+    /// [`Store::put_pending_as`] from no one in particular.
     async fn put_pending(
         &self,
         gun: &Gun,
         roles: &[RoleName],
         targets: &Bytes,
-    ) -> Result<(), StoreError>;
+    ) -> Result<(), StoreError> {
+        self.put_pending_as(gun, roles, targets, &Origin::default())
+            .await
+    }
+
+    /// Up to `limit` audit records with IDs above `after`, in ID order.
+    async fn audit_records(&self, after: i64, limit: u32) -> Result<Vec<AuditRecord>, StoreError>;
     /// Every pending delegation of `gun`: (waiting role, targets that delegate it).
     async fn pending(&self, gun: &Gun) -> Result<Vec<(RoleName, Bytes)>, StoreError>;
 

@@ -14,6 +14,8 @@ use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, ConnectOptions, Connection, Executor, Row};
 use time::OffsetDateTime;
 
+use crate::audit::{AuditRecord, Origin};
+
 use super::{
     Change, ChangeCategory, ChangeQuery, NewMeta, SealedIssuerKey, Store, StoreError, StoredKey,
     StoredMeta,
@@ -233,6 +235,85 @@ fn change_from_row(row: &AnyRow) -> Result<Change, StoreError> {
     })
 }
 
+impl SqlStore {
+    /// Appends the audit record of a write, and its changefeed rows, at the end of the
+    /// write's transaction. On PostgreSQL an advisory lock makes appends (and the change
+    /// IDs given out with them) one at a time across servers until the transaction ends,
+    /// so IDs become visible in order; SQLite's one writer already does.
+    async fn append_audit(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        gun: &Gun,
+        action: &str,
+        details: Vec<serde_json::Value>,
+        origin: &Origin,
+        changes: &[(i64, String, ChangeCategory)],
+    ) -> Result<(), StoreError> {
+        if self.dialect == Dialect::Postgres {
+            sqlx::query(
+                "SELECT COUNT(*) AS locked FROM pg_advisory_xact_lock(hashtextextended($1, 0))",
+            )
+            .bind("notar audit log")
+            .fetch_one(&mut **tx)
+            .await?;
+        }
+        let created = now();
+        for (version, sha256, category) in changes {
+            sqlx::query(
+                "INSERT INTO changes (created_at, gun, version, sha256, category, actor) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(created)
+            .bind(gun.as_str())
+            .bind(*version)
+            .bind(sha256.as_str())
+            .bind(category.as_str())
+            .bind(origin.actor.as_deref())
+            .execute(&mut **tx)
+            .await?;
+        }
+        let last = sqlx::query("SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1")
+            .fetch_optional(&mut **tx)
+            .await?;
+        let (prev_id, prev_hash) = match last {
+            Some(row) => (
+                row.try_get::<i64, _>("id")?,
+                row.try_get::<String, _>("hash")?,
+            ),
+            None => (0, crate::audit::GENESIS.to_owned()),
+        };
+        let mut record = AuditRecord {
+            id: prev_id + 1,
+            created,
+            action: action.to_owned(),
+            actor: origin.actor.clone(),
+            gun: gun.to_string(),
+            details: serde_json::Value::Array(details).to_string(),
+            remote: origin.remote.clone(),
+            prev_hash,
+            hash: String::new(),
+        };
+        record.hash = record.expected_hash();
+        sqlx::query(
+            "INSERT INTO audit_log \
+             (id, created_at, action, actor, gun, details, remote, prev_hash, hash) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(record.id)
+        .bind(record.created)
+        .bind(record.action.as_str())
+        .bind(record.actor.as_deref())
+        .bind(record.gun.as_str())
+        .bind(record.details.as_str())
+        .bind(record.remote.as_deref())
+        .bind(record.prev_hash.as_str())
+        .bind(record.hash.as_str())
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+}
+
 #[async_trait]
 impl Store for SqlStore {
     async fn current(&self, gun: &Gun, role: &RoleName) -> Result<Option<StoredMeta>, StoreError> {
@@ -311,7 +392,7 @@ impl Store for SqlStore {
         &self,
         gun: &Gun,
         files: &[NewMeta],
-        actor: Option<&str>,
+        origin: &Origin,
     ) -> Result<(), StoreError> {
         // Insert in one order, so two PostgreSQL transactions racing on the same rows wait
         // for each other instead of deadlocking, and the loser sees a unique violation.
@@ -320,6 +401,8 @@ impl Store for SqlStore {
         let created = now();
 
         let mut tx = self.pool.begin().await?;
+        let mut changes = Vec::new();
+        let mut written = Vec::new();
         for file in files {
             let version = to_i64(file.version.get(), "version")?;
             let sha256 = hex::encode(Sha256::digest(&file.data));
@@ -346,25 +429,30 @@ impl Store for SqlStore {
                     .await?;
             }
             if file.role == RoleName::timestamp() {
-                sqlx::query(
-                    "INSERT INTO changes (created_at, gun, version, sha256, category, actor) \
-                     VALUES ($1, $2, $3, $4, $5, $6)",
-                )
-                .bind(created)
-                .bind(gun.as_str())
-                .bind(version)
-                .bind(&sha256)
-                .bind(ChangeCategory::Update.as_str())
-                .bind(actor)
-                .execute(&mut *tx)
-                .await?;
+                changes.push((version, sha256.clone(), ChangeCategory::Update));
             }
+            written.push(serde_json::json!({
+                "role": file.role.as_str(),
+                "version": file.version.get(),
+                "sha256": sha256,
+            }));
         }
+        let action = if origin.is_server() {
+            "resign"
+        } else {
+            "update"
+        };
+        self.append_audit(&mut tx, gun, action, written, origin, &changes)
+            .await
+            .map_err(|e| match e {
+                StoreError::Database(e) => conflict_or(gun, e),
+                other => other,
+            })?;
         tx.commit().await.map_err(|e| conflict_or(gun, e))?;
         Ok(())
     }
 
-    async fn delete_as(&self, gun: &Gun, actor: Option<&str>) -> Result<bool, StoreError> {
+    async fn delete_as(&self, gun: &Gun, origin: &Origin) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
         let files = sqlx::query("DELETE FROM tuf_files WHERE gun = $1")
             .bind(gun.as_str())
@@ -380,16 +468,9 @@ impl Store for SqlStore {
             .execute(&mut *tx)
             .await?;
         if files > 0 {
-            sqlx::query(
-                "INSERT INTO changes (created_at, gun, version, sha256, category, actor) \
-                 VALUES ($1, $2, 0, '', $3, $4)",
-            )
-            .bind(now())
-            .bind(gun.as_str())
-            .bind(ChangeCategory::Deletion.as_str())
-            .bind(actor)
-            .execute(&mut *tx)
-            .await?;
+            let deletion = [(0, String::new(), ChangeCategory::Deletion)];
+            self.append_audit(&mut tx, gun, "delete", Vec::new(), origin, &deletion)
+                .await?;
         }
         tx.commit().await?;
         Ok(files > 0)
@@ -459,11 +540,12 @@ impl Store for SqlStore {
             .collect()
     }
 
-    async fn put_pending(
+    async fn put_pending_as(
         &self,
         gun: &Gun,
         roles: &[RoleName],
         targets: &Bytes,
+        origin: &Origin,
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         for role in roles {
@@ -479,6 +561,13 @@ impl Store for SqlStore {
             .execute(&mut *tx)
             .await?;
         }
+        let sha256 = hex::encode(Sha256::digest(targets));
+        let staged = roles
+            .iter()
+            .map(|r| serde_json::json!({ "role": r.as_str(), "targets_sha256": sha256 }))
+            .collect();
+        self.append_audit(&mut tx, gun, "stage", staged, origin, &[])
+            .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -510,43 +599,39 @@ impl Store for SqlStore {
             .collect()
     }
 
-    async fn add_key(&self, key: &StoredKey, only_if_none: bool) -> Result<bool, StoreError> {
+    async fn add_key_as(
+        &self,
+        key: &StoredKey,
+        only_if_none: bool,
+        origin: &Origin,
+    ) -> Result<bool, StoreError> {
         let created = key.created.unix_timestamp();
-        if !only_if_none {
+        let mut tx = self.pool.begin().await?;
+        let added = if only_if_none {
+            if self.dialect == Dialect::Postgres {
+                // Under READ COMMITTED two racing inserts would both see no key; serialise
+                // them per (gun, role). SQLite has one writer at a time and needs no lock.
+                // The function sits in FROM, and the query returns a count, because `Any`
+                // cannot decode PostgreSQL's `void`.
+                sqlx::query(
+                    "SELECT COUNT(*) AS locked FROM pg_advisory_xact_lock(hashtextextended($1, 0))",
+                )
+                .bind(format!("notar server_keys {} {}", key.gun, key.role))
+                .fetch_one(&mut *tx)
+                .await?;
+            }
+            sqlx::query(
+                "INSERT INTO server_keys (gun, role, key_id, encrypted, created_at) \
+                 SELECT $1, $2, $3, $4, $5 \
+                 WHERE NOT EXISTS (SELECT 1 FROM server_keys WHERE gun = $1 AND role = $2)",
+            )
+        } else {
             // The same key ID again is the same key: nothing to add.
-            let added = sqlx::query(
+            sqlx::query(
                 "INSERT INTO server_keys (gun, role, key_id, encrypted, created_at) \
                  VALUES ($1, $2, $3, $4, $5) ON CONFLICT (gun, role, key_id) DO NOTHING",
             )
-            .bind(key.gun.as_str())
-            .bind(key.role.as_str())
-            .bind(key.key_id.as_str())
-            .bind(&key.encrypted[..])
-            .bind(created)
-            .execute(&self.pool)
-            .await?
-            .rows_affected();
-            return Ok(added == 1);
         }
-
-        let mut tx = self.pool.begin().await?;
-        if self.dialect == Dialect::Postgres {
-            // Under READ COMMITTED two racing inserts would both see no key; serialise them
-            // per (gun, role). SQLite has one writer at a time and needs no lock. The
-            // function sits in FROM, and the query returns a count, because `Any` cannot
-            // decode PostgreSQL's `void`.
-            sqlx::query(
-                "SELECT COUNT(*) AS locked FROM pg_advisory_xact_lock(hashtextextended($1, 0))",
-            )
-            .bind(format!("notar server_keys {} {}", key.gun, key.role))
-            .fetch_one(&mut *tx)
-            .await?;
-        }
-        let added = sqlx::query(
-            "INSERT INTO server_keys (gun, role, key_id, encrypted, created_at) \
-             SELECT $1, $2, $3, $4, $5 \
-             WHERE NOT EXISTS (SELECT 1 FROM server_keys WHERE gun = $1 AND role = $2)",
-        )
         .bind(key.gun.as_str())
         .bind(key.role.as_str())
         .bind(key.key_id.as_str())
@@ -554,9 +639,15 @@ impl Store for SqlStore {
         .bind(created)
         .execute(&mut *tx)
         .await?
-        .rows_affected();
+        .rows_affected()
+            == 1;
+        if added {
+            let made = vec![serde_json::json!({ "role": key.role.as_str(), "key_id": key.key_id })];
+            self.append_audit(&mut tx, &key.gun, "key", made, origin, &[])
+                .await?;
+        }
         tx.commit().await?;
-        Ok(added == 1)
+        Ok(added)
     }
 
     async fn any_key(&self) -> Result<Option<StoredKey>, StoreError> {
@@ -567,6 +658,32 @@ impl Store for SqlStore {
             .as_ref()
             .map(key_from_row)
             .transpose()
+    }
+
+    async fn audit_records(&self, after: i64, limit: u32) -> Result<Vec<AuditRecord>, StoreError> {
+        sqlx::query(
+            "SELECT id, created_at, action, actor, gun, details, remote, prev_hash, hash \
+             FROM audit_log WHERE id > $1 ORDER BY id LIMIT $2",
+        )
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(AuditRecord {
+                id: row.try_get("id")?,
+                created: row.try_get("created_at")?,
+                action: row.try_get("action")?,
+                actor: row.try_get("actor")?,
+                gun: row.try_get("gun")?,
+                details: row.try_get("details")?,
+                remote: row.try_get("remote")?,
+                prev_hash: row.try_get("prev_hash")?,
+                hash: row.try_get("hash")?,
+            })
+        })
+        .collect()
     }
 
     async fn issuer_key(&self) -> Result<Option<SealedIssuerKey>, StoreError> {
