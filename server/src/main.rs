@@ -47,7 +47,7 @@ async fn serve(config: Config) -> Result<(), Box<dyn std::error::Error>> {
             config.data_dir.display()
         )
     })?;
-    let secret = load_secret(&config.data_dir, std::env::var("NOTAR_SERVER_SECRET").ok())?;
+    let secret = open_secret(&config).await?;
     let listen = config.listen;
     let tls = match &config.tls {
         Some((cert, key)) => Some(TlsReloader::load(cert, key)?),
@@ -112,6 +112,34 @@ async fn serve(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     serve::run(listener, state, shutdown, options).await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The server secret, from `NOTAR_SERVER_SECRET` or the secret file. A missing file is
+/// made only for a database that holds no keys yet: when keys are there, the secret they
+/// were sealed under was lost, and writing a new one would only hide that.
+async fn open_secret(
+    config: &Config,
+) -> Result<zeroize::Zeroizing<String>, Box<dyn std::error::Error>> {
+    use notar_server::store::Store;
+    let from_env = std::env::var("NOTAR_SERVER_SECRET")
+        .ok()
+        .filter(|s| !s.is_empty());
+    let file = config.data_dir.join("server.secret");
+    if from_env.is_none() && !file.exists() {
+        let store = notar_server::store::sql::SqlStore::connect(&config.database).await?;
+        let sealed = store.any_key().await?.is_some() || store.issuer_key().await?.is_some();
+        store.close().await;
+        if sealed {
+            return Err(format!(
+                "the server secret {} is missing, and the database holds keys sealed under it: \
+                 restore that file from the backup you keep beside the database (or set \
+                 NOTAR_SERVER_SECRET to the secret); no new secret was written",
+                file.display()
+            )
+            .into());
+        }
+    }
+    Ok(load_secret(&config.data_dir, from_env)?)
 }
 
 /// `notar-server user …`: edits the accounts file.
@@ -215,7 +243,7 @@ async fn audit_verify(config: &Config) -> Result<bool, Box<dyn std::error::Error
 async fn issuer_cert(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     use std::io::Write;
     notar_server::secure_data_dir(&config)?;
-    let secret = load_secret(&config.data_dir, std::env::var("NOTAR_SERVER_SECRET").ok())?;
+    let secret = open_secret(&config).await?;
     let store = notar_server::store::sql::SqlStore::connect(&config.database).await?;
     let settings = config
         .auth

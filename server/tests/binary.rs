@@ -171,3 +171,51 @@ fn audit_verify_names_the_record_that_was_edited() {
     assert!(stdout.contains("audit record 1:"), "{stdout}");
     assert!(stdout.contains("edited"), "{stdout}");
 }
+
+/// A lost secret file is one clear refusal, and no new secret is written over it.
+#[test]
+fn a_lost_secret_is_refused_and_not_replaced() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let run = |env_secret: bool| {
+        let mut command = Command::new(BIN);
+        command
+            .args(["--listen", "127.0.0.1:0"])
+            .current_dir(dir.path())
+            .env("NOTAR_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        if !env_secret {
+            command.env_remove("NOTAR_SERVER_SECRET");
+        }
+        command
+    };
+    // First start makes server.secret; a GET of a managed key seals a key under it.
+    let mut first = run(false).spawn().expect("starts");
+    let stderr = first.stderr.take().expect("stderr");
+    // The log is read to its end on a thread, so the server never writes to a closed pipe.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)).map_while(Result::ok) {
+            if line.contains("notar-server ready")
+                && let Some(rest) = line.split("listen=").nth(1)
+            {
+                let _ = tx.send(rest.split_whitespace().next().unwrap_or("").to_owned());
+            }
+        }
+    });
+    let addr = rx.recv_timeout(Duration::from_secs(30)).expect("ready");
+    let response = get(&addr, "/v2/example.com/a/_trust/tuf/timestamp.key");
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(terminate(&mut first).success());
+    let secret = dir.path().join("notar-data/server.secret");
+    std::fs::remove_file(&secret).expect("secret removed");
+
+    let refused = run(false).output().expect("runs");
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("server secret"), "{stderr}");
+    assert!(stderr.contains("is missing"), "{stderr}");
+    assert!(stderr.contains("restore"), "{stderr}");
+    assert!(!secret.exists(), "a new secret was written over the loss");
+}

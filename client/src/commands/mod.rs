@@ -123,8 +123,9 @@ pub async fn publish_targets(
     lifetime: time::Duration,
     edit: impl Fn(&mut Targets) -> Result<(), Error>,
 ) -> Result<Version, Error> {
-    let mut retried = false;
+    let mut attempt = 0;
     loop {
+        attempt += 1;
         let (version, signed) = next_targets(ctx, repo, key, lifetime, &edit)?;
         let upload = ctx
             .server
@@ -147,17 +148,30 @@ pub async fn publish_targets(
                 }
                 return Ok(version);
             }
-            Err(e) if e.is_conflict() && !retried => {
+            Err(e) if e.is_conflict() && attempt < MAX_PUBLISH_ATTEMPTS => {
                 eprintln!(
                     "notar: another update of {} was stored first; refreshing and trying again",
                     repo.gun
                 );
-                retried = true;
+                conflict_pause(attempt).await;
                 repo.refresh().await?;
             }
             Err(e) => return Err(e),
         }
     }
+}
+
+/// Tries at publishing one change while other writers keep winning the race (`VERSION`):
+/// parallel CI jobs signing their own tags into one repository all get through.
+pub(crate) const MAX_PUBLISH_ATTEMPTS: u32 = 12;
+
+/// A short random pause after the `attempt`th lost race, growing with each, so that
+/// writers that lost together do not collide again in step.
+pub(crate) async fn conflict_pause(attempt: u32) {
+    use rand_core::RngCore;
+    let spread = u64::from(rand_core::OsRng.next_u32() % 40);
+    let millis = u64::from(attempt.min(8)) * (20 + spread);
+    tokio::time::sleep(std::time::Duration::from_millis(millis)).await;
 }
 
 /// Asks `question` on the terminal before a change that cannot be undone; `action` names
