@@ -2,7 +2,7 @@
 //! sharing one PostgreSQL: every `trust sign` that loses the race refreshes, re-applies its
 //! tag and tries again, so all of them land.
 
-#![expect(clippy::expect_used, reason = "a failed setup step fails the test")]
+#![allow(clippy::expect_used, reason = "a failed setup step fails the test")]
 
 use std::time::Duration;
 
