@@ -27,11 +27,19 @@ const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 /// Current metadata changes: cache briefly, then ask again.
 const CURRENT: &str = "public, max-age=10, must-revalidate";
 
-/// The router: health, and everything under `/v2/`.
+/// The router: health, metrics (unless they have a listener of their own), the token
+/// endpoint, and everything under `/v2/`.
 pub fn app(state: AppState) -> Router {
     let limit = state.config.limits.max_request_bytes;
-    Router::new()
+    let router = if state.config.metrics_listen.is_some() {
+        Router::new()
+    } else {
+        Router::new().route("/metrics", get(metrics))
+    };
+    router
         .route("/_notary_server/health", get(health))
+        .route("/livez", get(live))
+        .route("/readyz", get(health))
         .route("/auth/token", get(token))
         .route("/v2/", any(v2))
         .route("/v2/{*rest}", any(v2))
@@ -42,6 +50,38 @@ pub fn app(state: AppState) -> Router {
         ))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// The router of a metrics-only listener (`--metrics-listen`).
+pub fn metrics_app(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .with_state(state)
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    let now = time::OffsetDateTime::now_utc();
+    let horizons = match state.store.expiry_horizon().await {
+        Ok((server, client)) => (
+            server.map(|t| (t - now).whole_seconds()),
+            client.map(|t| (t - now).whole_seconds()),
+        ),
+        Err(e) => return ApiError::new(ErrorKind::Unavailable, e.to_string()).into_response(),
+    };
+    let text = state.metrics.render(state.store.pool_use(), horizons);
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+        )],
+        text,
+    )
+        .into_response()
+}
+
+/// Liveness: the process answers. Readiness (`/readyz`, the health check) asks the store.
+async fn live() -> Response {
+    axum::Json(json!({ "live": true })).into_response()
 }
 
 async fn health(State(state): State<AppState>) -> Response {
@@ -74,9 +114,33 @@ async fn token(State(state): State<AppState>, request: Request) -> Response {
 }
 
 async fn v2(State(state): State<AppState>, request: Request) -> Response {
-    match dispatch(&state, request).await {
+    let started = std::time::Instant::now();
+    let operation = operation(request.uri().path(), request.method());
+    let response = match dispatch(&state, request).await {
         Ok(response) => response,
         Err(e) => e.into_response(),
+    };
+    state
+        .metrics
+        .request(operation, response.status().as_u16(), started.elapsed());
+    response
+}
+
+/// The metrics label of a request.
+fn operation(path: &str, method: &Method) -> &'static str {
+    let read = *method == Method::GET || *method == Method::HEAD;
+    match path::parse(path) {
+        Ok(Route::Ping) => "ping",
+        Ok(Route::Metadata(..)) if read => "get_metadata",
+        Ok(Route::Repository(_)) if *method == Method::POST => "update",
+        Ok(Route::Repository(_)) if *method == Method::DELETE => "delete",
+        Ok(Route::Key(..)) if read => "get_key",
+        Ok(Route::Key(..)) if *method == Method::POST => "rotate_key",
+        Ok(Route::Pending(_)) if read => "get_pending",
+        Ok(Route::Pending(_)) => "stage_pending",
+        Ok(Route::Changefeed(_)) => "changefeed",
+        Ok(_) => "other",
+        Err(_) => "unknown_path",
     }
 }
 
@@ -107,7 +171,11 @@ async fn dispatch(state: &AppState, request: Request) -> Result<Response, ApiErr
         }
         (Route::Repository(gun), Method::POST) => {
             let (uploads, _permit) = read_upload(state, request).await?;
-            update::apply_update(state, &gun, uploads, &origin).await?;
+            let applied = update::apply_update(state, &gun, uploads, &origin).await;
+            state
+                .metrics
+                .upload(applied.as_ref().err().map(|e| e.kind.code()));
+            applied?;
             Ok(axum::Json(json!({})).into_response())
         }
         (Route::Repository(gun), Method::DELETE) => {
@@ -235,7 +303,9 @@ async fn current(
     gun: &Gun,
     role: &RoleName,
 ) -> Result<Option<crate::cache::Entry>, ApiError> {
-    let entry = match state.cache.get(gun, role) {
+    let cached = state.cache.get(gun, role);
+    state.metrics.cache_lookup(cached.is_some());
+    let entry = match cached {
         Some(entry) => entry,
         None => {
             let seen = state.cache.generation();

@@ -91,6 +91,10 @@ pub struct Args {
     #[arg(long, env = "NOTAR_CACHE_TTL_MS")]
     pub cache_ttl_ms: Option<u64>,
 
+    /// Serve /metrics on this address only (default: on the main listener).
+    #[arg(long, env = "NOTAR_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+
     /// Authentication: `token` (Docker distribution bearer tokens, with Notary's scopes)
     /// or `none`. Default: `token` with --issuer, otherwise `none`, which only loopback
     /// allows unless asked for by name.
@@ -250,6 +254,7 @@ struct FileConfig {
     snapshot_lifetime: Option<u64>,
     refresh_interval: Option<u64>,
     cache_ttl_ms: Option<u64>,
+    metrics_listen: Option<SocketAddr>,
     auth: Option<AuthFile>,
     issuer: Option<IssuerFile>,
 }
@@ -279,6 +284,8 @@ pub struct Config {
     pub auth_none_chosen: bool,
     /// The issuer's accounts file, whether or not the issuer serves (`user` commands).
     pub accounts_file: PathBuf,
+    /// A listener of its own for /metrics.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// Size limits on uploads.
@@ -359,6 +366,7 @@ impl Config {
             auth: None,
             auth_none_chosen: false,
             accounts_file: data_dir.join("accounts.toml"),
+            metrics_listen: None,
         }
     }
 
@@ -563,6 +571,7 @@ impl Config {
             auth,
             auth_none_chosen,
             accounts_file,
+            metrics_listen: args.metrics_listen.or(file.metrics_listen),
         })
     }
 }

@@ -20,6 +20,7 @@ pub mod config;
 pub mod error;
 pub mod issuer;
 pub mod managed_keys;
+pub mod metrics;
 pub mod path;
 pub mod serve;
 pub mod store;
@@ -56,6 +57,7 @@ pub struct Inner {
     pub auth: Option<auth::TokenVerifier>,
     /// The built-in token issuer, when it serves.
     pub issuer: Option<issuer::Issuer>,
+    pub metrics: metrics::Metrics,
 }
 
 impl std::ops::Deref for AppState {
@@ -126,6 +128,7 @@ impl AppState {
             config,
             auth,
             issuer,
+            metrics: metrics::Metrics::default(),
         })))
     }
 }

@@ -103,6 +103,18 @@ async fn serve(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     if let Some(tls) = tls {
         tokio::spawn(reload_on_sighup(tls));
     }
+    if let Some(metrics) = config.metrics_listen {
+        let listener = tokio::net::TcpListener::bind(metrics)
+            .await
+            .map_err(|e| format!("listening for metrics on {metrics}: {e}"))?;
+        tracing::info!(metrics = %listener.local_addr()?, "serving /metrics");
+        let app = notar_server::api::metrics_app(state.clone());
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                tracing::error!(error = %e, "the metrics listener stopped");
+            }
+        });
+    }
     let shutdown = shutdown_signal();
     tracing::info!(
         listen = %listener.local_addr()?,

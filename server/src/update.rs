@@ -250,6 +250,7 @@ async fn sign_snapshot(
             .meta
             .insert(format!("{name}.json"), MetaFile::new(*v, Some(bytes)));
     }
+    state.metrics.signed("snapshot");
     Signed::sign(snapshot, &[key.as_ref()])
         .map_err(|e| ApiError::internal(format!("signing snapshot: {e}")))
 }
@@ -268,6 +269,7 @@ async fn sign_timestamp(
         notar_tuf::Expiry::after(now, state.config.lifetimes.timestamp),
         MetaFile::new(snapshot.untrusted().version, Some(snapshot.as_bytes())),
     );
+    state.metrics.signed("timestamp");
     Signed::sign(timestamp, &[key.as_ref()])
         .map_err(|e| ApiError::internal(format!("signing timestamp: {e}")))
 }

@@ -213,6 +213,15 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// its key first (the caller then uses that one).
     async fn add_issuer_key(&self, key: &SealedIssuerKey) -> Result<bool, StoreError>;
 
+    /// The earliest expiry among the current timestamps and snapshots (what the server
+    /// re-signs), and among the current roots, targets and delegations (what publishers
+    /// must renew); `None` where there is no such role.
+    async fn expiry_horizon(
+        &self,
+    ) -> Result<(Option<OffsetDateTime>, Option<OffsetDateTime>), StoreError>;
+    /// Database connections (open, idle).
+    fn pool_use(&self) -> (u32, u32);
+
     /// A cheap query proving the database answers.
     async fn health(&self) -> Result<(), StoreError>;
 }

@@ -686,6 +686,38 @@ impl Store for SqlStore {
         .collect()
     }
 
+    async fn expiry_horizon(
+        &self,
+    ) -> Result<(Option<OffsetDateTime>, Option<OffsetDateTime>), StoreError> {
+        // The current version of every (gun, role), then the earliest expiry per role name.
+        let rows = sqlx::query(
+            "SELECT t.role AS role, MIN(t.expires_at) AS earliest FROM tuf_files t \
+             JOIN (SELECT gun, role, MAX(version) AS newest FROM tuf_files GROUP BY gun, role) c \
+               ON t.gun = c.gun AND t.role = c.role AND t.version = c.newest \
+             GROUP BY t.role",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let (mut server, mut client): (Option<i64>, Option<i64>) = (None, None);
+        for row in &rows {
+            let role: String = row.try_get("role")?;
+            let earliest: i64 = row.try_get("earliest")?;
+            let slot = if role == "timestamp" || role == "snapshot" {
+                &mut server
+            } else {
+                &mut client
+            };
+            *slot = Some(slot.map_or(earliest, |e| e.min(earliest)));
+        }
+        let at = |secs: Option<i64>| secs.map(|s| time_from(s, "expires_at")).transpose();
+        Ok((at(server)?, at(client)?))
+    }
+
+    fn pool_use(&self) -> (u32, u32) {
+        let idle = u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX);
+        (self.pool.size(), idle)
+    }
+
     async fn issuer_key(&self) -> Result<Option<SealedIssuerKey>, StoreError> {
         let row = sqlx::query("SELECT sealed, certificate FROM issuer_key WHERE id = 1")
             .fetch_optional(&self.pool)
