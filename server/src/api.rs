@@ -508,7 +508,22 @@ pub async fn freshness_loop(state: AppState, mut stop: tokio::sync::watch::Recei
                 continue;
             }
         };
+        // Every server sharing the database sees the same list; a short claim leaves each
+        // repository to one of them. Should that one die, another takes over when the
+        // claim runs out, long before the timestamp does (the claim is a small part of the
+        // margin).
+        let quarter: time::Duration = margin / 4;
+        let claim = quarter.clamp(time::Duration::seconds(1), time::Duration::minutes(5));
+        let until = time::OffsetDateTime::now_utc() + claim;
         for gun in guns {
+            match state.store.claim_refresh(&gun, until).await {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(e) => {
+                    tracing::warn!(gun = %gun, error = %e, "freshness: claiming a repository");
+                    continue;
+                }
+            }
             if let Err(e) = update::refresh(&state, &gun).await {
                 tracing::warn!(gun = %gun, error = %e, "freshness: re-signing failed");
             }

@@ -164,6 +164,10 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// GUNs whose newest timestamp expires before `before` (the freshness task's work list).
     async fn expiring(&self, before: OffsetDateTime) -> Result<Vec<Gun>, StoreError>;
 
+    /// Claims the re-signing of `gun` until `until`, unless another server holds an
+    /// unexpired claim; true when this caller got it.
+    async fn claim_refresh(&self, gun: &Gun, until: OffsetDateTime) -> Result<bool, StoreError>;
+
     /// All server-managed keys of (gun, role), oldest first.
     async fn keys(&self, gun: &Gun, role: &RoleName) -> Result<Vec<StoredKey>, StoreError>;
     /// Adds a key. With `only_if_none`, adds it only when (gun, role) has no key yet, and

@@ -713,6 +713,23 @@ impl Store for SqlStore {
         Ok((at(server)?, at(client)?))
     }
 
+    async fn claim_refresh(&self, gun: &Gun, until: OffsetDateTime) -> Result<bool, StoreError> {
+        // One statement: the row is taken only when it is missing or its claim ran out,
+        // and the database decides which of several servers that is.
+        let claimed = sqlx::query(
+            "INSERT INTO refresh_claims (gun, claimed_until) VALUES ($1, $2) \
+             ON CONFLICT (gun) DO UPDATE SET claimed_until = excluded.claimed_until \
+             WHERE refresh_claims.claimed_until < $3",
+        )
+        .bind(gun.as_str())
+        .bind(until.unix_timestamp())
+        .bind(now())
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(claimed == 1)
+    }
+
     fn pool_use(&self) -> (u32, u32) {
         let idle = u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX);
         (self.pool.size(), idle)
