@@ -156,6 +156,18 @@ pub enum Command {
     /// reordered (exit 1)
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Write a consistent copy of the SQLite database while the server runs (PostgreSQL:
+    /// use pg_dump). The server secret is not in it: keep that too
+    Backup {
+        /// The file to write (must not exist)
+        file: PathBuf,
+    },
+    /// Put a backup in place of the SQLite database; stop the server first. The secret it
+    /// was made under must come back too
+    Restore {
+        /// A file written by `notar-server backup`
+        file: PathBuf,
+    },
     /// Print the token issuer's certificate (PEM), for the root certificate bundles of
     /// registries and other trust servers; makes the issuer key if there is none yet.
     IssuerCert,
@@ -586,7 +598,12 @@ pub fn sqlite_path(url: &str) -> Option<PathBuf> {
     (!path.is_empty() && path != ":memory:").then(|| PathBuf::from(path))
 }
 
+/// The SQLite URL of the database file `path`.
+pub fn sqlite_url_of(path: &Path) -> String {
+    format!("sqlite://{}?mode=rwc", path.display())
+}
+
 /// The SQLite URL of the default database in `data_dir`.
 pub fn sqlite_url(data_dir: &Path) -> String {
-    format!("sqlite://{}?mode=rwc", data_dir.join("notar.db").display())
+    sqlite_url_of(&data_dir.join("notar.db"))
 }

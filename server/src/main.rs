@@ -24,6 +24,8 @@ async fn main() -> ExitCode {
         None => serve(config).await,
         Some(Command::User(user)) => users(&config, user),
         Some(Command::IssuerCert) => issuer_cert(config).await,
+        Some(Command::Backup { file }) => backup(&config, &file).await,
+        Some(Command::Restore { file }) => restore(&config, &file).await,
         Some(Command::Audit(AuditCommand::Verify)) => match audit_verify(&config).await {
             Ok(true) => Ok(()),
             Ok(false) => return ExitCode::from(1),
@@ -249,6 +251,88 @@ async fn audit_verify(config: &Config) -> Result<bool, Box<dyn std::error::Error
         last.0, last.1
     )?;
     Ok(true)
+}
+
+/// What every backup and restore says: the secret lives apart from the database.
+const SECRET_REMINDER: &str = "the server secret (server.secret in the data directory, or \
+NOTAR_SERVER_SECRET) is not in the backup: keep it too, apart from the backup, or the keys in \
+the backup cannot be opened";
+
+/// `notar-server backup FILE`.
+async fn backup(config: &Config, file: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
+    use std::io::Write;
+    if file.exists() {
+        return Err(format!("{} exists; give a new file", file.display()).into());
+    }
+    let store = notar_server::store::sql::SqlStore::connect(&config.database).await?;
+    store.backup_to(file).await?;
+    store.close().await;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o600))?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "Wrote {}", file.display())?;
+    writeln!(out, "Note: {SECRET_REMINDER}")?;
+    Ok(())
+}
+
+/// `notar-server restore FILE`: checks the backup (it opens, its audit chain holds), then
+/// moves a copy into place of the database, dropping the old write-ahead log.
+async fn restore(
+    config: &Config,
+    file: &std::path::Path,
+) -> Result<(), Box<dyn std::error::Error>> {
+    use notar_server::store::Store;
+    use std::io::Write;
+    let db = notar_server::config::sqlite_path(&config.database)
+        .ok_or("restore puts back SQLite databases; restore PostgreSQL with pg_restore or psql")?;
+    notar_server::secure_data_dir(config)?;
+    let staged = db.with_extension("db.restoring");
+    std::fs::copy(file, &staged).map_err(|e| format!("copying {}: {e}", file.display()))?;
+    let checked = async {
+        let store = notar_server::store::sql::SqlStore::connect(
+            &notar_server::config::sqlite_url_of(&staged),
+        )
+        .await?;
+        let mut last = (0, notar_server::audit::GENESIS.to_owned());
+        loop {
+            let page = store.audit_records(last.0, 1000).await?;
+            if page.is_empty() {
+                break;
+            }
+            last = notar_server::audit::verify(&page, last)?;
+        }
+        store.close().await;
+        Ok::<i64, Box<dyn std::error::Error>>(last.0)
+    }
+    .await;
+    let records = match checked {
+        Ok(records) => records,
+        Err(e) => {
+            let _ = std::fs::remove_file(&staged);
+            return Err(format!("{} is not a sound notar backup: {e}", file.display()).into());
+        }
+    };
+    for suffix in ["-wal", "-shm"] {
+        for base in [&staged, &db] {
+            let mut name = base.clone().into_os_string();
+            name.push(suffix);
+            match std::fs::remove_file(&name) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+                _ => {}
+            }
+        }
+    }
+    std::fs::rename(&staged, &db)?;
+    notar_server::secure_data_dir(config)?;
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "Restored {} from {} ({records} audit records, chain intact)",
+        db.display(),
+        file.display()
+    )?;
+    writeln!(out, "Note: {SECRET_REMINDER}")?;
+    Ok(())
 }
 
 /// `notar-server issuer-cert`: prints the issuer's certificate, making its key if needed.

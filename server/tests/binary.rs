@@ -219,3 +219,68 @@ fn a_lost_secret_is_refused_and_not_replaced() {
     assert!(stderr.contains("restore"), "{stderr}");
     assert!(!secret.exists(), "a new secret was written over the loss");
 }
+
+/// A backup taken while the server runs, restored after later writes, brings back exactly
+/// what it held; both commands say the secret must be kept apart.
+#[test]
+fn backup_while_serving_and_restore_bring_back_the_same_state() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let secret = "backup test secret";
+    let run = |args: &[&str]| {
+        Command::new(BIN)
+            .args(args)
+            .current_dir(dir.path())
+            .env("NOTAR_SERVER_SECRET", secret)
+            .stdin(Stdio::null())
+            .output()
+            .expect("runs")
+    };
+    let (mut child, addr) = start(dir.path(), &["--listen", "127.0.0.1:0"], secret);
+    let key_a = get(&addr, "/v2/example.com/a/_trust/tuf/timestamp.key");
+    assert!(key_a.starts_with("HTTP/1.1 200"), "{key_a}");
+    let backup = dir.path().join("backup.db");
+    let made = run(&["backup", backup.to_str().expect("utf-8")]);
+    let said = String::from_utf8_lossy(&made.stdout);
+    assert!(
+        made.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    assert!(said.contains("server secret"), "{said}");
+    // A second backup to the same file is refused.
+    assert!(
+        !run(&["backup", backup.to_str().expect("utf-8")])
+            .status
+            .success()
+    );
+    // A write after the backup.
+    let key_b = get(&addr, "/v2/example.com/b/_trust/tuf/timestamp.key");
+    assert!(key_b.starts_with("HTTP/1.1 200"), "{key_b}");
+    assert!(terminate(&mut child).success());
+
+    // Garbage is refused and changes nothing.
+    let junk = dir.path().join("junk.db");
+    std::fs::write(&junk, b"not a database").expect("junk");
+    let refused = run(&["restore", junk.to_str().expect("utf-8")]);
+    assert!(!refused.status.success());
+    let restored = run(&["restore", backup.to_str().expect("utf-8")]);
+    let said = String::from_utf8_lossy(&restored.stdout);
+    assert!(
+        restored.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&restored.stderr)
+    );
+    assert!(said.contains("1 audit records, chain intact"), "{said}");
+
+    let (mut child, addr) = start(dir.path(), &["--listen", "127.0.0.1:0"], secret);
+    let body = |r: &str| r.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned();
+    let again_a = get(&addr, "/v2/example.com/a/_trust/tuf/timestamp.key");
+    assert_eq!(body(&again_a), body(&key_a), "the backed-up key is back");
+    let again_b = get(&addr, "/v2/example.com/b/_trust/tuf/timestamp.key");
+    assert_ne!(
+        body(&again_b),
+        body(&key_b),
+        "the later key is not in the backup"
+    );
+    assert!(terminate(&mut child).success());
+}

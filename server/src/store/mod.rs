@@ -114,6 +114,8 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("stored row is corrupt: {0}")]
     Corrupt(String),
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 /// The server's storage.

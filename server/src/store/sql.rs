@@ -117,6 +117,24 @@ impl SqlStore {
         Ok(SqlStore { pool, dialect })
     }
 
+    /// Writes a consistent copy of a SQLite database to `path` while it serves (`VACUUM
+    /// INTO`). PostgreSQL is backed up with its own tools (`pg_dump`).
+    pub async fn backup_to(&self, path: &std::path::Path) -> Result<(), StoreError> {
+        if self.dialect != Dialect::Sqlite {
+            return Err(StoreError::Unsupported(
+                "back PostgreSQL up with pg_dump (see the README); this copies SQLite only".into(),
+            ));
+        }
+        let target = path
+            .to_str()
+            .ok_or_else(|| StoreError::Unsupported("the backup path is not UTF-8".into()))?;
+        sqlx::query("VACUUM INTO $1")
+            .bind(target)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     /// Closes every connection of the pool, waiting for those in use to be returned.
     pub async fn close(&self) {
         self.pool.close().await;
