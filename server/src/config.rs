@@ -168,6 +168,13 @@ pub enum Command {
         /// A file written by `notar-server backup`
         file: PathBuf,
     },
+    /// Verify every repository's trust data as a client would, and list the roles that
+    /// expire soon (exit 1 when a repository does not verify)
+    Check {
+        /// List roles expiring within this many days
+        #[arg(long, default_value_t = 30)]
+        within_days: u32,
+    },
     /// Print the token issuer's certificate (PEM), for the root certificate bundles of
     /// registries and other trust servers; makes the issuer key if there is none yet.
     IssuerCert,

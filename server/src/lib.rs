@@ -16,6 +16,7 @@ pub mod api;
 pub mod audit;
 pub mod auth;
 pub mod cache;
+pub mod check;
 pub mod config;
 pub mod error;
 pub mod issuer;

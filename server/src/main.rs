@@ -25,6 +25,11 @@ async fn main() -> ExitCode {
         Some(Command::User(user)) => users(&config, user),
         Some(Command::IssuerCert) => issuer_cert(config).await,
         Some(Command::Backup { file }) => backup(&config, &file).await,
+        Some(Command::Check { within_days }) => match check(&config, within_days).await {
+            Ok(true) => Ok(()),
+            Ok(false) => return ExitCode::from(1),
+            Err(e) => Err(e),
+        },
         Some(Command::Restore { file }) => restore(&config, &file).await,
         Some(Command::Audit(AuditCommand::Verify)) => match audit_verify(&config).await {
             Ok(true) => Ok(()),
@@ -253,6 +258,40 @@ async fn audit_verify(config: &Config) -> Result<bool, Box<dyn std::error::Error
     Ok(true)
 }
 
+/// `notar-server check`: false when some repository does not verify.
+async fn check(config: &Config, within_days: u32) -> Result<bool, Box<dyn std::error::Error>> {
+    use std::io::Write;
+    notar_server::secure_data_dir(config)?;
+    let store: std::sync::Arc<dyn notar_server::store::Store> =
+        std::sync::Arc::new(notar_server::store::sql::SqlStore::connect(&config.database).await?);
+    let now = time::OffsetDateTime::now_utc();
+    let horizon = now + time::Duration::days(i64::from(within_days));
+    let guns = store.guns().await?;
+    let mut out = std::io::stdout().lock();
+    let mut broken = 0;
+    for gun in &guns {
+        let report =
+            notar_server::check::check_repository(std::sync::Arc::clone(&store), gun, now, horizon)
+                .await?;
+        if let Some(problem) = &report.problem {
+            broken += 1;
+            writeln!(out, "{gun}: does not verify: {problem}")?;
+        }
+        for (role, at) in &report.expiring {
+            let at = at
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default();
+            writeln!(out, "{gun}: {role} expires {at}")?;
+        }
+    }
+    writeln!(
+        out,
+        "{} repositories checked, {broken} do not verify",
+        guns.len()
+    )?;
+    Ok(broken == 0)
+}
+
 /// What every backup and restore says: the secret lives apart from the database.
 const SECRET_REMINDER: &str = "the server secret (server.secret in the data directory, or \
 NOTAR_SERVER_SECRET) is not in the backup: keep it too, apart from the backup, or the keys in \
@@ -264,6 +303,7 @@ async fn backup(config: &Config, file: &std::path::Path) -> Result<(), Box<dyn s
     if file.exists() {
         return Err(format!("{} exists; give a new file", file.display()).into());
     }
+    notar_server::secure_data_dir(config)?;
     let store = notar_server::store::sql::SqlStore::connect(&config.database).await?;
     store.backup_to(file).await?;
     store.close().await;

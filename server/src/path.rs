@@ -96,7 +96,7 @@ pub fn parse(path: &str) -> Result<Route, ApiError> {
 }
 
 /// `<role>`, `<N>.<role>` or `<role>.<sha256>`.
-fn parse_meta(stem: &str) -> Result<MetaRequest, ApiError> {
+pub fn parse_meta(stem: &str) -> Result<MetaRequest, ApiError> {
     let role = |name: &str| RoleName::new(name).map_err(|e| ApiError::invalid_name(e.to_string()));
     if let Some((prefix, name)) = stem.split_once('.')
         && !prefix.is_empty()

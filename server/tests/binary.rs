@@ -284,3 +284,26 @@ fn backup_while_serving_and_restore_bring_back_the_same_state() {
     );
     assert!(terminate(&mut child).success());
 }
+
+/// `notar-server check` on a fresh database: nothing to verify, exit 0.
+#[test]
+fn check_runs_on_an_empty_database() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let output = Command::new(BIN)
+        .args(["check", "--within-days", "7"])
+        .current_dir(dir.path())
+        .env("NOTAR_SERVER_SECRET", "check secret")
+        .stdin(Stdio::null())
+        .output()
+        .expect("runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("0 repositories checked, 0 do not verify"),
+        "{stdout}"
+    );
+}

@@ -163,6 +163,8 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         gun: Option<&Gun>,
         query: ChangeQuery,
     ) -> Result<Vec<Change>, StoreError>;
+    /// Every GUN with trust data, in order.
+    async fn guns(&self) -> Result<Vec<Gun>, StoreError>;
     /// GUNs whose newest timestamp expires before `before` (the freshness task's work list).
     async fn expiring(&self, before: OffsetDateTime) -> Result<Vec<Gun>, StoreError>;
 

@@ -543,6 +543,15 @@ impl Store for SqlStore {
         Ok(changes)
     }
 
+    async fn guns(&self) -> Result<Vec<Gun>, StoreError> {
+        sqlx::query("SELECT DISTINCT gun FROM tuf_files ORDER BY gun")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|row| gun_from(row.try_get("gun")?))
+            .collect()
+    }
+
     async fn expiring(&self, before: OffsetDateTime) -> Result<Vec<Gun>, StoreError> {
         let sql = "SELECT DISTINCT t.gun FROM tuf_files t \
              JOIN (SELECT gun, MAX(version) AS newest FROM tuf_files WHERE role = 'timestamp' \
