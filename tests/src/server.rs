@@ -345,6 +345,13 @@ impl Publisher {
             .expect("POST update")
     }
 
+    /// Signs `targets` with this publisher's targets key and uploads it alone.
+    pub async fn upload_targets(&self, targets: Targets) -> reqwest::Response {
+        let signed = self.sign_targets(targets);
+        self.upload(vec![("targets".to_owned(), signed.as_bytes().to_vec())])
+            .await
+    }
+
     /// Publishes root v1 and targets v1 with `tags` (and snapshot v1 when the publisher
     /// holds that key). Panics unless the server accepts.
     pub async fn init(&mut self, tags: &[&str]) -> (Signed<Root>, Signed<Targets>) {

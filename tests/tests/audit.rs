@@ -164,12 +164,7 @@ async fn a_changefeed_reader_never_misses_a_change_that_commits_late() {
                     TargetName::new(format!("v{round}")).unwrap(),
                     notar_tests::server::target(format!("{round}").as_bytes()),
                 );
-                let response = publisher
-                    .upload(vec![(
-                        "targets".into(),
-                        publisher.sign_targets(next).as_bytes().to_vec(),
-                    )])
-                    .await;
+                let response = publisher.upload_targets(next).await;
                 assert_eq!(response.status(), StatusCode::OK);
             }
         }));

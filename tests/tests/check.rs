@@ -22,12 +22,7 @@ async fn check_verifies_every_chain_and_lists_what_expires_soon() {
         let mut next = targets.untrusted().clone();
         next.version = next.version.next();
         next.expires = Expiry::after(time::OffsetDateTime::now_utc(), time::Duration::days(10));
-        let response = publisher
-            .upload(vec![(
-                "targets".into(),
-                publisher.sign_targets(next).as_bytes().to_vec(),
-            )])
-            .await;
+        let response = publisher.upload_targets(next).await;
         assert_eq!(response.status(), StatusCode::OK);
 
         let store = std::sync::Arc::clone(&server.state.store);
