@@ -307,3 +307,95 @@ fn check_runs_on_an_empty_database() {
         "{stdout}"
     );
 }
+
+/// The sample settings file parses, and names every setting `--help` lists.
+#[test]
+fn the_sample_config_is_valid_and_documents_every_setting() {
+    let sample = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("dist/notar-server.toml");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let output = Command::new(BIN)
+        .arg("--config")
+        .arg(&sample)
+        .args([
+            "--data-dir",
+            dir.path().to_str().expect("utf-8"),
+            "user",
+            "list",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .expect("runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = std::fs::read_to_string(&sample).expect("sample");
+    let help = Command::new(BIN).arg("--help").output().expect("help");
+    let help = String::from_utf8_lossy(&help.stdout);
+    // Flags whose TOML name differs: Notary's [auth] names, and [issuer].
+    let renamed = [
+        ("auth-type", "type ="),
+        ("auth-realm", "realm ="),
+        ("auth-service", "service ="),
+        ("auth-issuer", "issuer ="),
+        ("auth-root-certs", "rootcertbundle ="),
+        ("issuer", "enabled ="),
+        ("issuer-accounts", "accounts ="),
+        ("issuer-policy", "policy ="),
+        ("issuer-service", "services ="),
+    ];
+    let mut checked = 0;
+    for flag in help
+        .split_whitespace()
+        .filter_map(|w| w.strip_prefix("--"))
+        .filter(|f| !matches!(*f, "help" | "version" | "config"))
+    {
+        let flag = flag.trim_end_matches(|c: char| !c.is_ascii_alphanumeric());
+        let key = renamed
+            .iter()
+            .find(|(f, _)| *f == flag)
+            .map(|(_, k)| (*k).to_owned())
+            .unwrap_or_else(|| format!("{} =", flag.replace('-', "_")));
+        assert!(
+            text.contains(&key),
+            "the sample does not set or mention {key:?} (--{flag})"
+        );
+        checked += 1;
+    }
+    assert!(checked >= 25, "only {checked} flags found in --help");
+}
+
+/// The systemd unit passes `systemd-analyze verify` (with the binary under test).
+#[test]
+fn the_systemd_unit_verifies() {
+    if Command::new("systemd-analyze")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "systemd-analyze is missing in CI"
+        );
+        eprintln!("skipping: systemd-analyze is not installed");
+        return;
+    }
+    let unit = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("dist/notar-server.service");
+    let text = std::fs::read_to_string(&unit).expect("unit");
+    assert!(text.contains("DynamicUser=yes") && text.contains("ProtectSystem=strict"));
+    let dir = tempfile::tempdir().expect("temp dir");
+    let copy = dir.path().join("notar-server.service");
+    std::fs::write(&copy, text.replace("/usr/local/bin/notar-server", BIN)).expect("copy");
+    let output = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&copy)
+        .output()
+        .expect("runs");
+    assert!(
+        output.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
