@@ -52,10 +52,13 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// The router of a metrics-only listener (`--metrics-listen`).
+/// The router of a metrics-only listener (`--metrics-listen`): metrics and health, in
+/// plain HTTP for the monitoring next to the server.
 pub fn metrics_app(state: AppState) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
+        .route("/livez", get(live))
+        .route("/readyz", get(health))
         .with_state(state)
 }
 

@@ -156,6 +156,9 @@ pub enum Command {
     /// reordered (exit 1)
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Ask the running server's /readyz (on --metrics-listen when set, else on --listen
+    /// without TLS): exit 0 when it is ready, 1 otherwise. For images without a shell
+    Healthcheck,
     /// Write a consistent copy of the SQLite database while the server runs (PostgreSQL:
     /// use pg_dump). The server secret is not in it: keep that too
     Backup {

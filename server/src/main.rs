@@ -24,6 +24,13 @@ async fn main() -> ExitCode {
         None => serve(config).await,
         Some(Command::User(user)) => users(&config, user),
         Some(Command::IssuerCert) => issuer_cert(config).await,
+        Some(Command::Healthcheck) => match healthcheck(&config).await {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                eprintln!("notar-server: not ready: {e}");
+                return ExitCode::from(1);
+            }
+        },
         Some(Command::Backup { file }) => backup(&config, &file).await,
         Some(Command::Check { within_days }) => match check(&config, within_days).await {
             Ok(true) => Ok(()),
@@ -290,6 +297,48 @@ async fn check(config: &Config, within_days: u32) -> Result<bool, Box<dyn std::e
         guns.len()
     )?;
     Ok(broken == 0)
+}
+
+/// `notar-server healthcheck`: one plain-HTTP GET of /readyz, 5 s at most.
+async fn healthcheck(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut addr = match (config.metrics_listen, &config.tls) {
+        (Some(metrics), _) => metrics,
+        (None, None) => config.listen,
+        (None, Some(_)) => {
+            return Err(
+                "the server speaks TLS on --listen: give --metrics-listen for health checks".into(),
+            );
+        }
+    };
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let ask = async {
+        let mut stream = tokio::net::TcpStream::connect(addr).await?;
+        stream
+            .write_all(
+                format!("GET /readyz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")
+                    .as_bytes(),
+            )
+            .await?;
+        let mut answer = Vec::new();
+        stream.take(4096).read_to_end(&mut answer).await?;
+        Ok::<_, std::io::Error>(answer)
+    };
+    let answer = tokio::time::timeout(std::time::Duration::from_secs(5), ask)
+        .await
+        .map_err(|_| format!("{addr} did not answer within 5 s"))??;
+    if answer.starts_with(b"HTTP/1.1 200") {
+        Ok(())
+    } else {
+        let line = String::from_utf8_lossy(&answer);
+        Err(format!(
+            "{addr} answered {}",
+            line.lines().next().unwrap_or("nothing")
+        )
+        .into())
+    }
 }
 
 /// What every backup and restore says: the secret lives apart from the database.

@@ -399,3 +399,53 @@ fn the_systemd_unit_verifies() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+/// `notar-server healthcheck` against a running server (on its metrics listener) and a
+/// stopped one.
+#[test]
+fn healthcheck_asks_readyz() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let metrics = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .to_string();
+    let args = [
+        "--listen",
+        "127.0.0.1:0",
+        "--metrics-listen",
+        metrics.as_str(),
+    ];
+    let (mut child, _) = start(dir.path(), &args, "health secret");
+    let check = || {
+        Command::new(BIN)
+            .args(["--metrics-listen", metrics.as_str(), "healthcheck"])
+            .current_dir(dir.path())
+            .env("NOTAR_SERVER_SECRET", "health secret")
+            .stdin(Stdio::null())
+            .output()
+            .expect("runs")
+    };
+    // The metrics listener comes up just after "ready": allow it a moment.
+    let mut ready = check();
+    for _ in 0..50 {
+        if ready.status.success() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        ready = check();
+    }
+    assert!(
+        ready.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ready.stderr)
+    );
+    let metrics_text = get(&metrics, "/metrics");
+    assert!(
+        metrics_text.contains("notar_server_server_signed_expiry_horizon_seconds"),
+        "{metrics_text}"
+    );
+    assert!(terminate(&mut child).success());
+    let down = check();
+    assert_eq!(down.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&down.stderr).contains("not ready"));
+}
