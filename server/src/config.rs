@@ -178,6 +178,13 @@ pub enum Command {
         #[arg(long, default_value_t = 30)]
         within_days: u32,
     },
+    /// Remove old metadata versions: all but the newest N of each role (roots are all
+    /// kept, and so is everything a client can still be sent)
+    Prune {
+        /// Versions of each role to keep (at least 1)
+        #[arg(long)]
+        keep: u64,
+    },
     /// Print the token issuer's certificate (PEM), for the root certificate bundles of
     /// registries and other trust servers; makes the issuer key if there is none yet.
     IssuerCert,

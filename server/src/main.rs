@@ -32,6 +32,7 @@ async fn main() -> ExitCode {
             }
         },
         Some(Command::Backup { file }) => backup(&config, &file).await,
+        Some(Command::Prune { keep }) => prune(&config, keep).await,
         Some(Command::Check { within_days }) => match check(&config, within_days).await {
             Ok(true) => Ok(()),
             Ok(false) => return ExitCode::from(1),
@@ -339,6 +340,33 @@ async fn healthcheck(config: &Config) -> Result<(), Box<dyn std::error::Error>> 
         )
         .into())
     }
+}
+
+/// `notar-server prune --keep N`.
+async fn prune(config: &Config, keep: u64) -> Result<(), Box<dyn std::error::Error>> {
+    use notar_server::store::Store;
+    use std::io::Write;
+    if keep == 0 {
+        return Err("--keep must be at least 1: the current versions always stay".into());
+    }
+    notar_server::secure_data_dir(config)?;
+    let store = notar_server::store::sql::SqlStore::connect(&config.database).await?;
+    let origin = notar_server::audit::Origin {
+        actor: Some("notar-server prune".into()),
+        remote: None,
+    };
+    let mut total = 0;
+    let guns = store.guns().await?;
+    for gun in &guns {
+        total += store.prune(gun, keep, &origin).await?;
+    }
+    store.close().await;
+    writeln!(
+        std::io::stdout().lock(),
+        "Removed {total} old metadata files from {} repositories (kept the newest {keep} of each role, and every root)",
+        guns.len()
+    )?;
+    Ok(())
 }
 
 /// What every backup and restore says: the secret lives apart from the database.

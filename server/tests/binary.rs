@@ -449,3 +449,28 @@ fn healthcheck_asks_readyz() {
     assert_eq!(down.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&down.stderr).contains("not ready"));
 }
+
+/// `notar-server prune` refuses to keep nothing, and runs on an empty database.
+#[test]
+fn prune_keeps_at_least_one_version() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let prune = |keep: &str| {
+        Command::new(BIN)
+            .args(["prune", "--keep", keep])
+            .current_dir(dir.path())
+            .env("NOTAR_SERVER_SECRET", "prune secret")
+            .stdin(Stdio::null())
+            .output()
+            .expect("runs")
+    };
+    let refused = prune("0");
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("at least 1"));
+    let ran = prune("3");
+    assert!(
+        ran.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ran.stderr)
+    );
+    assert!(String::from_utf8_lossy(&ran.stdout).contains("Removed 0 old metadata files"));
+}

@@ -163,6 +163,11 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         gun: Option<&Gun>,
         query: ChangeQuery,
     ) -> Result<Vec<Change>, StoreError>;
+    /// Deletes every version of `gun`'s roles but the newest `keep` of each; root versions
+    /// are all kept (clients walk the chain from any root they trust). An audit record of
+    /// `origin` when something was removed. Returns how many files went.
+    async fn prune(&self, gun: &Gun, keep: u64, origin: &Origin) -> Result<u64, StoreError>;
+
     /// Every GUN with trust data, in order.
     async fn guns(&self) -> Result<Vec<Gun>, StoreError>;
     /// GUNs whose newest timestamp expires before `before` (the freshness task's work list).

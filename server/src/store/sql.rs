@@ -543,6 +543,31 @@ impl Store for SqlStore {
         Ok(changes)
     }
 
+    async fn prune(&self, gun: &Gun, keep: u64, origin: &Origin) -> Result<u64, StoreError> {
+        let keep = to_i64(keep.max(1), "keep")?;
+        let mut tx = self.pool.begin().await?;
+        // The current version of every role is the newest, and the current snapshot and
+        // timestamp pin only current versions: keeping the newest `keep` (at least one)
+        // keeps everything a client can still be sent.
+        let removed = sqlx::query(
+            "DELETE FROM tuf_files WHERE gun = $1 AND role <> 'root' AND version <= \
+             (SELECT MAX(n.version) FROM tuf_files n \
+              WHERE n.gun = tuf_files.gun AND n.role = tuf_files.role) - $2",
+        )
+        .bind(gun.as_str())
+        .bind(keep)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if removed > 0 {
+            let details = vec![serde_json::json!({ "kept_per_role": keep, "removed": removed })];
+            self.append_audit(&mut tx, gun, "prune", details, origin, &[])
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(removed)
+    }
+
     async fn guns(&self) -> Result<Vec<Gun>, StoreError> {
         sqlx::query("SELECT DISTINCT gun FROM tuf_files ORDER BY gun")
             .fetch_all(&self.pool)
