@@ -40,6 +40,8 @@ struct Client {
     auth: Arc<Authenticator>,
     /// `host[:port]` of the server, whose credentials answer its challenges first.
     authority: String,
+    /// Set after a lost race: reads ask past the server's memory cache from then on.
+    fresh: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Client {
@@ -145,9 +147,19 @@ impl Server {
                 http,
                 auth: Arc::new(Authenticator::default()),
                 authority: parsed.authority().to_owned(),
+                fresh: Arc::default(),
             },
             base: url.trim_end_matches('/').to_owned(),
         })
+    }
+
+    /// From now on, reads ask the server past its memory cache (`Cache-Control:
+    /// no-cache`): after losing a race, the next state must be the newest, even when the
+    /// winner wrote through another server sharing the database.
+    pub fn insist_on_fresh_reads(&self) {
+        self.client
+            .fresh
+            .store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// `host[:port]` of the server, as credentials are filed under it.
@@ -474,7 +486,14 @@ async fn get_limited(
         FetchError::Transport(format!("GET {url}: {text}{hint}"))
     };
     let mut response = client
-        .send(gun, url, actions, |http| http.get(url))
+        .send(gun, url, actions, |http| {
+            let request = http.get(url);
+            if client.fresh.load(std::sync::atomic::Ordering::Relaxed) {
+                request.header(reqwest::header::CACHE_CONTROL, "no-cache")
+            } else {
+                request
+            }
+        })
         .await
         .map_err(|e| match e {
             SendError::Transport { source, .. } => transport(source),

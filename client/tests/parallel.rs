@@ -85,6 +85,9 @@ async fn eight_parallel_signs_through_three_servers_all_land() {
     }
     eprintln!("{retried} of 8 signs lost a race at least once and retried");
 
+    // Any one server may serve its cached timestamp for up to the cache TTL (2 s) after a
+    // write through another: every reader sees the last version within it.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
     let inspected = run(
         vec!["trust".into(), "inspect".into(), gun.into()],
         env(&servers[2].url, first.to_str().expect("utf-8")),

@@ -241,7 +241,7 @@ async fn get_metadata(
     let missing = |what: String| ApiError::not_found(format!("{gun} has no {what}"));
     let (data, sha256, cache_control) = match &want {
         MetaRequest::Current(role) => {
-            let entry = current(state, gun, role)
+            let entry = current(state, gun, role, wants_fresh(headers))
                 .await?
                 .ok_or_else(|| missing(format!("{role}")))?;
             (entry.data, entry.sha256, CURRENT)
@@ -287,6 +287,17 @@ async fn get_metadata(
     Ok(response)
 }
 
+/// Whether the request asks past caches (`Cache-Control: no-cache`, or `Pragma: no-cache`).
+fn wants_fresh(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::CACHE_CONTROL)
+        .iter()
+        .chain(headers.get_all(header::PRAGMA).iter())
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|d| d.trim().eq_ignore_ascii_case("no-cache"))
+}
+
 fn if_none_match(headers: &HeaderMap, etag: &str) -> bool {
     headers
         .get_all(header::IF_NONE_MATCH)
@@ -305,8 +316,15 @@ async fn current(
     state: &AppState,
     gun: &Gun,
     role: &RoleName,
+    fresh: bool,
 ) -> Result<Option<crate::cache::Entry>, ApiError> {
-    let cached = state.cache.get(gun, role);
+    // A client that must see the newest state (it just lost a race) says `no-cache`: the
+    // memory cache may lag writes made through another server by up to its TTL.
+    let cached = if fresh {
+        None
+    } else {
+        state.cache.get(gun, role)
+    };
     state.metrics.cache_lookup(cached.is_some());
     let entry = match cached {
         Some(entry) => entry,

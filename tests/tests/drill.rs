@@ -61,3 +61,39 @@ async fn three_servers_re_sign_each_timestamp_once() {
     let (status, _) = publisher.get("timestamp.json").await;
     assert_eq!(status, reqwest::StatusCode::OK);
 }
+
+/// A read with `Cache-Control: no-cache` through one server sees a write made through
+/// another at once, whatever the memory cache holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn no_cache_reads_see_writes_made_through_another_server() {
+    let Some(Backend::Postgres(url)) = Backend::postgres().await else {
+        return;
+    };
+    let slow = |config: &mut notar_server::Config| config.cache_ttl = Duration::from_secs(60);
+    let writer = TestServer::start_with(Backend::Postgres(url.clone()), slow).await;
+    let reader = TestServer::start_with(Backend::Postgres(url), slow).await;
+    let mut publisher = Publisher::new(&writer, "example.com/cached", SnapshotKey::Server);
+    let (_, targets) = publisher.init(&["v1"]).await;
+    let through_reader = Publisher::new(&reader, "example.com/cached", SnapshotKey::Server);
+    let first = through_reader.get("timestamp.json").await.1;
+    let mut next = targets.untrusted().clone();
+    next.version = next.version.next();
+    assert_eq!(
+        publisher.upload_targets(next).await.status(),
+        reqwest::StatusCode::OK
+    );
+    // The reader's cache still holds the first timestamp for a minute...
+    assert_eq!(through_reader.get("timestamp.json").await.1, first);
+    // ...unless the client asks past it.
+    let fresh = reqwest::Client::new()
+        .get(through_reader.url("timestamp.json"))
+        .header("cache-control", "no-cache")
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_ne!(fresh.to_vec(), first);
+    assert_eq!(fresh.to_vec(), publisher.get("timestamp.json").await.1);
+}

@@ -154,6 +154,7 @@ pub async fn publish_targets(
                     repo.gun
                 );
                 conflict_pause(attempt).await;
+                ctx.server.insist_on_fresh_reads();
                 repo.refresh().await?;
             }
             Err(e) => return Err(e),
