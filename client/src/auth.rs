@@ -67,6 +67,16 @@ impl Credentials {
     }
 }
 
+/// Whether a URL's host (`localhost`, an IP, `[::1]`) is this machine: the one place
+/// plain HTTP is allowed.
+pub fn is_loopback_host(host: &str) -> bool {
+    host == "localhost"
+        || host
+            .trim_matches(|c| c == '[' || c == ']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 /// The Docker config directory: `$DOCKER_CONFIG`, or `~/.docker`.
 pub fn docker_config_dir() -> Option<PathBuf> {
     std::env::var_os("DOCKER_CONFIG")
@@ -381,13 +391,7 @@ impl Authenticator {
         }
         let mut url = reqwest::Url::parse(&realm)
             .map_err(|e| refused(format!("the token realm {realm:?} is not a URL: {e}")))?;
-        let loopback = url.host_str().is_some_and(|h| {
-            h == "localhost"
-                || h.trim_matches(|c| c == '[' || c == ']')
-                    .parse::<std::net::IpAddr>()
-                    .is_ok_and(|ip| ip.is_loopback())
-        });
-        if url.scheme() != "https" && !loopback {
+        if url.scheme() != "https" && !url.host_str().is_some_and(is_loopback_host) {
             return Err(refused(format!(
                 "the token realm {realm} is not HTTPS: credentials are not sent there"
             )));
@@ -516,6 +520,24 @@ mod tests {
         let found = credentials_from_config(&config, "other").expect("found");
         assert_eq!((found.user.as_str(), found.password()), ("u", "p"));
         assert!(credentials_from_config(&config, "nowhere").is_none());
+    }
+
+    /// Credentials never go to a token realm over plain HTTP off loopback: refused before
+    /// any request is made.
+    #[tokio::test]
+    async fn credentials_are_not_sent_to_a_plain_http_realm() {
+        let auth = Authenticator::with_credentials(Credentials::new("alice", "secret"));
+        let http = reqwest::Client::new();
+        let challenge = r#"Bearer realm="http://auth.example/token",service="reg""#;
+        match auth.token_for(&http, challenge, "repository:a:pull").await {
+            Err(SendError::Refused { reason, .. }) => {
+                assert!(reason.contains("not HTTPS"), "{reason}");
+                assert!(!reason.contains("secret"), "{reason}");
+            }
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+        assert!(is_loopback_host("127.0.0.1") && is_loopback_host("[::1]"));
+        assert!(is_loopback_host("localhost") && !is_loopback_host("auth.example"));
     }
 
     #[test]

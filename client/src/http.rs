@@ -110,12 +110,7 @@ impl Server {
             )));
         }
         let host = parsed.host_str().unwrap_or_default();
-        let loopback = host == "localhost"
-            || host
-                .trim_matches(|c| c == '[' || c == ']')
-                .parse::<std::net::IpAddr>()
-                .is_ok_and(|ip| ip.is_loopback());
-        if parsed.scheme() == "http" && !loopback {
+        if parsed.scheme() == "http" && !crate::auth::is_loopback_host(host) {
             return Err(Error::Usage(format!(
                 "the trust server {url} is not on loopback: reach it over HTTPS (https://{})",
                 parsed.authority()

@@ -197,6 +197,16 @@ async fn wrong_passwords_unknown_users_and_unknown_services_get_no_token() {
     assert_eq!(body["errors"][0]["code"], "DENIED");
     let (status, _, _) = token(&server, Some(("alice", "alice pw")), "notar", "nonsense").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
+    // More scopes than one token may carry (16).
+    let many: Vec<String> = (0..17).map(|i| format!("repository:x/{i}:pull")).collect();
+    let (status, body, _) = token(
+        &server,
+        Some(("alice", "alice pw")),
+        "notar",
+        &many.join(" "),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
 }
 
 #[tokio::test]

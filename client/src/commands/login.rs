@@ -42,12 +42,11 @@ fn server_for(ctx: &Context, host: Option<&str>) -> Result<Server, Error> {
         None => Ok(ctx.server.clone()),
         Some(host) if host == ctx.server.authority() => Ok(ctx.server.clone()),
         Some(host) => {
-            let bare = host.rsplit_once(':').map_or(host, |(h, _)| h);
-            let scheme = if matches!(bare, "localhost" | "127.0.0.1" | "[::1]") {
-                "http"
-            } else {
-                "https"
-            };
+            let loopback = reqwest::Url::parse(&format!("http://{host}"))
+                .ok()
+                .and_then(|u| u.host_str().map(crate::auth::is_loopback_host))
+                .unwrap_or(false);
+            let scheme = if loopback { "http" } else { "https" };
             Server::with_ca(
                 &format!("{scheme}://{host}"),
                 ctx.ca_cert.as_deref(),
