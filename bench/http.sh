@@ -14,6 +14,7 @@
 #                             built-in issuer)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 
 duration=${NOTAR_BENCH_DURATION:-10s}
 publishes=${NOTAR_BENCH_PUBLISHES:-20}
@@ -23,29 +24,14 @@ read_gun=bench.example/app-1000   # the 1,000-target repository wrk reads
 connections=(2 16)
 files=(timestamp.json targets.json)
 
-log() { printf '== %s\n' "$*" >&2; }
-die() { printf 'http.sh: error: %s\n' "$*" >&2; exit 2; }
-
 for tool in cargo wrk curl python3 openssl; do
   command -v "$tool" >/dev/null 2>&1 || die "$tool is not installed"
 done
 
-# --- build -------------------------------------------------------------------------------
-log "building release binaries"
-# Not --locked: a local measurement of the working tree, not a CI gate.
-cargo build --release -q -p notar-server --bin notar-server
-cargo build --release -q -p notar-tests --bin notar-bench-publish
-target_dir=$(cargo metadata --format-version 1 --no-deps \
-  | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
-server_bin=$target_dir/release/notar-server
-publish_bin=$target_dir/release/notar-bench-publish
+build_release
 
 work=$(mktemp -d /tmp/notar-bench.XXXXXX)
 server_pid=
-pg_ctl=
-pg_data=
-pg_url=
-pg_dir=
 
 stop_server() {
   if [ -n "$server_pid" ]; then
@@ -54,22 +40,12 @@ stop_server() {
     server_pid=
   fi
 }
-as_postgres() {
-  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
-}
 cleanup() {
   stop_server
-  if [ -n "$pg_ctl" ]; then
-    as_postgres "$pg_ctl" -D "$pg_data" -m fast stop >/dev/null 2>&1 || true
-  fi
+  stop_postgres
   rm -rf "$work"
-  [ -z "$pg_dir" ] || rm -rf "$pg_dir"
 }
 trap cleanup EXIT
-
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 
 # Starts notar-server for backend $1 (database URL $2, empty for SQLite in the data dir);
 # with $3 = tls, over HTTPS with a self-signed certificate (curl and wrk do not verify it).
@@ -108,40 +84,6 @@ start_server() {
 server_memory() {
   awk '/^VmRSS:/ {rss = $2} /^VmHWM:/ {hwm = $2}
        END {printf "%.1f %.1f\n", rss / 1024, hwm / 1024}' "/proc/$server_pid/status"
-}
-
-# wrk's latency ("812.00us", "1.20ms", "1.01s") in milliseconds.
-to_ms() {
-  awk -v v="$1" 'BEGIN {
-    if (v ~ /us$/) printf "%.3f", substr(v, 1, length(v) - 2) / 1000
-    else if (v ~ /ms$/) printf "%.2f", substr(v, 1, length(v) - 2)
-    else if (v ~ /m$/) printf "%.0f", substr(v, 1, length(v) - 1) * 60000
-    else if (v ~ /s$/) printf "%.0f", substr(v, 1, length(v) - 1) * 1000
-    else printf "%s", v }'
-}
-
-# Sets pg_url: the given URL, or a throw-away cluster on loopback (stopped on exit).
-# Fails when there is neither. Not run in a subshell: cleanup needs pg_ctl and pg_data.
-start_postgres() {
-  if [ -n "${NOTAR_BENCH_POSTGRES_URL:-}" ]; then
-    pg_url=$NOTAR_BENCH_POSTGRES_URL
-    return
-  fi
-  local pg_bin
-  pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
-  [ -n "$pg_bin" ] || return 1
-  local dir port
-  # Its own directory: the postgres user cannot enter $work (mode 0700, ours).
-  dir=$(mktemp -d /tmp/notar-bench-pg.XXXXXX)
-  pg_dir=$dir
-  [ "$(id -u)" = 0 ] && chown postgres:postgres "$dir"
-  port=$(free_port)
-  as_postgres "$pg_bin/initdb" -D "$dir/data" -A trust -U postgres >/dev/null || return 1
-  as_postgres "$pg_bin/pg_ctl" -D "$dir/data" -l "$dir/log" -w \
-    -o "-c listen_addresses=127.0.0.1 -p $port -k $dir" start >/dev/null || return 1
-  pg_ctl=$pg_bin/pg_ctl
-  pg_data=$dir/data
-  pg_url=postgres://postgres@127.0.0.1:$port/postgres
 }
 
 publish_rows=()
@@ -193,11 +135,8 @@ run_backend() {
       log "$name: wrk $file, $c connections, $duration"
       local out rps p99 errors
       out=$(wrk -t2 -c"$c" -d"$duration" --latency "${auth[@]}" "$target")
-      rps=$(awk '/^Requests\/sec:/ {printf "%.0f", $2}' <<<"$out")
+      read -r rps errors < <(wrk_figures <<<"$out")
       p99=$(to_ms "$(awk '$1 == "99%" {print $2}' <<<"$out")")
-      errors=$(awk '/Non-2xx or 3xx responses:/ {n += $NF}
-                    /Socket errors:/ {for (i = 4; i <= NF; i += 2) n += $i}
-                    END {print n + 0}' <<<"$out")
       read_rows+=("| $name | $file | $bytes | $c | $rps | $p99 | $errors |")
     done
   done

@@ -11,7 +11,7 @@ use axum::routing::{any, get};
 use bytes::{Bytes, BytesMut};
 use notar_tuf::{Gun, RoleName, RoleType};
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{Value, json};
 use tower_http::trace::TraceLayer;
 
 use crate::AppState;
@@ -87,11 +87,29 @@ async fn live() -> Response {
     axum::Json(json!({ "live": true })).into_response()
 }
 
+/// Readiness: the store answers, and the newest server-held key unlocks under this
+/// server's secret (a server whose secret differs from the one that sealed it could not
+/// sign). 503 otherwise; the body names the failing part, the log says why.
 async fn health(State(state): State<AppState>) -> Response {
-    match state.store.health().await {
-        Ok(()) => axum::Json(json!({ "store": "ok", "signer": "ok" })).into_response(),
-        Err(e) => ApiError::new(ErrorKind::Unavailable, e.to_string()).into_response(),
+    let store = state.store.health().await.map_err(|e| e.to_string());
+    let keys = match &store {
+        Ok(()) => state.keys.ready().await.map_err(|e| e.message),
+        Err(_) => Err("not checked: the store is down".to_owned()),
+    };
+    let mut body = serde_json::Map::new();
+    for (part, result) in [("store", &store), ("keys", &keys)] {
+        if let Err(why) = result {
+            tracing::warn!(part, %why, "not ready");
+        }
+        let word = if result.is_ok() { "ok" } else { "failed" };
+        body.insert(part.to_owned(), json!(word));
     }
+    let status = if store.is_ok() && keys.is_ok() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, axum::Json(Value::Object(body))).into_response()
 }
 
 /// The built-in issuer's token endpoint; 404 when the issuer is off.

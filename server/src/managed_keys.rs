@@ -88,6 +88,24 @@ impl ManagedKeys {
         Ok(())
     }
 
+    /// Readiness of the signing side: the key written last (by any server sharing the
+    /// store) unlocks under this server's secret and is the key its row names. Unlocked
+    /// keys are remembered, so a probe costs one query once the key is known.
+    pub async fn ready(&self) -> Result<(), ApiError> {
+        let Some(stored) = self.store.newest_key().await? else {
+            return Ok(());
+        };
+        let key = self.unlock(&stored).await?;
+        if key.key_id().as_str() != stored.key_id {
+            return Err(ApiError::internal(format!(
+                "managed key {} decrypts to the key {}",
+                stored.key_id,
+                key.key_id()
+            )));
+        }
+        Ok(())
+    }
+
     /// The newest key of (gun, role), made now if there is none.
     pub async fn current_public(
         &self,

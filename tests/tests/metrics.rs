@@ -106,3 +106,53 @@ async fn metrics_count_traffic_and_show_the_expiry_horizon() {
         assert_eq!(status, StatusCode::OK, "{path}");
     }
 }
+
+/// Readiness asks the keys too: a key another server sealed under a different secret (the
+/// same database, the wrong `server.secret`) makes this server not ready, while it stays
+/// live. Nothing about the key or the secret is in the body.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_fails_when_the_newest_key_does_not_unlock() {
+    use notar_server::store::StoredKey;
+
+    let server = TestServer::start(Backend::Sqlite).await;
+    let http = reqwest::Client::new();
+    let ready = |path: &'static str| {
+        let http = http.clone();
+        let url = format!("{}{path}", server.url);
+        async move {
+            let response = http.get(url).send().await.unwrap();
+            (response.status(), response.text().await.unwrap())
+        }
+    };
+    let mut publisher = Publisher::new(&server, "localhost:5000/team/ready", SnapshotKey::Server);
+    publisher.init(&["v1"]).await;
+    let (status, body) = ready("/readyz").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body, r#"{"keys":"ok","store":"ok"}"#);
+
+    let foreign = notar_keys::PrivateKey::generate().unwrap();
+    let encrypted = notar_keys::encrypt_key(
+        &foreign,
+        notar_keys::KeyRole::Timestamp,
+        None,
+        "another server's secret",
+        notar_keys::KdfParams::for_tests(),
+    )
+    .unwrap();
+    let gun = notar_tuf::Gun::new("localhost:5000/team/other").unwrap();
+    let stored = StoredKey {
+        gun,
+        role: notar_tuf::RoleName::timestamp(),
+        key_id: foreign.key_id().to_string(),
+        encrypted,
+        created: time::OffsetDateTime::now_utc(),
+    };
+    assert!(server.state.store.add_key(&stored, true).await.unwrap());
+
+    let (status, body) = ready("/readyz").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body, r#"{"keys":"failed","store":"ok"}"#);
+    assert!(!body.contains("secret"), "{body}");
+    let (status, _) = ready("/livez").await;
+    assert_eq!(status, StatusCode::OK);
+}

@@ -193,6 +193,8 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         self.add_key_as(key, only_if_none, &Origin::default()).await
     }
     /// Any one stored key, to check the server secret at start-up.
+    /// The server key written last, if any (readiness unlocks it).
+    async fn newest_key(&self) -> Result<Option<StoredKey>, StoreError>;
     async fn any_key(&self) -> Result<Option<StoredKey>, StoreError>;
 
     /// Keeps `targets` (the owner's next targets, already validated) as pending for each

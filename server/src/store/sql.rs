@@ -254,6 +254,17 @@ fn change_from_row(row: &AnyRow) -> Result<Change, StoreError> {
 }
 
 impl SqlStore {
+    /// The first (`ASC`) or last (`DESC`) server key written.
+    async fn edge_key(&self, order: &'static str) -> Result<Option<StoredKey>, StoreError> {
+        let sql = format!("SELECT {KEY_COLUMNS} FROM server_keys ORDER BY id {order} LIMIT 1");
+        sqlx::query(&sql)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(key_from_row)
+            .transpose()
+    }
+
     /// Appends the audit record of a write, and its changefeed rows, at the end of the
     /// write's transaction. On PostgreSQL an advisory lock makes appends (and the change
     /// IDs given out with them) one at a time across servers until the transaction ends,
@@ -703,13 +714,11 @@ impl Store for SqlStore {
     }
 
     async fn any_key(&self) -> Result<Option<StoredKey>, StoreError> {
-        let sql = format!("SELECT {KEY_COLUMNS} FROM server_keys ORDER BY id LIMIT 1");
-        sqlx::query(&sql)
-            .fetch_optional(&self.pool)
-            .await?
-            .as_ref()
-            .map(key_from_row)
-            .transpose()
+        self.edge_key("ASC").await
+    }
+
+    async fn newest_key(&self) -> Result<Option<StoredKey>, StoreError> {
+        self.edge_key("DESC").await
     }
 
     async fn audit_records(&self, after: i64, limit: u32) -> Result<Vec<AuditRecord>, StoreError> {
