@@ -22,7 +22,8 @@ backends=${NOTAR_BENCH_BACKENDS:-sqlite postgres sqlite-tls sqlite-auth}
 sizes=(1 100 1000)          # targets per repository for publish latency
 read_gun=bench.example/app-1000   # the 1,000-target repository wrk reads
 connections=(2 16)
-files=(timestamp.json targets.json)
+# "+gzip": the same file read with Accept-Encoding: gzip (bytes are then the gzip bytes).
+files=(timestamp.json targets.json targets.json+gzip)
 
 for tool in cargo wrk curl python3 openssl; do
   command -v "$tool" >/dev/null 2>&1 || die "$tool is not installed"
@@ -128,13 +129,15 @@ run_backend() {
   fi
 
   for file in "${files[@]}"; do
-    local target=$url/v2/$read_gun/_trust/tuf/$file bytes
-    bytes=$(curl -skf "${auth[@]}" -o /dev/null -w '%{size_download}' "$target") \
+    local target=$url/v2/$read_gun/_trust/tuf/${file%+gzip} bytes
+    local headers=("${auth[@]}")
+    [[ $file == *+gzip ]] && headers+=(-H "Accept-Encoding: gzip")
+    bytes=$(curl -skf "${headers[@]}" -o /dev/null -w '%{size_download}' "$target") \
       || die "$name: GET $file failed"
     for c in "${connections[@]}"; do
       log "$name: wrk $file, $c connections, $duration"
       local out rps p99 errors
-      out=$(wrk -t2 -c"$c" -d"$duration" --latency "${auth[@]}" "$target")
+      out=$(wrk -t2 -c"$c" -d"$duration" --latency "${headers[@]}" "$target")
       read -r rps errors < <(wrk_figures <<<"$out")
       p99=$(to_ms "$(awk '$1 == "99%" {print $2}' <<<"$out")")
       read_rows+=("| $name | $file | $bytes | $c | $rps | $p99 | $errors |")

@@ -1123,6 +1123,33 @@ async fn a_closed_stdout_is_not_an_error() {
     assert!(!stderr.contains("error"), "{stderr}");
 }
 
+/// notar asks for gzip and verifies what it decodes: a cold `trust inspect` of a large
+/// repository gets targets.json compressed and lists every tag.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inspect_reads_large_metadata_through_gzip() {
+    const BGUN: &str = "localhost:5000/gzip";
+    let server = TestServer::start(Backend::Sqlite).await;
+    let names: Vec<String> = (0..500).map(|i| format!("tag-{i}")).collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    Publisher::new(&server, BGUN, SnapshotKey::Server)
+        .init(&names)
+        .await;
+    let before = server.state.metrics.compressed.get();
+    let trust = tempfile::tempdir().expect("temp dir");
+    let run = Client::new(&server, trust.path())
+        .run(&["trust", "inspect", BGUN])
+        .await
+        .ok();
+    assert_eq!(
+        run.json()[0]["SignedTags"].as_array().expect("tags").len(),
+        500
+    );
+    assert!(
+        server.state.metrics.compressed.get() > before,
+        "targets.json came gzip-encoded"
+    );
+}
+
 /// Wall time of `notar trust inspect` on 10,000 tags, cold (empty trust directory) and
 /// warm (metadata kept from the run before). Run with
 /// `cargo test -p notar --test cli -- --ignored --nocapture inspect_timing`; set

@@ -94,6 +94,28 @@ impl WireKdf {
         };
         Ok((kdf, derived))
     }
+
+    /// What `passphrase` derives under these stored parameters, or `None` when the check
+    /// says it is not the passphrase they were made with. Parameters outside the limits
+    /// and malformed hex are errors, found before argon2id runs.
+    pub(crate) fn derive_checked(
+        &self,
+        passphrase: &str,
+    ) -> Result<Option<Zeroizing<[u8; crate::kdf::DERIVED_LEN]>>> {
+        if self.name != KDF_NAME {
+            return Err(Error::corrupt(format!("unknown KDF {:?}", self.name)));
+        }
+        let params = KdfParams::from_file(self.m_cost_kib, self.t_cost, self.p_cost)?;
+        let salt = hex::decode(&self.salt)
+            .ok()
+            .filter(|salt| (SALT_LEN..=MAX_SALT_LEN).contains(&salt.len()))
+            .ok_or_else(|| Error::corrupt("the salt is not 16 to 64 bytes of hex"))?;
+        let check = decode_exact::<CHECK_LEN>(&self.check)
+            .ok_or_else(|| Error::corrupt(format!("the check is not {CHECK_LEN} bytes of hex")))?;
+        let derived = params.derive(passphrase.as_bytes(), &salt)?;
+        // The check is public, so a plain comparison leaks nothing.
+        Ok((derived[CIPHER_KEY_LEN..CIPHER_KEY_LEN + CHECK_LEN] == check).then_some(derived))
+    }
 }
 
 /// The two fields read before anything else, so that other files and other versions get

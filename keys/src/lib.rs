@@ -23,6 +23,7 @@ mod private_key;
 mod role;
 pub mod sealed;
 mod store;
+mod wrapped;
 
 pub use error::{Error, Result};
 pub use kdf::KdfParams;
@@ -32,3 +33,4 @@ pub use pem::public_key_from_pem;
 pub use private_key::PrivateKey;
 pub use role::KeyRole;
 pub use store::{DamagedKeyFile, KeyInfo, KeyListing, KeyStore, PRIVATE_DIR};
+pub use wrapped::{Kek, KekSalt, is_wrapped};

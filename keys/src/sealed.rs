@@ -84,13 +84,7 @@ pub fn open(sealed: &[u8], purpose: &str, passphrase: &str) -> Result<Zeroizing<
         purpose: purpose.to_owned(),
         reason: reason.to_owned(),
     };
-    if sealed.len() > 4 * MAX_SECRET_LEN {
-        return Err(fail("it is too long to be a sealed secret"));
-    }
-    let text = std::str::from_utf8(sealed).map_err(|_| fail("it is not text"))?;
-    let (line, body) = text
-        .split_once('\n')
-        .ok_or_else(|| fail("it has no body (truncated?)"))?;
+    let (line, raw) = two_lines(sealed, 4 * MAX_SECRET_LEN).map_err(fail)?;
     let header: Header =
         serde_json::from_str(line).map_err(|_| fail("its header is not a sealed-secret header"))?;
     if header.format != FORMAT_NAME || header.version != FORMAT_VERSION {
@@ -105,7 +99,6 @@ pub fn open(sealed: &[u8], purpose: &str, passphrase: &str) -> Result<Zeroizing<
     let params = KdfParams::from_file(header.kdf.m_cost_kib, header.kdf.t_cost, header.kdf.p_cost)?;
     let salt = hex::decode(&header.kdf.salt).map_err(|_| fail("its salt is not hex"))?;
     let check = hex::decode(&header.kdf.check).map_err(|_| fail("its check is not hex"))?;
-    let raw = hex::decode(body.trim_end()).map_err(|_| fail("its body is not hex"))?;
     if salt.len() < SALT_LEN || check.len() != CHECK_LEN || raw.len() < NONCE_LEN + TAG_LEN {
         return Err(fail("it is truncated"));
     }
@@ -126,6 +119,18 @@ pub fn open(sealed: &[u8], purpose: &str, passphrase: &str) -> Result<Zeroizing<
         )
         .map_err(|_| fail("it was altered or damaged"))?;
     Ok(plain)
+}
+
+/// The two lines of a sealed or wrapped blob: the header line, and the bytes of the hex
+/// body. The reason in an error is for the caller's message.
+pub(crate) fn two_lines(blob: &[u8], max_len: usize) -> Result<(&str, Vec<u8>), &'static str> {
+    if blob.len() > max_len {
+        return Err("it is too long");
+    }
+    let text = std::str::from_utf8(blob).map_err(|_| "it is not text")?;
+    let (line, body) = text.split_once('\n').ok_or("it has no body (truncated?)")?;
+    let raw = hex::decode(body.trim_end()).map_err(|_| "its body is not hex")?;
+    Ok((line, raw))
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@ use tower_http::trace::TraceLayer;
 use crate::AppState;
 use crate::audit::Origin;
 use crate::auth::Need;
+use crate::cache::Slot;
 use crate::error::{ApiError, ErrorKind};
 use crate::path::{self, MetaRequest, Route};
 use crate::store::{ChangeQuery, StoredMeta};
@@ -71,7 +72,9 @@ async fn metrics(State(state): State<AppState>) -> Response {
         ),
         Err(e) => return ApiError::new(ErrorKind::Unavailable, e.to_string()).into_response(),
     };
-    let text = state.metrics.render(state.store.pool_use(), horizons);
+    let text = state
+        .metrics
+        .render(state.store.pool_use(), horizons, state.cache.usage());
     (
         [(
             header::CONTENT_TYPE,
@@ -257,40 +260,52 @@ async fn get_metadata(
     headers: &HeaderMap,
 ) -> Result<Response, ApiError> {
     let missing = |what: String| ApiError::not_found(format!("{gun} has no {what}"));
-    let (data, sha256, cache_control) = match &want {
+    let (entry, cache_control) = match &want {
         MetaRequest::Current(role) => {
             let entry = current(state, gun, role, wants_fresh(headers))
                 .await?
                 .ok_or_else(|| missing(format!("{role}")))?;
-            (entry.data, entry.sha256, CURRENT)
+            (entry, CURRENT)
         }
         MetaRequest::Version(role, version) => {
-            let meta = state
-                .store
-                .by_version(gun, role, *version)
-                .await?
-                .ok_or_else(|| missing(format!("version {version} of {role}")))?;
-            (meta.data, meta.sha256, IMMUTABLE)
+            let slot = Slot::Version(role.clone(), version.get());
+            let entry = immutable(state, gun, slot, || {
+                state.store.by_version(gun, role, *version)
+            })
+            .await?
+            .ok_or_else(|| missing(format!("version {version} of {role}")))?;
+            (entry, IMMUTABLE)
         }
         MetaRequest::Checksum(role, sha256) => {
-            let meta = state
-                .store
-                .by_checksum(gun, role, sha256)
-                .await?
-                .ok_or_else(|| missing(format!("{role} with sha256 {sha256}")))?;
-            (meta.data, meta.sha256, IMMUTABLE)
+            let slot = Slot::Checksum(role.clone(), sha256.to_ascii_lowercase());
+            let entry = immutable(state, gun, slot, || {
+                state.store.by_checksum(gun, role, sha256)
+            })
+            .await?
+            .ok_or_else(|| missing(format!("{role} with sha256 {sha256}")))?;
+            (entry, IMMUTABLE)
         }
     };
-    let etag = format!("\"{sha256}\"");
-    let mut response = if if_none_match(headers, &etag) {
+    // Each representation has its own ETag; a validator of either names the same content.
+    let identity_tag = format!("\"{}\"", entry.sha256);
+    let gzip_tag = format!("\"{}.gz\"", entry.sha256);
+    let gzip = entry.gzip.clone().filter(|_| accepts_gzip(headers));
+    let etag = if gzip.is_some() {
+        &gzip_tag
+    } else {
+        &identity_tag
+    };
+    let unchanged = if_none_match(headers, &identity_tag) || if_none_match(headers, &gzip_tag);
+    let mut response = if unchanged {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
+        let body = gzip.clone().unwrap_or(entry.data);
         (
             [(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("application/json"),
             )],
-            data,
+            body,
         )
             .into_response()
     };
@@ -299,10 +314,63 @@ async fn get_metadata(
         header::CACHE_CONTROL,
         HeaderValue::from_static(cache_control),
     );
-    if let Ok(value) = HeaderValue::from_str(&etag) {
+    h.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    if gzip.is_some() {
+        h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        if !unchanged {
+            state.metrics.compressed.inc();
+        }
+    }
+    if let Ok(value) = HeaderValue::from_str(etag) {
         h.insert(header::ETAG, value);
     }
     Ok(response)
+}
+
+/// A version that never changes, from memory or else from the store (then kept).
+async fn immutable<F, Fut>(
+    state: &AppState,
+    gun: &Gun,
+    slot: Slot,
+    load: F,
+) -> Result<Option<crate::cache::Entry>, ApiError>
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Result<Option<StoredMeta>, crate::store::StoreError>>,
+{
+    if let Some(entry) = state.cache.get(gun, &slot) {
+        return Ok(Some(entry));
+    }
+    let seen = state.cache.generation();
+    Ok(load()
+        .await?
+        .map(|meta| state.cache.put(gun, slot, &meta, seen)))
+}
+
+/// Whether `Accept-Encoding` takes gzip: `gzip`, `x-gzip` or `*`, with a q-value above 0.
+fn accepts_gzip(headers: &HeaderMap) -> bool {
+    let mut verdict = None;
+    let mut star = false;
+    for item in headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+    {
+        let mut parts = item.split(';');
+        let coding = parts.next().unwrap_or_default().trim().to_ascii_lowercase();
+        let q = parts
+            .filter_map(|p| p.trim().strip_prefix("q="))
+            .filter_map(|q| q.trim().parse::<f32>().ok())
+            .next()
+            .unwrap_or(1.0);
+        match coding.as_str() {
+            "gzip" | "x-gzip" => verdict = Some(q > 0.0),
+            "*" => star = q > 0.0,
+            _ => {}
+        }
+    }
+    verdict.unwrap_or(star)
 }
 
 /// Whether the request asks past caches (`Cache-Control: no-cache`, or `Pragma: no-cache`).
@@ -341,7 +409,7 @@ async fn current(
     let cached = if fresh {
         None
     } else {
-        state.cache.get(gun, role)
+        state.cache.get(gun, &Slot::Current(role.clone()))
     };
     state.metrics.cache_lookup(cached.is_some());
     let entry = match cached {
@@ -349,7 +417,9 @@ async fn current(
         None => {
             let seen = state.cache.generation();
             match state.store.current(gun, role).await? {
-                Some(meta) => state.cache.put(gun, &meta, seen),
+                Some(meta) => state
+                    .cache
+                    .put(gun, Slot::Current(role.clone()), &meta, seen),
                 None => return Ok(None),
             }
         }
@@ -369,7 +439,11 @@ async fn current(
         .store
         .current(gun, role)
         .await?
-        .map(|meta: StoredMeta| state.cache.put(gun, &meta, seen)))
+        .map(|meta: StoredMeta| {
+            state
+                .cache
+                .put(gun, Slot::Current(role.clone()), &meta, seen)
+        }))
 }
 
 /// The whole of an upload's body must arrive within this time, however it trickles.

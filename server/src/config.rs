@@ -91,6 +91,11 @@ pub struct Args {
     #[arg(long, env = "NOTAR_CACHE_TTL_MS")]
     pub cache_ttl_ms: Option<u64>,
 
+    /// Bytes of metadata kept in memory at most (identity and gzip); the least recently
+    /// used go first. Default 256 MiB.
+    #[arg(long, env = "NOTAR_CACHE_BYTES")]
+    pub cache_bytes: Option<usize>,
+
     /// Serve /metrics on this address only (default: on the main listener).
     #[arg(long, env = "NOTAR_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
@@ -283,6 +288,7 @@ struct FileConfig {
     snapshot_lifetime: Option<u64>,
     refresh_interval: Option<u64>,
     cache_ttl_ms: Option<u64>,
+    cache_bytes: Option<usize>,
     metrics_listen: Option<SocketAddr>,
     auth: Option<AuthFile>,
     issuer: Option<IssuerFile>,
@@ -307,6 +313,8 @@ pub struct Config {
     pub lifetimes: Lifetimes,
     pub refresh_interval: Duration,
     pub cache_ttl: Duration,
+    /// The metadata cache's byte budget.
+    pub cache_bytes: usize,
     /// Token authentication; `None`: every request is allowed.
     pub auth: Option<AuthConfig>,
     /// `none` was asked for by name (which allows a non-loopback address).
@@ -392,6 +400,7 @@ impl Config {
             lifetimes: Lifetimes::default(),
             refresh_interval: Duration::from_secs(60),
             cache_ttl: Duration::from_secs(2),
+            cache_bytes: DEFAULT_CACHE_BYTES,
             auth: None,
             auth_none_chosen: false,
             accounts_file: data_dir.join("accounts.toml"),
@@ -597,6 +606,10 @@ impl Config {
             cache_ttl: Duration::from_millis(
                 args.cache_ttl_ms.or(file.cache_ttl_ms).unwrap_or(2000),
             ),
+            cache_bytes: args
+                .cache_bytes
+                .or(file.cache_bytes)
+                .unwrap_or(DEFAULT_CACHE_BYTES),
             auth,
             auth_none_chosen,
             accounts_file,
@@ -607,6 +620,9 @@ impl Config {
 
 /// The default service and issuer name of token auth.
 pub const DEFAULT_TOKEN_NAME: &str = "notar";
+
+/// The metadata cache's default byte budget: 256 MiB.
+pub const DEFAULT_CACHE_BYTES: usize = 256 * 1024 * 1024;
 
 /// The file of a `sqlite://PATH[?options]` URL; `None` for other databases.
 pub fn sqlite_path(url: &str) -> Option<PathBuf> {

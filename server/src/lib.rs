@@ -98,8 +98,7 @@ impl AppState {
         let store: Arc<dyn Store> =
             Arc::new(store::sql::SqlStore::connect(&config.database).await?);
         let secret = Arc::new(secret);
-        let keys = ManagedKeys::new(Arc::clone(&store), Arc::clone(&secret), kdf);
-        keys.check_secret().await?;
+        let keys = ManagedKeys::open(Arc::clone(&store), Arc::clone(&secret), kdf).await?;
         let (auth, issuer) = match &config.auth {
             None => (None, None),
             Some(settings) => {
@@ -124,7 +123,7 @@ impl AppState {
         Ok(AppState(Arc::new(Inner {
             store,
             keys,
-            cache: MetaCache::new(config.cache_ttl),
+            cache: MetaCache::new(config.cache_ttl, config.cache_bytes),
             uploads: tokio::sync::Semaphore::new(config.max_uploads),
             config,
             auth,

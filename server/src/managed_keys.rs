@@ -1,15 +1,17 @@
 //! The keys the server holds for each GUN: timestamp always, snapshot by default.
 //!
-//! Keys are made on the first `GET …/{timestamp,snapshot}.key` and kept, encrypted in the
-//! notar-keys key file format under the server secret, in the store. A repeated GET returns
-//! the same (newest) key; `POST` makes a new newest key, which signs once a root lists it.
-//! Unlocked keys stay in memory, so argon2id runs once per key per process, off the async
-//! runtime.
+//! Keys are made on the first `GET …/{timestamp,snapshot}.key` and kept in the store,
+//! wrapped under the key-encryption key ([`notar_keys::Kek`]) that every server derives from
+//! the server secret once, at start-up. Making a key for a new repository is then a few
+//! microseconds of AEAD, not an argon2id run. Keys stored before the KEK existed (key files
+//! under the secret itself) are still read, and rewritten wrapped on first use. A repeated
+//! GET returns the same (newest) key; `POST` makes a new newest key, which signs once a root
+//! lists it. Unlocked keys stay in memory.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use notar_keys::{KdfParams, KeyRole, PrivateKey};
+use notar_keys::{KdfParams, Kek, KekSalt, PrivateKey};
 use notar_tuf::{Gun, KeyId, PublicKey};
 use zeroize::Zeroizing;
 
@@ -24,19 +26,17 @@ pub const ROTATIONS_PER_HOUR: usize = 5;
 /// Holder of the server-managed keys.
 pub struct ManagedKeys {
     store: Arc<dyn Store>,
-    /// The server secret every managed key is encrypted under.
+    /// The server secret, for keys stored before the KEK (key files under the secret).
     secret: Arc<Zeroizing<String>>,
-    /// argon2id cost for new key files (tests lower it).
-    kdf: KdfParams,
+    /// Wraps every new key.
+    kek: Kek,
     /// Unlocked keys by key ID; a std mutex, never held across an await.
     unlocked: Mutex<HashMap<String, Arc<PrivateKey>>>,
 }
 
 impl std::fmt::Debug for ManagedKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ManagedKeys")
-            .field("kdf", &self.kdf)
-            .finish_non_exhaustive()
+        f.debug_struct("ManagedKeys").finish_non_exhaustive()
     }
 }
 
@@ -47,45 +47,76 @@ pub enum SecretError {
         "the server secret does not decrypt the keys already in the database \
          (was NOTAR_SERVER_SECRET or the secret file changed?): {0}"
     )]
-    Wrong(notar_keys::Error),
+    Wrong(String),
     #[error("reading the keys in the database: {0}")]
     Store(#[from] crate::store::StoreError),
     #[error("checking the server secret: {0}")]
     Task(String),
 }
 
-fn key_role(role: ManagedRole) -> KeyRole {
-    match role {
-        ManagedRole::Timestamp => KeyRole::Timestamp,
-        ManagedRole::Snapshot => KeyRole::Snapshot,
-    }
+/// What a wrapped key is bound to: its GUN, role and key ID (the associated data).
+fn wrap_context(gun: &Gun, role: &str, key_id: &str) -> String {
+    format!("{gun}\n{role}\n{key_id}")
 }
 
 impl ManagedKeys {
-    pub fn new(store: Arc<dyn Store>, secret: Arc<Zeroizing<String>>, kdf: KdfParams) -> Self {
-        ManagedKeys {
+    /// The managed keys of `store`, under the KEK `secret` derives (argon2id with `kdf`, once;
+    /// the salt is made and stored by the first server to start on the database).
+    ///
+    /// A wrong secret is refused before anything is written: against the KEK's check value
+    /// once there is a KEK, and, on a database from before the KEK, by opening its oldest
+    /// key file with the secret before a KEK is made under it.
+    pub async fn open(
+        store: Arc<dyn Store>,
+        secret: Arc<Zeroizing<String>>,
+        kdf: KdfParams,
+    ) -> Result<Self, SecretError> {
+        let kek = match store.kek_salt().await? {
+            Some(salt) => derive_kek(&secret, salt).await?,
+            None => {
+                if let Some(oldest) = store.any_key().await?
+                    && !notar_keys::is_wrapped(&oldest.encrypted)
+                {
+                    let secret = Arc::clone(&secret);
+                    blocking(move || notar_keys::decrypt_key(&oldest.encrypted, secret.as_str()))
+                        .await?;
+                }
+                let made = {
+                    let secret = Arc::clone(&secret);
+                    blocking(move || Kek::create(secret.as_str(), kdf)).await?
+                };
+                let (kek, salt) = made;
+                if store.add_kek_salt(salt.as_str()).await? {
+                    kek
+                } else {
+                    // Another server made it first: use theirs.
+                    let salt = store.kek_salt().await?.ok_or_else(|| {
+                        SecretError::Task("the KEK row vanished while it was made".into())
+                    })?;
+                    derive_kek(&secret, salt).await?
+                }
+            }
+        };
+        let keys = ManagedKeys {
             store,
             secret,
-            kdf,
+            kek,
             unlocked: Mutex::new(HashMap::new()),
-        }
+        };
+        keys.check_oldest().await?;
+        Ok(keys)
     }
 
-    /// Decrypts one stored key, if there is any, so that a wrong secret stops start-up
-    /// rather than the first publish.
-    pub async fn check_secret(&self) -> Result<(), SecretError> {
+    /// Unlocks the oldest stored key, so that a secret that opens the KEK but not the keys
+    /// (a restored database from elsewhere) stops start-up rather than the first publish.
+    async fn check_oldest(&self) -> Result<(), SecretError> {
         let Some(stored) = self.store.any_key().await? else {
             return Ok(());
         };
-        let secret = Arc::clone(&self.secret);
-        let key = tokio::task::spawn_blocking(move || {
-            notar_keys::decrypt_key(&stored.encrypted, secret.as_str())
-        })
-        .await
-        .map_err(|e| SecretError::Task(e.to_string()))?
-        .map_err(SecretError::Wrong)?;
-        self.remember(key);
-        Ok(())
+        self.unlock(&stored)
+            .await
+            .map(drop)
+            .map_err(|e| SecretError::Wrong(e.message))
     }
 
     /// Readiness of the signing side: the key written last (by any server sharing the
@@ -192,26 +223,17 @@ impl ManagedKeys {
         only_if_none: bool,
         origin: &Origin,
     ) -> Result<Option<Arc<PrivateKey>>, ApiError> {
-        let secret = Arc::clone(&self.secret);
-        let kdf = self.kdf;
-        let gun_owned = gun.clone();
-        let (key, encrypted) = tokio::task::spawn_blocking(move || {
-            let key = PrivateKey::generate()?;
-            let encrypted = notar_keys::encrypt_key(
-                &key,
-                key_role(role),
-                Some(&gun_owned),
-                secret.as_str(),
-                kdf,
-            )?;
-            Ok::<_, notar_keys::Error>((key, encrypted))
-        })
-        .await
-        .map_err(|e| ApiError::internal(format!("key generation task: {e}")))?
-        .map_err(|e| ApiError::internal(format!("generating a {role:?} key: {e}")))?;
+        let key = PrivateKey::generate()
+            .map_err(|e| ApiError::internal(format!("generating a {role:?} key: {e}")))?;
+        let name = role.role_name();
+        let context = wrap_context(gun, name.as_str(), key.key_id().as_str());
+        let encrypted = self
+            .kek
+            .wrap(&key, &context)
+            .map_err(|e| ApiError::internal(format!("wrapping a {role:?} key: {e}")))?;
         let stored = StoredKey {
             gun: gun.clone(),
-            role: role.role_name(),
+            role: name,
             key_id: key.key_id().to_string(),
             encrypted,
             created: time::OffsetDateTime::now_utc(),
@@ -227,14 +249,44 @@ impl ManagedKeys {
         if let Some(key) = self.cached(&stored.key_id) {
             return Ok(key);
         }
+        let context = wrap_context(&stored.gun, stored.role.as_str(), &stored.key_id);
+        let failed = |e: notar_keys::Error| {
+            ApiError::internal(format!("unlocking managed key {}: {e}", stored.key_id))
+        };
+        if notar_keys::is_wrapped(&stored.encrypted) {
+            let key = self
+                .kek
+                .unwrap(&stored.encrypted, &context)
+                .map_err(failed)?;
+            return Ok(self.remember(key));
+        }
+        // A key file from before the KEK: argon2id under the secret, once, then rewritten
+        // wrapped so that no server pays that again.
         let secret = Arc::clone(&self.secret);
         let encrypted = stored.encrypted.clone();
-        let key = tokio::task::spawn_blocking(move || {
-            notar_keys::decrypt_key(&encrypted, secret.as_str())
-        })
-        .await
-        .map_err(|e| ApiError::internal(format!("key unlock task: {e}")))?
-        .map_err(|e| ApiError::internal(format!("unlocking managed key {}: {e}", stored.key_id)))?;
+        let key = blocking(move || notar_keys::decrypt_key(&encrypted, secret.as_str()))
+            .await
+            .map_err(|e| match e {
+                SecretError::Wrong(message) | SecretError::Task(message) => ApiError::internal(
+                    format!("unlocking managed key {}: {message}", stored.key_id),
+                ),
+                SecretError::Store(e) => e.into(),
+            })?;
+        if key.key_id().as_str() != stored.key_id {
+            return Err(ApiError::internal(format!(
+                "managed key {} decrypts to the key {}",
+                stored.key_id,
+                key.key_id()
+            )));
+        }
+        let wrapped = self.kek.wrap(&key, &context).map_err(failed)?;
+        if self
+            .store
+            .rewrap_key(&stored.key_id, &stored.encrypted, &wrapped)
+            .await?
+        {
+            tracing::info!(key_id = %stored.key_id, "rewrote a managed key under the KEK");
+        }
         Ok(self.remember(key))
     }
 
@@ -254,4 +306,19 @@ impl ManagedKeys {
             .insert(key.key_id().to_string(), Arc::clone(&key));
         key
     }
+}
+
+/// Runs argon2id (or another slow step) off the async runtime.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, notar_keys::Error> + Send + 'static,
+) -> Result<T, SecretError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| SecretError::Task(e.to_string()))?
+        .map_err(|e| SecretError::Wrong(e.to_string()))
+}
+
+async fn derive_kek(secret: &Arc<Zeroizing<String>>, salt: String) -> Result<Kek, SecretError> {
+    let secret = Arc::clone(secret);
+    blocking(move || Kek::derive(secret.as_str(), &KekSalt::from_stored(salt))).await
 }

@@ -59,10 +59,15 @@ pub struct Metrics {
     pub uploads: Family<UploadLabels, Counter>,
     pub signatures: Family<RoleLabels, Counter>,
     pub cache: Family<CacheLabels, Counter>,
+    /// Metadata responses sent gzip-encoded.
+    pub compressed: Counter,
     pool_size: Gauge,
     pool_idle: Gauge,
     server_horizon: Gauge,
     client_horizon: Gauge,
+    cache_bytes: Gauge,
+    cache_entries: Gauge,
+    cache_evictions: Gauge,
 }
 
 impl Default for Metrics {
@@ -75,8 +80,31 @@ impl Default for Metrics {
         let uploads = Family::<UploadLabels, Counter>::default();
         let signatures = Family::<RoleLabels, Counter>::default();
         let cache = Family::<CacheLabels, Counter>::default();
+        let compressed = Counter::default();
+        registry.register(
+            "compressed_responses",
+            "Metadata responses sent with Content-Encoding: gzip",
+            compressed.clone(),
+        );
         let (pool_size, pool_idle) = (Gauge::default(), Gauge::default());
         let (server_horizon, client_horizon) = (Gauge::default(), Gauge::default());
+        let (cache_bytes, cache_entries, cache_evictions) =
+            (Gauge::default(), Gauge::default(), Gauge::default());
+        registry.register(
+            "cache_bytes",
+            "Bytes the metadata cache holds (identity and gzip)",
+            cache_bytes.clone(),
+        );
+        registry.register(
+            "cache_entries",
+            "Documents the metadata cache holds",
+            cache_entries.clone(),
+        );
+        registry.register(
+            "cache_evictions",
+            "Documents evicted from the metadata cache to keep its byte budget",
+            cache_evictions.clone(),
+        );
         registry.register("http_requests", "Requests answered", requests.clone());
         registry.register(
             "http_request_duration_seconds",
@@ -121,10 +149,14 @@ impl Default for Metrics {
             uploads,
             signatures,
             cache,
+            compressed,
             pool_size,
             pool_idle,
             server_horizon,
             client_horizon,
+            cache_bytes,
+            cache_entries,
+            cache_evictions,
         }
     }
 }
@@ -166,7 +198,16 @@ impl Metrics {
 
     /// The exposition text, with the gauges read now: the pool's (open, idle) connections
     /// and the two expiry horizons in seconds (`None`: no such role).
-    pub fn render(&self, pool: (u32, u32), horizons: (Option<i64>, Option<i64>)) -> String {
+    pub fn render(
+        &self,
+        pool: (u32, u32),
+        horizons: (Option<i64>, Option<i64>),
+        cache: (usize, usize, u64),
+    ) -> String {
+        let gauge = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        self.cache_entries.set(gauge(cache.0 as u64));
+        self.cache_bytes.set(gauge(cache.1 as u64));
+        self.cache_evictions.set(gauge(cache.2));
         self.pool_size.set(i64::from(pool.0));
         self.pool_idle.set(i64::from(pool.1));
         self.server_horizon.set(horizons.0.unwrap_or(-1));

@@ -12,9 +12,15 @@ pub fn script(name: &str) -> PathBuf {
 
 /// Runs `python3 interop/<name> args…`; returns stdout, or panics with stdout and stderr.
 pub fn run(name: &str, args: &[&str]) -> String {
+    run_with_env(name, args, &[])
+}
+
+/// [`run`] with the variables `env` set.
+pub fn run_with_env(name: &str, args: &[&str], env: &[(&str, &str)]) -> String {
     let output = Command::new("python3")
         .arg(script(name))
         .args(args)
+        .envs(env.iter().copied())
         .output()
         .expect("python3 runs (install python-tuf with `pip install tuf`)");
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();

@@ -193,6 +193,13 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         self.add_key_as(key, only_if_none, &Origin::default()).await
     }
     /// Any one stored key, to check the server secret at start-up.
+    /// The stored derivation of the key-encryption key (`notar_keys::KekSalt` text).
+    async fn kek_salt(&self) -> Result<Option<String>, StoreError>;
+    /// Stores the KEK derivation unless there is one already; true when this one was kept.
+    async fn add_kek_salt(&self, kdf: &str) -> Result<bool, StoreError>;
+    /// Replaces key `key_id`'s stored bytes `old` with `new` (a legacy key file rewritten
+    /// wrapped); false when the row no longer holds `old` (another server did it).
+    async fn rewrap_key(&self, key_id: &str, old: &[u8], new: &[u8]) -> Result<bool, StoreError>;
     /// The server key written last, if any (readiness unlocks it).
     async fn newest_key(&self) -> Result<Option<StoredKey>, StoreError>;
     async fn any_key(&self) -> Result<Option<StoredKey>, StoreError>;

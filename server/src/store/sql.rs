@@ -823,6 +823,39 @@ impl Store for SqlStore {
         Ok(added == 1)
     }
 
+    async fn kek_salt(&self) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query("SELECT kdf FROM server_kek WHERE id = 1")
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|row| row.try_get("kdf")).transpose()?)
+    }
+
+    async fn add_kek_salt(&self, kdf: &str) -> Result<bool, StoreError> {
+        let added = sqlx::query(
+            "INSERT INTO server_kek (id, kdf, created_at) VALUES (1, $1, $2) \
+             ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(kdf)
+        .bind(now())
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(added == 1)
+    }
+
+    async fn rewrap_key(&self, key_id: &str, old: &[u8], new: &[u8]) -> Result<bool, StoreError> {
+        let changed = sqlx::query(
+            "UPDATE server_keys SET encrypted = $1 WHERE key_id = $2 AND encrypted = $3",
+        )
+        .bind(new)
+        .bind(key_id)
+        .bind(old)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(changed > 0)
+    }
+
     async fn health(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").fetch_one(&self.pool).await?;
         Ok(())

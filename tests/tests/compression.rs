@@ -1,0 +1,175 @@
+//! Metadata over gzip: asked for with `Accept-Encoding`, compressed once per version, with
+//! `Vary` and an ETag per representation; small documents go as they are. python-tuf and
+//! tough ask for gzip and verify what they get (TUF hashes cover the identity bytes).
+#![allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    reason = "tests: a failed step should stop the test with its message"
+)]
+
+use std::io::Read;
+
+use notar_tests::python;
+use notar_tests::server::{Backend, Publisher, SnapshotKey, TestServer};
+use reqwest::StatusCode;
+use reqwest::header::{ACCEPT_ENCODING, CONTENT_ENCODING, ETAG, IF_NONE_MATCH, VARY};
+use sha2::{Digest, Sha256};
+
+const GUN: &str = "registry.example/team/big";
+
+fn tags() -> Vec<String> {
+    (0..60).map(|i| format!("bulk-{i:02}")).collect()
+}
+
+fn gunzip(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(bytes)
+        .read_to_end(&mut out)
+        .expect("gzip");
+    out
+}
+
+async fn publish(server: &TestServer) -> Publisher {
+    let mut publisher = Publisher::new(server, GUN, SnapshotKey::Server);
+    let tags = tags();
+    let names: Vec<&str> = tags.iter().map(String::as_str).collect();
+    publisher.init(&names).await;
+    publisher
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_metadata_goes_gzip_when_asked_and_small_goes_as_it_is() {
+    let server = TestServer::start(Backend::Sqlite).await;
+    let publisher = publish(&server).await;
+    // A client that does not decode, to see the wire.
+    let raw = reqwest::Client::builder().no_gzip().build().unwrap();
+    let get = |file: &str, headers: &[(reqwest::header::HeaderName, &str)]| {
+        let mut request = raw.get(publisher.url(file));
+        for (name, value) in headers {
+            request = request.header(name, *value);
+        }
+        request.send()
+    };
+
+    let identity = get("targets.json", &[]).await.unwrap();
+    assert_eq!(identity.status(), StatusCode::OK);
+    assert!(identity.headers().get(CONTENT_ENCODING).is_none());
+    assert_eq!(identity.headers()[VARY], "accept-encoding");
+    let identity_tag = identity.headers()[ETAG].to_str().unwrap().to_owned();
+    let plain = identity.bytes().await.unwrap().to_vec();
+    assert!(plain.len() > 5_000, "{} bytes", plain.len());
+    assert_eq!(
+        identity_tag,
+        format!("\"{}\"", hex::encode(Sha256::digest(&plain)))
+    );
+
+    for file in ["targets.json", "1.targets.json"] {
+        let before = server.state.metrics.compressed.get();
+        let zipped = get(file, &[(ACCEPT_ENCODING, "gzip, deflate, br")])
+            .await
+            .unwrap();
+        assert_eq!(zipped.status(), StatusCode::OK);
+        assert_eq!(zipped.headers()[CONTENT_ENCODING], "gzip", "{file}");
+        assert_eq!(zipped.headers()[VARY], "accept-encoding");
+        let tag = zipped.headers()[ETAG].to_str().unwrap().to_owned();
+        assert_ne!(tag, identity_tag, "an ETag per representation");
+        let body = zipped.bytes().await.unwrap();
+        assert!(
+            body.len() * 2 <= plain.len(),
+            "{file}: {} of {} bytes",
+            body.len(),
+            plain.len()
+        );
+        assert_eq!(gunzip(&body), plain, "{file}: the same bytes, compressed");
+        assert_eq!(server.state.metrics.compressed.get(), before + 1);
+        // Either representation's validator says the content is unchanged.
+        for validator in [&tag, &identity_tag] {
+            let unchanged = get(
+                file,
+                &[
+                    (ACCEPT_ENCODING, "gzip"),
+                    (IF_NONE_MATCH, validator.as_str()),
+                ],
+            )
+            .await
+            .unwrap();
+            assert_eq!(unchanged.status(), StatusCode::NOT_MODIFIED, "{file}");
+        }
+    }
+
+    // gzip refused by q=0, or not named: identity.
+    for refusal in ["gzip;q=0", "br", "identity", "*;q=0", "gzip;q=0, *"] {
+        let response = get("targets.json", &[(ACCEPT_ENCODING, refusal)])
+            .await
+            .unwrap();
+        assert!(
+            response.headers().get(CONTENT_ENCODING).is_none(),
+            "{refusal}"
+        );
+    }
+    let star = get("targets.json", &[(ACCEPT_ENCODING, "*")])
+        .await
+        .unwrap();
+    assert_eq!(star.headers()[CONTENT_ENCODING], "gzip");
+
+    // The timestamp is small: never compressed.
+    let timestamp = get("timestamp.json", &[(ACCEPT_ENCODING, "gzip")])
+        .await
+        .unwrap();
+    assert!(timestamp.headers().get(CONTENT_ENCODING).is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_tuf_and_tough_verify_through_gzip() {
+    for backend in Backend::all().await {
+        let server = TestServer::start(backend).await;
+        let publisher = publish(&server).await;
+
+        // python-tuf, asking for gzip (its urllib3 fetcher does not by default; urllib3
+        // decodes it).
+        let before = server.state.metrics.compressed.get();
+        let cache = tempfile::tempdir().unwrap();
+        let args = [
+            server.tuf_url(GUN),
+            cache.path().to_str().unwrap().to_owned(),
+            "bulk-07".to_owned(),
+            "bulk-59".to_owned(),
+            "missing".to_owned(),
+        ];
+        let out = tokio::task::spawn_blocking(move || {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            python::run_with_env(
+                "ngclient_fetch.py",
+                &args,
+                &[("NGCLIENT_ACCEPT_ENCODING", "gzip")],
+            )
+        })
+        .await
+        .unwrap();
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 3, "{out}");
+        assert!(lines[0].starts_with("bulk-07 ") && !lines[0].ends_with("MISSING"));
+        assert!(lines[1].starts_with("bulk-59 ") && !lines[1].ends_with("MISSING"));
+        assert_eq!(lines[2], "missing MISSING");
+        assert!(
+            server.state.metrics.compressed.get() > before,
+            "python-tuf got targets.json gzip-encoded"
+        );
+
+        // tough (reqwest with gzip).
+        let before = server.state.metrics.compressed.get();
+        let root = publisher.get("1.root.json").await.1;
+        let metadata = url::Url::parse(&server.tuf_url(GUN)).unwrap();
+        let targets = url::Url::parse("http://127.0.0.1:9/targets/").unwrap();
+        let repo = tough::RepositoryLoader::new(&root, metadata, targets)
+            .transport(tough::HttpTransport::default())
+            .load()
+            .await
+            .expect("tough loads the repository through gzip");
+        assert_eq!(repo.all_targets().count(), 60);
+        assert!(
+            server.state.metrics.compressed.get() > before,
+            "tough got targets.json gzip-encoded"
+        );
+    }
+}
