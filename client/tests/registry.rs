@@ -245,6 +245,81 @@ async fn push_sign_pull_then_skopeo_reads_the_layout() {
         .ok();
 }
 
+/// The registry's tag moves only once the signature is stored: a push whose signing
+/// fails (a wrong passphrase, the trust server down) leaves the tag where it was, with the
+/// image in the registry by digest only and a message that says how to finish.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_whose_signing_fails_leaves_the_tag_where_it_was() {
+    let w = World::start().await;
+    let gun = w.gun("team/safe");
+    let first = TestImage::single("linux", "amd64", 1, 1_000);
+    w.push(&first, &format!("{gun}:v1")).await.ok();
+    assert_eq!(
+        w.registry.tag_digest("team/safe", "v1").await,
+        Some(digest(&first.manifest))
+    );
+
+    let second = TestImage::single("linux", "amd64", 1, 2_000);
+    let layout = w.path("second");
+    second.write_layout(&layout, "v1");
+    let wrong = w
+        .run_with(
+            &["push", path_str(&layout), &format!("{gun}:v1")],
+            &[("NOTAR_TARGETS_PASSPHRASE", "not the passphrase")],
+        )
+        .await;
+    assert_ne!(wrong.code, 0);
+    assert!(
+        wrong.stderr.contains("the tag v1 was left where it was")
+            && wrong
+                .stderr
+                .contains(&format!("--digest {}", digest(&second.manifest))),
+        "{}",
+        wrong.stderr
+    );
+    assert_eq!(
+        w.registry.tag_digest("team/safe", "v1").await,
+        Some(digest(&first.manifest)),
+        "the tag still names the signed image"
+    );
+    let by_digest = digest(&second.manifest);
+    assert_eq!(
+        w.registry.tag_digest("team/safe", &by_digest).await,
+        Some(by_digest.clone()),
+        "the new image is there by digest"
+    );
+
+    // The trust server down: a new tag is not created at all.
+    let down = w
+        .run_with(
+            &["push", path_str(&layout), &format!("{gun}:v2")],
+            &[("NOTAR_SERVER", "http://127.0.0.1:9")],
+        )
+        .await;
+    assert_ne!(down.code, 0);
+    assert!(
+        down.stderr.contains("the tag v2 was left where it was"),
+        "{}",
+        down.stderr
+    );
+    assert_eq!(w.registry.tag_digest("team/safe", "v2").await, None);
+
+    // Fixed and pushed again: signed, then tagged.
+    let again = w
+        .run(&["push", path_str(&layout), &format!("{gun}:v1")])
+        .await
+        .ok();
+    assert!(
+        again.stderr.contains("0 blobs uploaded"),
+        "{}",
+        again.stderr
+    );
+    assert_eq!(
+        w.registry.tag_digest("team/safe", "v1").await,
+        Some(by_digest)
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_multi_platform_index_pulls_the_requested_platform() {
     let w = World::start().await;

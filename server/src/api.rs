@@ -342,9 +342,31 @@ where
         return Ok(Some(entry));
     }
     let seen = state.cache.generation();
-    Ok(load()
-        .await?
-        .map(|meta| state.cache.put(gun, slot, &meta, seen)))
+    match load().await? {
+        Some(meta) => Ok(Some(keep(state, gun, slot, meta, seen).await?)),
+        None => Ok(None),
+    }
+}
+
+/// Documents at least this long are compressed on the blocking pool, not on a runtime
+/// thread (gzip of a megabyte takes milliseconds).
+const COMPRESS_OFF_RUNTIME: usize = 64 * 1024;
+
+/// Puts `meta` in the cache (see [`crate::cache::MetaCache::put`]) and returns its entry.
+async fn keep(
+    state: &AppState,
+    gun: &Gun,
+    slot: Slot,
+    meta: StoredMeta,
+    seen: u64,
+) -> Result<crate::cache::Entry, ApiError> {
+    if meta.data.len() < COMPRESS_OFF_RUNTIME {
+        return Ok(state.cache.put(gun, slot, &meta, seen));
+    }
+    let (state, gun) = (state.clone(), gun.clone());
+    tokio::task::spawn_blocking(move || state.cache.put(&gun, slot, &meta, seen))
+        .await
+        .map_err(|e| ApiError::internal(format!("compressing metadata: {e}")))
 }
 
 /// Whether `Accept-Encoding` takes gzip: `gzip`, `x-gzip` or `*`, with a q-value above 0.
@@ -417,9 +439,7 @@ async fn current(
         None => {
             let seen = state.cache.generation();
             match state.store.current(gun, role).await? {
-                Some(meta) => state
-                    .cache
-                    .put(gun, Slot::Current(role.clone()), &meta, seen),
+                Some(meta) => keep(state, gun, Slot::Current(role.clone()), meta, seen).await?,
                 None => return Ok(None),
             }
         }
@@ -435,15 +455,12 @@ async fn current(
     }
     update::refresh(state, gun).await?;
     let seen = state.cache.generation();
-    Ok(state
-        .store
-        .current(gun, role)
-        .await?
-        .map(|meta: StoredMeta| {
-            state
-                .cache
-                .put(gun, Slot::Current(role.clone()), &meta, seen)
-        }))
+    match state.store.current(gun, role).await? {
+        Some(meta) => Ok(Some(
+            keep(state, gun, Slot::Current(role.clone()), meta, seen).await?,
+        )),
+        None => Ok(None),
+    }
 }
 
 /// The whole of an upload's body must arrive within this time, however it trickles.

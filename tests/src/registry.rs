@@ -188,6 +188,35 @@ impl TestRegistry {
         (d, len)
     }
 
+    /// The digest the registry's `tag` of `repository` names, or `None` when there is no
+    /// such tag.
+    pub async fn tag_digest(&self, repository: &str, tag: &str) -> Option<String> {
+        let r = reqwest::Client::new()
+            .head(format!("http://{}/v2/{repository}/manifests/{tag}", self.host))
+            .header(
+                "accept",
+                "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, \
+                 application/vnd.docker.distribution.manifest.v2+json",
+            )
+            .send()
+            .await
+            .expect("manifest HEAD");
+        if r.status() == reqwest::StatusCode::NOT_FOUND {
+            return None;
+        }
+        assert!(
+            r.status().is_success(),
+            "manifest HEAD {tag}: {}",
+            r.status()
+        );
+        Some(
+            r.headers()["docker-content-digest"]
+                .to_str()
+                .expect("ascii")
+                .to_owned(),
+        )
+    }
+
     pub fn kill(&mut self) {
         let _ = self.child.start_kill();
     }

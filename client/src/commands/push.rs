@@ -1,8 +1,13 @@
 //! `notar push <oci-layout-dir> <gun>:<tag>`: uploads an OCI image layout to the registry
 //! the GUN names (blobs the registry already has are skipped; the manifests of an image
-//! index go up by digest before the index), tags it, then signs the tag with the digest and
-//! size of the bytes uploaded, as a push with content trust does. If signing fails, the
-//! command fails.
+//! index go up by digest before the index), signs the tag with the digest and size of the
+//! bytes uploaded, and only then points the registry's tag at that digest.
+//!
+//! So the tag never names an unsigned manifest, not even for a moment (a push with Docker's
+//! content trust tags first and signs after, docker/cli#2721): until the signature is
+//! stored, the manifest is in the registry by digest only. If signing fails (a wrong
+//! passphrase, the trust server down), the tag stays where it was, and the message says how
+//! to finish.
 
 use std::path::{Path, PathBuf};
 
@@ -130,23 +135,38 @@ pub async fn run(ctx: &Context, args: PushArgs) -> Result<(), Error> {
         uploaded += push_blobs(&registry, &layout, &manifest).await?;
     }
     let size = bytes.len() as u64;
+    let media_type = manifest.media_type();
     registry
-        .put_manifest(tag.as_str(), &manifest.media_type(), bytes)
+        .put_manifest(digest.as_str(), &media_type, bytes.clone())
         .await?;
     eprintln!(
-        "notar: pushed {}:{tag} ({digest}, {size} bytes; {uploaded} blobs uploaded)",
+        "notar: pushed {}@{digest} ({size} bytes; {uploaded} blobs uploaded); signing {tag}",
         registry.name()
     );
     let sign = SignArgs {
         reference: args.reference.clone(),
         digest: Some(digest.to_string()),
         size: Some(size),
-        insecure_registry: args.insecure_registry,
+        insecure_registry: args.insecure_registry.clone(),
         role: None,
         targets_lifetime: args.targets_lifetime,
         root_lifetime: args.root_lifetime,
     };
-    crate::commands::sign::run(ctx, sign, None).await
+    if let Err(e) = crate::commands::sign::run(ctx, sign, None).await {
+        eprintln!(
+            "notar: the tag {tag} was left where it was: {}@{digest} is in the registry, unsigned. \
+             Fix the cause and run this push again (nothing is uploaded twice), or sign it with \
+             `notar trust sign {} --digest {digest} --size {size}` and push again to move the tag",
+            registry.name(),
+            args.reference
+        );
+        return Err(e);
+    }
+    registry
+        .put_manifest(tag.as_str(), &media_type, bytes)
+        .await?;
+    eprintln!("notar: {}:{tag} now names {digest}", registry.name());
+    Ok(())
 }
 
 /// Uploads the config and layers the registry does not have; returns how many went up.

@@ -2,6 +2,11 @@
 //! reports how long the server takes to accept each targets update. Used by `bench/http.sh`.
 //!
 //! Usage: `notar-bench-publish --server URL --gun GUN --targets N [--publishes R]`
+//!    or: `notar-bench-publish --server URL --gun PREFIX --targets N --repos M [--concurrency C]`
+//!
+//! With `--repos`, it fills the server instead: M repositories `PREFIX-0` … `PREFIX-(M-1)`,
+//! each published once (root, targets with N targets; the server signs snapshot and
+//! timestamp), C at a time (default 8), and prints `repos=M seconds=… per_second=…`.
 //!
 //! Publishes root v1 and targets v1 (N targets, snapshot signed by the server), then R more
 //! versions of targets, each with N targets of which one is new, so every upload changes
@@ -21,7 +26,8 @@ use notar_tests::repo::test_key;
 use notar_tests::server::{Publisher, SnapshotKey};
 use notar_tuf::Signed;
 
-const USAGE: &str = "usage: notar-bench-publish --server URL --gun GUN --targets N [--publishes R]";
+const USAGE: &str = "usage: notar-bench-publish --server URL --gun GUN --targets N \
+                     [--publishes R | --repos M [--concurrency C]]";
 
 #[derive(Debug)]
 struct Args {
@@ -33,6 +39,10 @@ struct Args {
     targets: usize,
     /// Timed updates after the first publish.
     publishes: usize,
+    /// Fill mode: how many repositories to publish (named `<gun>-<i>`).
+    repos: Option<usize>,
+    /// Fill mode: publishes in flight at once.
+    concurrency: usize,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -40,6 +50,8 @@ fn parse_args() -> Result<Args, String> {
     let mut gun = None;
     let mut targets = None;
     let mut publishes = 20;
+    let mut repos = None;
+    let mut concurrency = 8;
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let mut value = || args.next().ok_or_else(|| format!("{flag} needs a value"));
@@ -49,6 +61,8 @@ fn parse_args() -> Result<Args, String> {
             "--gun" => gun = Some(value()?),
             "--targets" => targets = Some(count(value()?)?),
             "--publishes" => publishes = count(value()?)?,
+            "--repos" => repos = Some(count(value()?)?),
+            "--concurrency" => concurrency = count(value()?)?.max(1),
             "-h" | "--help" => return Err(USAGE.to_owned()),
             other => return Err(format!("unknown argument {other:?}")),
         }
@@ -59,6 +73,8 @@ fn parse_args() -> Result<Args, String> {
             gun,
             targets,
             publishes,
+            repos,
+            concurrency,
         }),
         _ => Err("--server, --gun and --targets (at least 1) are required".to_owned()),
     }
@@ -109,11 +125,16 @@ fn targets_upload(publisher: &Publisher, count: usize, version: u64) -> Vec<(Str
     vec![("targets".to_owned(), signed.as_bytes().to_vec())]
 }
 
-async fn bench(args: &Args) -> Result<(Duration, Vec<Duration>), Failure> {
+/// Publishes root v1 and targets v1 of `gun`; returns the publisher and the upload's time.
+async fn first_publish(
+    http: &reqwest::Client,
+    args: &Args,
+    gun: &str,
+) -> Result<(Publisher, Duration), Failure> {
     let mut publisher = Publisher {
-        http: reqwest::Client::new(),
+        http: http.clone(),
         server: args.server.clone(),
-        gun: args.gun.clone(),
+        gun: gun.to_owned(),
         root_key: test_key(11),
         targets_key: test_key(12),
         snapshot_key: test_key(13),
@@ -126,7 +147,12 @@ async fn bench(args: &Args) -> Result<(Duration, Vec<Duration>), Failure> {
         .map_err(|e| Failure::Other(format!("signing root: {e}")))?;
     let mut init = vec![("root".to_owned(), root.as_bytes().to_vec())];
     init.extend(targets_upload(&publisher, args.targets, 1));
-    let init = timed_upload(&publisher, init).await?;
+    let took = timed_upload(&publisher, init).await?;
+    Ok((publisher, took))
+}
+
+async fn bench(args: &Args) -> Result<(Duration, Vec<Duration>), Failure> {
+    let (publisher, init) = first_publish(&reqwest::Client::new(), args, &args.gun).await?;
 
     let mut updates = Vec::with_capacity(args.publishes);
     for version in (2..).take(args.publishes) {
@@ -134,6 +160,27 @@ async fn bench(args: &Args) -> Result<(Duration, Vec<Duration>), Failure> {
         updates.push(timed_upload(&publisher, files).await?);
     }
     Ok((init, updates))
+}
+
+/// Fill mode: publishes `repos` repositories, `concurrency` at a time; returns the time.
+async fn fill(args: &Args, repos: usize) -> Result<Duration, Failure> {
+    use futures::StreamExt;
+    let http = reqwest::Client::new();
+    let start = Instant::now();
+    let mut publishes = futures::stream::iter(0..repos)
+        .map(|i| {
+            let http = &http;
+            async move {
+                first_publish(http, args, &format!("{}-{i}", args.gun))
+                    .await
+                    .map(drop)
+            }
+        })
+        .buffer_unordered(args.concurrency);
+    while let Some(done) = publishes.next().await {
+        done?;
+    }
+    Ok(start.elapsed())
 }
 
 fn ms(d: Duration) -> String {
@@ -155,6 +202,20 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Some(repos) = args.repos {
+        let line = match fill(&args, repos).await {
+            Ok(took) => format!(
+                "repos={repos} seconds={:.2} per_second={:.0}",
+                took.as_secs_f64(),
+                repos as f64 / took.as_secs_f64()
+            ),
+            Err(Failure::Refused(e) | Failure::Other(e)) => {
+                eprintln!("notar-bench-publish: error: {e}");
+                return ExitCode::from(1);
+            }
+        };
+        return print_line(&line);
+    }
     let (init, mut updates) = match bench(&args).await {
         Ok(result) => result,
         Err(Failure::Refused(e)) => {
@@ -182,6 +243,10 @@ async fn main() -> ExitCode {
             ms(updates[updates.len() - 1]),
         );
     }
+    print_line(&line)
+}
+
+fn print_line(line: &str) -> ExitCode {
     match writeln!(std::io::stdout().lock(), "{line}") {
         Ok(()) => ExitCode::SUCCESS,
         // A closed stdout (broken pipe) is not worth an error.
