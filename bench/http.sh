@@ -25,9 +25,7 @@ connections=(2 16)
 # "+gzip": the same file read with Accept-Encoding: gzip (bytes are then the gzip bytes).
 files=(timestamp.json targets.json targets.json+gzip)
 
-for tool in cargo wrk curl python3 openssl; do
-  command -v "$tool" >/dev/null 2>&1 || die "$tool is not installed"
-done
+need_tools cargo wrk curl python3 openssl
 
 build_release
 

@@ -84,3 +84,14 @@ build_release() {
   server_bin=$target_dir/release/notar-server
   publish_bin=$target_dir/release/notar-bench-publish
 }
+
+# Fails unless every command named is installed.
+need_tools() {
+  local tool
+  for tool in "$@"; do
+    command -v "$tool" >/dev/null 2>&1 || die "$tool is not installed"
+  done
+}
+
+# The median of the numbers given.
+median() { printf '%s\n' "$@" | sort -n | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }

@@ -18,9 +18,7 @@ repos=${NOTAR_BENCH_REPOS:-100000}
 budget=${NOTAR_BENCH_CACHE_BYTES:-67108864}
 duration=${NOTAR_BENCH_DURATION:-10s}
 backends=${NOTAR_BENCH_BACKENDS:-sqlite postgres}
-for tool in cargo wrk curl python3; do
-  command -v "$tool" >/dev/null 2>&1 || die "$tool is not installed"
-done
+need_tools cargo wrk curl python3
 build_release
 
 work=$(mktemp -d /tmp/notar-bench.XXXXXX)

@@ -12,9 +12,7 @@ cd "$(dirname "$0")/.."
 . bench/lib.sh
 
 repos=${NOTAR_BENCH_REPOS:-2000}
-for tool in cargo curl python3; do
-  command -v "$tool" >/dev/null 2>&1 || die "$tool is not installed"
-done
+need_tools cargo curl python3
 build_release
 
 work=$(mktemp -d /tmp/notar-bench.XXXXXX)

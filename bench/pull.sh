@@ -5,13 +5,10 @@
 # stdout; progress on stderr. NOTAR_BENCH_RUNS (default 3) timed runs of each.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 
 runs=${NOTAR_BENCH_RUNS:-3}
-log() { printf '== %s\n' "$*" >&2; }
-die() { printf 'pull.sh: error: %s\n' "$*" >&2; exit 2; }
-for tool in cargo curl python3 skopeo docker-registry; do
-  command -v "$tool" >/dev/null 2>&1 || die "$tool is not installed"
-done
+need_tools cargo curl python3 skopeo docker-registry
 
 log "building release binaries"
 cargo build --release -q -p notar-server --bin notar-server
@@ -28,7 +25,6 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_for() { for _ in $(seq 200); do curl -fsS "$1" >/dev/null 2>&1 && return 0; sleep 0.05; done; die "$1 did not answer"; }
 
 reg_port=$(free_port)
@@ -87,7 +83,6 @@ for i in $(seq "$runs"); do
   skopeo_times+=("$(python3 -c "print(f'{$t2-$t1:.2f}')")")
   log "run $i: notar ${notar_times[-1]} s, skopeo ${skopeo_times[-1]} s"
 done
-median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 cat <<MD
 | tool (200 MiB, 10 layers, local registry) | runs (s) | median (s) |
 |---|---|---|

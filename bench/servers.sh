@@ -18,9 +18,7 @@ gun=bench.example/app-1000
 connections=18          # in all: 18 on one server, or 6 on each of three
 files=(timestamp.json targets.json)
 
-for tool in cargo wrk curl python3; do
-  command -v "$tool" >/dev/null 2>&1 || die "$tool is not installed"
-done
+need_tools cargo wrk curl python3
 
 build_release
 
@@ -76,8 +74,6 @@ wait_wrk() {
     case " ${pids[*]} " in *" $pid "*) ;; *) wait "$pid" ;; esac
   done
 }
-
-median() { printf '%s\n' "$@" | sort -n | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
 
 rows=()
 for file in "${files[@]}"; do

@@ -190,13 +190,7 @@ async fn three_servers_eight_jobs_one_killed() {
     let mut jobs = Vec::new();
     for job in 1..=8u8 {
         let dir = work.path().join(format!("trust-{job}"));
-        let copied = Command::new("cp")
-            .arg("-a")
-            .arg(&first)
-            .arg(&dir)
-            .status()
-            .expect("cp runs");
-        assert!(copied.success());
+        common::copy_trust_dir(&first, &dir);
         let urls = urls.clone();
         jobs.push(tokio::spawn(async move {
             let mut server = usize::from(job) % 3;

@@ -65,13 +65,7 @@ async fn eight_parallel_signs_through_three_servers_all_land() {
     let mut jobs = Vec::new();
     for job in 1..=8u8 {
         let dir = work.path().join(format!("trust-{job}"));
-        let copied = std::process::Command::new("cp")
-            .arg("-a")
-            .arg(&first)
-            .arg(&dir)
-            .status()
-            .expect("cp runs");
-        assert!(copied.success());
+        common::copy_trust_dir(&first, &dir);
         let server = servers[usize::from(job) % 3].url.clone();
         let dir = dir.to_str().expect("utf-8").to_owned();
         let args = sign(&format!("job-{job}"), job);

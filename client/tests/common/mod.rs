@@ -120,3 +120,20 @@ pub fn sign_args(reference: &str, manifest: &[u8]) -> Vec<String> {
     .map(str::to_owned)
     .to_vec()
 }
+
+/// Copies the trust directory `from` to `to` with its modes (`cp -a`), as a CI runner gets
+/// its own copy.
+pub fn copy_trust_dir(from: &Path, to: &Path) {
+    let copied = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(from)
+        .arg(to)
+        .status()
+        .expect("cp runs");
+    assert!(
+        copied.success(),
+        "cp -a {} {}",
+        from.display(),
+        to.display()
+    );
+}
