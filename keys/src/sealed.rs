@@ -65,15 +65,7 @@ pub fn seal(secret: &[u8], purpose: &str, passphrase: &str, params: KdfParams) -
     let tag = XChaCha20Poly1305::new(Key::from_slice(cipher_key))
         .encrypt_in_place_detached(XNonce::from_slice(&nonce), line.as_bytes(), &mut body)
         .map_err(|_| Error::Encrypt)?;
-    let mut raw = Vec::with_capacity(NONCE_LEN + body.len() + TAG_LEN);
-    raw.extend_from_slice(&nonce);
-    raw.extend_from_slice(&body);
-    raw.extend_from_slice(&tag);
-    let mut out = line.into_bytes();
-    out.push(b'\n');
-    out.extend_from_slice(hex::encode(raw).as_bytes());
-    out.push(b'\n');
-    Ok(out)
+    Ok(join_two_lines(line, &[&nonce, &body, &tag]))
 }
 
 /// Opens a blob made by [`seal`] for the same `purpose`. A wrong passphrase, an altered
@@ -119,6 +111,17 @@ pub fn open(sealed: &[u8], purpose: &str, passphrase: &str) -> Result<Zeroizing<
         )
         .map_err(|_| fail("it was altered or damaged"))?;
     Ok(plain)
+}
+
+/// A sealed or wrapped blob: the header `line`, then the hex of `parts` (nonce,
+/// ciphertext, tag) on a second line.
+pub(crate) fn join_two_lines(line: String, parts: &[&[u8]]) -> Vec<u8> {
+    let raw: Vec<u8> = parts.concat();
+    let mut out = line.into_bytes();
+    out.push(b'\n');
+    out.extend_from_slice(hex::encode(raw).as_bytes());
+    out.push(b'\n');
+    out
 }
 
 /// The two lines of a sealed or wrapped blob: the header line, and the bytes of the hex

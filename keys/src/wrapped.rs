@@ -122,15 +122,10 @@ impl Kek {
                 body.as_mut(),
             )
             .map_err(|_| Error::Encrypt)?;
-        let mut raw = Vec::with_capacity(NONCE_LEN + SEED_LEN + TAG_LEN);
-        raw.extend_from_slice(&nonce);
-        raw.extend_from_slice(body.as_ref());
-        raw.extend_from_slice(&tag);
-        let mut out = line.into_bytes();
-        out.push(b'\n');
-        out.extend_from_slice(hex::encode(raw).as_bytes());
-        out.push(b'\n');
-        Ok(out)
+        Ok(crate::sealed::join_two_lines(
+            line,
+            &[&nonce, body.as_ref(), &tag],
+        ))
     }
 
     /// Opens a blob made by [`Kek::wrap`] for the same `context`. Another KEK, another
