@@ -1,11 +1,19 @@
-//! The command line, as clap parses it.
+//! The command line, as clap parses it, and [`run`], which hands each command to its
+//! module. The top layer: it imports the commands, nothing imports it but the binary.
 
 use std::path::PathBuf;
 
 use clap::{ArgAction, Args, Parser, Subcommand};
 
-/// The server when neither `--server` nor an environment variable names one.
-pub const DEFAULT_SERVER: &str = "http://127.0.0.1:4443";
+use crate::Error;
+use crate::commands;
+use crate::commands::args::parse_key_id;
+use crate::commands::inspect::InspectArgs;
+use crate::commands::pin::{GunArgs, PinArgs};
+use crate::commands::resolve::ResolveArgs;
+use crate::commands::revoke::RevokeArgs;
+use crate::commands::sign::SignArgs;
+use crate::trust::context::{Context, Flags};
 
 const AFTER_HELP: &str = "\
 Exit codes: 0 success; 1 trust not established (no trust data, metadata that does not \
@@ -98,94 +106,6 @@ pub enum TrustCommand {
     Signer(crate::commands::signer::SignerCommand),
 }
 
-#[derive(Debug, Args)]
-pub struct SignArgs {
-    /// The tag to sign: <gun>:<tag>
-    #[arg(value_name = "GUN:TAG")]
-    pub reference: String,
-
-    /// Manifest digest, sha256:<64 hex> (default: what the tag names in the registry)
-    #[arg(long, value_name = "sha256:HEX", requires = "size")]
-    pub digest: Option<String>,
-
-    /// Manifest size in bytes
-    #[arg(long, value_name = "BYTES", requires = "digest")]
-    pub size: Option<u64>,
-
-    /// Reach this registry host over plain HTTP (loopback hosts always are)
-    #[arg(long, value_name = "HOST")]
-    pub insecure_registry: Vec<String>,
-
-    /// Sign into this role only: `targets`, or a signer's role (`targets/<name>`, or just
-    /// `<name>`). Default, as Docker does: every signer role whose paths allow the tag and
-    /// whose key this trust directory holds; `targets` only when the repository has no
-    /// signers
-    #[arg(long, value_name = "ROLE")]
-    pub role: Option<String>,
-
-    /// Lifetime of the new targets metadata, in days
-    #[arg(long, value_name = "DAYS", default_value_t = 365,
-          value_parser = clap::value_parser!(u32).range(1..=36500))]
-    pub targets_lifetime: u32,
-
-    /// Lifetime of root metadata when this signature creates the repository, in days
-    #[arg(long, value_name = "DAYS", default_value_t = 365,
-          value_parser = clap::value_parser!(u32).range(1..=36500))]
-    pub root_lifetime: u32,
-}
-
-#[derive(Debug, Args)]
-pub struct InspectArgs {
-    /// Human-readable sections instead of JSON
-    #[arg(long)]
-    pub pretty: bool,
-
-    /// Repositories or tags: <gun>[:<tag>]
-    #[arg(value_name = "GUN[:TAG]", required = true)]
-    pub references: Vec<String>,
-}
-
-#[derive(Debug, Args)]
-pub struct RevokeArgs {
-    /// <gun>:<tag> removes one tag; <gun> removes every tag (after a confirmation)
-    #[arg(value_name = "GUN[:TAG]")]
-    pub reference: String,
-
-    /// Do not ask for confirmation when revoking every tag
-    #[arg(short = 'y', long = "yes")]
-    pub yes: bool,
-
-    /// Lifetime of the new targets metadata, in days
-    #[arg(long, value_name = "DAYS", default_value_t = 365,
-          value_parser = clap::value_parser!(u32).range(1..=36500))]
-    pub targets_lifetime: u32,
-}
-
-#[derive(Debug, Args)]
-pub struct ResolveArgs {
-    /// The tag: <gun>:<tag>
-    #[arg(value_name = "GUN:TAG")]
-    pub reference: String,
-}
-
-#[derive(Debug, Args)]
-pub struct GunArgs {
-    /// The repository
-    #[arg(value_name = "GUN")]
-    pub gun: String,
-}
-
-#[derive(Debug, Args)]
-pub struct PinArgs {
-    /// The repository
-    #[arg(value_name = "GUN")]
-    pub gun: String,
-
-    /// The root key ID (64 hex digits, as `notar key list` and `trust inspect` show them)
-    #[arg(value_name = "KEYID")]
-    pub key_id: String,
-}
-
 #[derive(Debug, Subcommand)]
 pub enum KeyCommand {
     /// List the private keys: role, GUN, key ID, file
@@ -202,6 +122,52 @@ pub enum KeyCommand {
     Import(crate::commands::backup::ImportArgs),
     /// Change the passphrase of a key (new one from NOTAR_NEW_PASSPHRASE, or asked twice)
     Passwd(crate::commands::backup::PasswdArgs),
+}
+
+/// Runs one command.
+pub async fn run(cli: Cli) -> Result<(), Error> {
+    let ctx = Context::new(Flags {
+        server: cli.server,
+        trust_dir: cli.trust_dir,
+        ca_cert: cli.ca_cert,
+        json: cli.json,
+    })?;
+    tracing::debug!(server = ctx.server.url(), trust_dir = %ctx.trust_dir.display(), "starting");
+    match cli.command {
+        Command::Trust(trust) => {
+            let pin = trust.root_key.as_deref().map(parse_key_id).transpose()?;
+            let pin = pin.as_ref();
+            match trust.command {
+                TrustCommand::Sign(args) => commands::sign::run(&ctx, args, pin).await,
+                TrustCommand::Inspect(args) => commands::inspect::run(&ctx, args, pin).await,
+                TrustCommand::Revoke(args) => commands::revoke::run(&ctx, args, pin).await,
+                TrustCommand::Resolve(args) => commands::resolve::run(&ctx, args, pin).await,
+                TrustCommand::Pin(args) => {
+                    if pin.is_some() {
+                        return Err(Error::Usage(
+                            "trust pin takes the key ID as an argument, not --root-key".into(),
+                        ));
+                    }
+                    commands::pin::run(&ctx, args).await
+                }
+                TrustCommand::Unpin(args) => commands::pin::unpin(&ctx, &args.gun),
+                TrustCommand::Reset(args) => commands::pin::reset(&ctx, &args.gun),
+                TrustCommand::Key(command) => commands::signer::key(&ctx, command).await,
+                TrustCommand::Signer(command) => commands::signer::signer(&ctx, command, pin).await,
+            }
+        }
+        Command::Key(KeyCommand::List) => commands::key::list(&ctx),
+        Command::Key(KeyCommand::Rotate(args)) => commands::rotate::run(&ctx, args, None).await,
+        Command::Key(KeyCommand::Backup(args)) => commands::backup::backup(&ctx, args),
+        Command::Key(KeyCommand::Restore(args)) => commands::backup::restore(&ctx, args),
+        Command::Key(KeyCommand::Export(args)) => commands::backup::export(&ctx, args),
+        Command::Key(KeyCommand::Import(args)) => commands::backup::import(&ctx, args).await,
+        Command::Key(KeyCommand::Passwd(args)) => commands::backup::passwd(&ctx, args).await,
+        Command::Pull(args) => commands::pull::run(&ctx, args).await,
+        Command::Login(args) => commands::login::login(&ctx, args).await,
+        Command::Logout(args) => commands::login::logout(&ctx, args),
+        Command::Push(args) => commands::push::run(&ctx, args).await,
+    }
 }
 
 #[cfg(test)]

@@ -1,169 +1,171 @@
 //! notar: the command-line client of Notar.
 //!
-//! The binary (`src/main.rs`) parses [`cli::Cli`], sets up tracing and calls [`run`]. The
-//! library does the work:
+//! The binary (`src/main.rs`) parses [`cli::Cli`], sets up tracing and calls [`cli::run`].
+//! The library is in layers, and each imports only the layers below it:
 //!
-//! - [`reference`] parses `<gun>[:<tag>]` with Docker's normalisation.
-//! - [`http`] talks to the trust server: size-capped downloads behind the TUF workflow's
-//!   `Fetch` trait, the server-managed keys, atomic multipart uploads.
-//! - [`cache`] keeps each repository's verified metadata in `<trust-dir>/tuf/<gun>/`.
-//! - [`repo`] brings a repository up to date through `notar_tuf::client::Updater`, with
-//!   trust on first use, root key pins and expiry warnings.
-//! - [`keyring`] finds, unlocks and creates private keys in `<trust-dir>/private/`.
-//! - [`registry`] speaks the OCI distribution API to the registry a GUN names (`pull`,
-//!   `push`, `trust sign` without `--digest`).
-//! - [`commands`] holds one module per command; [`output`] prints results on stdout.
+//! 1. The base: [`error`] (errors and exit codes), [`reference`] (`<gun>[:<tag>]` with
+//!    Docker's normalisation), [`output`] (stdout, tables, JSON lines).
+//! 2. [`oci`]: digests, manifests and indexes (oci-spec's types), image layouts on disk,
+//!    and the registry client with Docker's auth and credential helpers. It knows nothing
+//!    of trust.
+//! 3. [`trust`]: the trust server client, the verified metadata cache, repositories
+//!    brought up to date through `notar_tuf::client::Updater`, the keyring, and publishing
+//!    (signing tags, signer roles, pending delegations). It uses `oci` for digests and for
+//!    the auth it shares with registries.
+//! 4. [`commands`]: one module per command, thin: its clap arguments in, calls into `oci`
+//!    and `trust`, results out.
+//! 5. [`cli`]: the command line and the dispatch to the commands.
+//!
+//! No module imports one that imports it back, and no layer imports one above it: the
+//! `layers` test below reads the sources and fails on any `use crate::…` that points up.
 //!
 //! Results go to stdout, diagnostics to stderr; exit codes are in [`error`].
 
-pub mod auth;
-pub mod cache;
 pub mod cli;
 pub mod commands;
 pub mod error;
-pub mod http;
-pub mod keyring;
+pub mod oci;
 pub mod output;
 pub mod reference;
-pub mod registry;
-pub mod repo;
-
-use std::path::PathBuf;
-
-use notar_keys::KdfParams;
-use time::OffsetDateTime;
+pub mod trust;
 
 pub use error::Error;
+pub use trust::context::{Context, KDF_ENV};
 
-use crate::cli::{Cli, Command, KeyCommand, TrustCommand};
-use crate::http::Server;
+#[cfg(test)]
+mod layers {
+    //! The rule above, checked: every `crate::<module>` path in a file names a module of
+    //! the same layer or a lower one, and within a layer the imports between files have
+    //! no cycle.
 
-/// Test-only: `NOTAR_KDF=test` encrypts new keys with `KdfParams::for_tests()` (8 MiB, one
-/// pass), so end-to-end tests do not spend seconds in argon2id. Never set it otherwise.
-pub const KDF_ENV: &str = "NOTAR_KDF";
+    use std::collections::{BTreeMap, BTreeSet};
+    use std::path::Path;
 
-/// What every command needs: where the server and the trust directory are, and when the
-/// command started.
-#[derive(Debug)]
-pub struct Context {
-    pub server: Server,
-    pub trust_dir: PathBuf,
-    /// `--json`: results as JSON.
-    pub json: bool,
-    /// The cost of key derivation for new key files.
-    pub kdf: KdfParams,
-    /// The time the command started; every expiry is judged against it.
-    pub now: OffsetDateTime,
-    /// `--ca-cert` or `NOTAR_CA_CERT`, for servers other than the trust server (login).
-    pub ca_cert: Option<PathBuf>,
-    pub home: Option<PathBuf>,
-}
-
-impl Context {
-    /// Resolves flags and environment: `--server`, then `NOTAR_SERVER`, then
-    /// `DOCKER_CONTENT_TRUST_SERVER`, then the default; `--trust-dir`, then
-    /// `NOTAR_TRUST_DIR`, then `~/.notar`.
-    pub fn from_cli(cli: &Cli) -> Result<Self, Error> {
-        let server = cli
-            .server
-            .clone()
-            .or_else(|| env_nonempty("NOTAR_SERVER"))
-            .or_else(|| env_nonempty("DOCKER_CONTENT_TRUST_SERVER"))
-            .unwrap_or_else(|| cli::DEFAULT_SERVER.to_owned());
-        let trust_dir = match cli.trust_dir.clone() {
-            Some(dir) => dir,
-            None => match env_nonempty("NOTAR_TRUST_DIR") {
-                Some(dir) => PathBuf::from(dir),
-                None => default_trust_dir()?,
-            },
-        };
-        let kdf = match env_nonempty(KDF_ENV).as_deref() {
-            None | Some("default") => KdfParams::default(),
-            Some("test") => KdfParams::for_tests(),
-            Some(other) => {
-                return Err(Error::Usage(format!(
-                    "{KDF_ENV}={other:?}: expected \"test\" (test suites only) or \"default\""
-                )));
-            }
-        };
-        let ca_cert = cli
-            .ca_cert
-            .clone()
-            .or_else(|| env_nonempty("NOTAR_CA_CERT").map(PathBuf::from));
-        let home = env_nonempty("HOME").map(PathBuf::from);
-        Ok(Context {
-            server: Server::with_ca(&server, ca_cert.as_deref(), home.as_deref())?,
-            trust_dir,
-            json: cli.json,
-            kdf,
-            now: OffsetDateTime::now_utc(),
-            ca_cert,
-            home,
+    /// Layer of each top-level module; `Error`/`Context` are re-exports of layers 1 and 3.
+    fn layer(module: &str) -> Option<u8> {
+        Some(match module {
+            "error" | "reference" | "output" | "Error" => 1,
+            "oci" => 2,
+            "trust" | "Context" | "KDF_ENV" => 3,
+            "commands" => 4,
+            "cli" => 5,
+            _ => return None,
         })
     }
-}
 
-fn env_nonempty(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.is_empty())
-}
-
-fn default_trust_dir() -> Result<PathBuf, Error> {
-    env_nonempty("HOME")
-        .map(|home| PathBuf::from(home).join(".notar"))
-        .ok_or_else(|| {
-            Error::Usage(
-                "HOME is not set: give the trust directory with --trust-dir or NOTAR_TRUST_DIR"
-                    .into(),
-            )
-        })
-}
-
-/// Runs one command.
-pub async fn run(cli: Cli) -> Result<(), Error> {
-    let ctx = Context::from_cli(&cli)?;
-    tracing::debug!(server = ctx.server.url(), trust_dir = %ctx.trust_dir.display(), "starting");
-    match cli.command {
-        Command::Trust(trust) => {
-            let pin = trust
-                .root_key
-                .as_deref()
-                .map(commands::parse_key_id)
-                .transpose()?;
-            match trust.command {
-                TrustCommand::Sign(args) => commands::sign::run(&ctx, args, pin.as_ref()).await,
-                TrustCommand::Inspect(args) => {
-                    commands::inspect::run(&ctx, args, pin.as_ref()).await
-                }
-                TrustCommand::Revoke(args) => commands::revoke::run(&ctx, args, pin.as_ref()).await,
-                TrustCommand::Resolve(args) => {
-                    commands::resolve::run(&ctx, args, pin.as_ref()).await
-                }
-                TrustCommand::Pin(args) => {
-                    if pin.is_some() {
-                        return Err(Error::Usage(
-                            "trust pin takes the key ID as an argument, not --root-key".into(),
-                        ));
-                    }
-                    commands::pin::run(&ctx, args).await
-                }
-                TrustCommand::Unpin(args) => commands::pin::unpin(&ctx, &args.gun),
-                TrustCommand::Reset(args) => commands::pin::reset(&ctx, &args.gun),
-                TrustCommand::Key(command) => commands::signer::key(&ctx, command).await,
-                TrustCommand::Signer(command) => {
-                    commands::signer::signer(&ctx, command, pin.as_ref()).await
+    /// `crate::a::b::…` paths in `text`, as their first two components (`a`, `a::b`).
+    fn paths(text: &str) -> BTreeSet<(String, Option<String>)> {
+        let mut found = BTreeSet::new();
+        for (i, _) in text.match_indices("crate::") {
+            let rest = &text[i + "crate::".len()..];
+            let ident = |s: &str| {
+                s.chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect::<String>()
+            };
+            let first = ident(rest);
+            let after = &rest[first.len()..];
+            let second = after
+                .strip_prefix("::")
+                .map(ident)
+                .filter(|s| s.chars().next().is_some_and(|c| c.is_ascii_lowercase()));
+            found.insert((first, second));
+        }
+        // `use crate::{a, b::c}` groups.
+        for (i, _) in text.match_indices("use crate::{") {
+            let rest = &text[i + "use crate::{".len()..];
+            let group = &rest[..rest.find("};").unwrap_or(rest.len())];
+            for item in group.split(',') {
+                let item = item.trim();
+                let mut parts = item.split("::");
+                if let Some(first) = parts.next().filter(|f| !f.is_empty()) {
+                    found.insert((first.to_owned(), parts.next().map(str::to_owned)));
                 }
             }
         }
-        Command::Key(KeyCommand::List) => commands::key::list(&ctx),
-        Command::Key(KeyCommand::Rotate(args)) => commands::rotate::run(&ctx, args, None).await,
-        Command::Key(KeyCommand::Backup(args)) => commands::backup::backup(&ctx, args),
-        Command::Key(KeyCommand::Restore(args)) => commands::backup::restore(&ctx, args),
-        Command::Key(KeyCommand::Export(args)) => commands::backup::export(&ctx, args),
-        Command::Key(KeyCommand::Import(args)) => commands::backup::import(&ctx, args).await,
-        Command::Key(KeyCommand::Passwd(args)) => commands::backup::passwd(&ctx, args).await,
-        Command::Pull(args) => commands::pull::run(&ctx, args).await,
-        Command::Login(args) => commands::login::login(&ctx, args).await,
-        Command::Logout(args) => commands::login::logout(&ctx, args),
-        Command::Push(args) => commands::push::run(&ctx, args).await,
+        found
+    }
+
+    fn sources(dir: &Path, prefix: &str, out: &mut Vec<(String, String)>) {
+        let mut entries: Vec<_> = std::fs::read_dir(dir)
+            .expect("read src")
+            .map(|e| e.expect("entry").path())
+            .collect();
+        entries.sort();
+        for path in entries {
+            let name = path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .expect("name")
+                .to_owned();
+            if path.is_dir() {
+                sources(&path, &format!("{prefix}{name}::"), out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let module = match name.as_str() {
+                    "mod" => prefix.trim_end_matches("::").to_owned(),
+                    _ => format!("{prefix}{name}"),
+                };
+                let text = std::fs::read_to_string(&path).expect("read");
+                // The tests of a module may reach anywhere.
+                let code = text.split("#[cfg(test)]").next().unwrap_or("").to_owned();
+                out.push((module, code));
+            }
+        }
+    }
+
+    #[test]
+    fn no_layer_imports_one_above_it_and_no_module_imports_back() {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut files = Vec::new();
+        sources(&src, "", &mut files);
+        let mut edges: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        let mut upward = Vec::new();
+        for (module, code) in &files {
+            let top = module.split("::").next().unwrap_or_default();
+            let Some(own) = layer(top) else {
+                continue; // lib.rs, main.rs
+            };
+            for (first, second) in paths(code) {
+                let Some(theirs) = layer(&first) else {
+                    continue;
+                };
+                if theirs > own {
+                    upward.push(format!("{module} imports crate::{first}"));
+                }
+                let target = match &second {
+                    Some(s) if ["oci", "trust", "commands"].contains(&first.as_str()) => {
+                        format!("{first}::{s}")
+                    }
+                    _ => first.clone(),
+                };
+                if &target != module {
+                    edges.entry(module.clone()).or_default().insert(target);
+                }
+            }
+        }
+        assert!(upward.is_empty(), "imports that point up: {upward:#?}");
+        // No cycles among the modules that exist as files.
+        let known: BTreeSet<&String> = files.iter().map(|(m, _)| m).collect();
+        let mut cycles = Vec::new();
+        for start in &known {
+            let mut stack = vec![(*start).clone()];
+            let mut seen = BTreeSet::new();
+            while let Some(at) = stack.pop() {
+                for next in edges.get(&at).into_iter().flatten() {
+                    if next == *start {
+                        cycles.push(format!("{start} -> … -> {at} -> {start}"));
+                    } else if known.contains(next) && seen.insert(next.clone()) {
+                        stack.push(next.clone());
+                    }
+                }
+            }
+        }
+        assert!(cycles.is_empty(), "import cycles: {cycles:#?}");
+        // The check sees the layers it checks.
+        assert!(
+            edges
+                .get("commands::push")
+                .is_some_and(|e| e.contains("oci::registry"))
+        );
     }
 }

@@ -22,7 +22,7 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_ERROR);
         }
     };
-    match runtime.block_on(notar::run(cli)) {
+    match runtime.block_on(notar::cli::run(cli)) {
         Ok(()) | Err(Error::BrokenPipe) => ExitCode::SUCCESS,
         Err(e @ Error::Reported { .. }) => ExitCode::from(e.exit_code()),
         Err(e) => {

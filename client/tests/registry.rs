@@ -59,6 +59,13 @@ impl World {
         self.run_with(args, &[]).await
     }
 
+    /// `notar pull <reference> -o <out> <extra…>`.
+    async fn pull(&self, reference: &str, out: &Path, extra: &[&str]) -> Run {
+        let mut args = vec!["pull", reference, "-o", path_str(out)];
+        args.extend_from_slice(extra);
+        self.run(&args).await
+    }
+
     /// Writes `image` as a layout and pushes it with `notar push`.
     async fn push(&self, image: &TestImage, reference: &str) -> Run {
         let layout = self.path(&format!("layout-{}", digest(&image.manifest)));
@@ -134,7 +141,7 @@ async fn push_sign_pull_then_skopeo_reads_the_layout() {
     // A second push of the same blobs uploads none of them.
     let again = w.push(&image, &format!("{gun}:v1")).await.ok();
     assert!(
-        again.stderr.contains("0 blobs uploaded"),
+        again.stderr.contains("blobs: 0 uploaded"),
         "{}",
         again.stderr
     );
@@ -310,7 +317,7 @@ async fn a_push_whose_signing_fails_leaves_the_tag_where_it_was() {
         .await
         .ok();
     assert!(
-        again.stderr.contains("0 blobs uploaded"),
+        again.stderr.contains("blobs: 0 uploaded"),
         "{}",
         again.stderr
     );
@@ -325,17 +332,22 @@ async fn a_multi_platform_index_pulls_the_requested_platform() {
     let w = World::start().await;
     let gun = w.gun("multi");
     let (image, platforms) = TestImage::two_platform(2, 10_000);
-    w.push(&image, &format!("{gun}:v1")).await.ok();
+    let pushed = w.push(&image, &format!("{gun}:v1")).await.ok();
+    // The index digest is what is signed.
+    assert!(
+        pushed
+            .stdout
+            .contains(&format!("Signed {gun}:v1 as {}", digest(&image.manifest))),
+        "{}",
+        pushed.stdout
+    );
     for (arch, manifest_digest, blobs) in &platforms {
         let out = w.path(arch);
-        w.run(&[
-            "pull",
+        w.pull(
             &format!("{gun}:v1"),
-            "--platform",
-            &format!("linux/{arch}"),
-            "-o",
-            path_str(&out),
-        ])
+            &out,
+            &["--platform", &format!("linux/{arch}")],
+        )
         .await
         .ok();
         let index: Value =
@@ -367,47 +379,321 @@ async fn a_multi_platform_index_pulls_the_requested_platform() {
     }
     let out = w.path("s390x");
     let missing = w
-        .run(&[
-            "pull",
-            &format!("{gun}:v1"),
-            "--platform",
-            "linux/s390x",
-            "-o",
-            path_str(&out),
-        ])
+        .pull(&format!("{gun}:v1"), &out, &["--platform", "linux/s390x"])
         .await
         .expect_code(2);
     assert!(
-        missing.stderr.contains("no manifest for linux/s390x"),
+        missing
+            .stderr
+            .contains("no manifest for linux/s390x; it has linux/amd64, linux/arm64"),
         "{}",
         missing.stderr
     );
     w.assert_untouched(&out);
+
+    // Verified in order: the signed index, then the platform's manifest by the digest the
+    // index names. A platform manifest altered in the registry's storage is refused.
+    let json = w
+        .pull(
+            &format!("{gun}:v1"),
+            &w.path("arm64-json"),
+            &["--platform", "linux/arm64", "--json"],
+        )
+        .await
+        .ok()
+        .json();
+    assert_eq!(json["digest"], digest(&image.manifest));
+    assert_eq!(json["platform_manifest"]["digest"], platforms[1].1.as_str());
+    let file = w.registry.blob_file(&platforms[1].1);
+    let mut bytes = std::fs::read(&file).expect("stored manifest");
+    let at = bytes.len() / 2;
+    bytes[at] = if bytes[at] == b' ' { b'\t' } else { b' ' };
+    std::fs::write(&file, &bytes).expect("alter manifest");
+    let out = w.path("altered");
+    let refused = w
+        .pull(&format!("{gun}:v1"), &out, &["--platform", "linux/arm64"])
+        .await
+        .expect_code(1);
+    assert!(
+        refused
+            .stderr
+            .contains(&format!("manifest {} of", platforms[1].1)),
+        "{}",
+        refused.stderr
+    );
+    w.assert_untouched(&out);
 }
 
+/// The registry's tag names another digest than the signed one (moved by hand, or a push
+/// between its upload and its signature): the pull takes the signed digest and says so,
+/// naming both, as Docker does; `--require-tag-match` refuses instead. A tag the registry
+/// does not have at all is pulled by its signed digest too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_tag_moved_after_signing_is_refused() {
+async fn a_moved_tag_pulls_the_signed_digest_unless_a_match_is_required() {
     let w = World::start().await;
     let gun = w.gun("moved");
     let signed = TestImage::single("linux", "amd64", 1, 1000);
     w.push(&signed, &format!("{gun}:v1")).await.ok();
     let other = TestImage::single("linux", "amd64", 1, 1000);
     w.store_unsigned("moved", "v1", &other).await;
-    let out = w.path("out");
+
+    let strict = w.path("strict");
     let refused = w
-        .run(&["pull", &format!("{gun}:v1"), "-o", path_str(&out)])
+        .run(&[
+            "pull",
+            &format!("{gun}:v1"),
+            "-o",
+            path_str(&strict),
+            "--require-tag-match",
+        ])
         .await
         .expect_code(1);
     assert!(
         refused.stderr.contains(&format!(
-            "the registry's tag names {}, but the signed digest is {}",
+            "the registry's tag names {}, but the signed digest is {} (--require-tag-match)",
             digest(&other.manifest),
             digest(&signed.manifest)
         )),
         "{}",
         refused.stderr
     );
+    w.assert_untouched(&strict);
+
+    let out = w.path("out");
+    let pulled = w
+        .run(&["pull", &format!("{gun}:v1"), "-o", path_str(&out), "--json"])
+        .await
+        .ok();
+    assert!(
+        pulled.stderr.contains(&format!(
+            "the registry's tag names {}; pulling the signed digest {}",
+            digest(&other.manifest),
+            digest(&signed.manifest)
+        )),
+        "{}",
+        pulled.stderr
+    );
+    assert_eq!(pulled.json()["digest"], digest(&signed.manifest));
+    let present: Vec<String> = layout_blobs(&out).into_iter().map(|(d, _)| d).collect();
+    assert!(present.contains(&digest(&signed.manifest)));
+    assert!(!present.contains(&digest(&other.manifest)));
+    assert!(signed.layers.iter().all(|d| present.contains(d)));
+
+    // Signed, pushed by digest, never tagged: pulled by the signed digest.
+    let untagged = TestImage::single("linux", "amd64", 1, 500);
+    w.store_unsigned("moved", &digest(&untagged.manifest), &untagged)
+        .await;
+    w.run(&[
+        "trust",
+        "sign",
+        &format!("{gun}:v2"),
+        "--digest",
+        &digest(&untagged.manifest),
+        "--size",
+        &untagged.manifest.len().to_string(),
+    ])
+    .await
+    .ok();
+    let v2 = w.path("v2");
+    let pulled = w
+        .run(&["pull", &format!("{gun}:v2"), "-o", path_str(&v2)])
+        .await
+        .ok();
+    assert!(
+        pulled.stderr.contains(&format!(
+            "the registry has no such tag; pulling the signed digest {}",
+            digest(&untagged.manifest)
+        )),
+        "{}",
+        pulled.stderr
+    );
+    w.run(&[
+        "pull",
+        &format!("{gun}:v2"),
+        "-o",
+        path_str(&w.path("v2-strict")),
+        "--require-tag-match",
+    ])
+    .await
+    .expect_code(1);
+}
+
+/// A layer larger than one upload chunk streams in chunks and arrives whole; a second
+/// repository on the registry gets the blobs by mount, named with `--mount-from` or
+/// found in the layout a `notar pull` wrote; a source without them falls back to an
+/// upload.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_layers_stream_in_chunks_and_blobs_mount_across_repositories() {
+    let w = World::start().await;
+    let base = w.gun("team/base");
+    // 20 MiB: three chunks of the 8 MiB upload chunk, the last one short.
+    let image = TestImage::single("linux", "amd64", 2, 20 << 20);
+    let pushed = w.push(&image, &format!("{base}:v1")).await.ok();
+    assert!(
+        pushed.stderr.contains(&format!(
+            "blobs: 3 uploaded, {} bytes; 0 mounted",
+            (40 << 20) + image_config_len(&image)
+        )),
+        "{}",
+        pushed.stderr
+    );
+    for d in &image.layers {
+        assert!(w.registry.has_blob("team/base", d).await, "{d}");
+    }
+
+    // Named on the command line.
+    let layout = w.path(&format!("layout-{}", digest(&image.manifest)));
+    let named = w
+        .run(&[
+            "push",
+            path_str(&layout),
+            &format!("{}:v1", w.gun("team/named")),
+            "--mount-from",
+            "team/empty",
+            "--mount-from",
+            "team/base",
+        ])
+        .await
+        .ok();
+    assert!(
+        named
+            .stderr
+            .contains("blobs: 0 uploaded, 0 bytes; 3 mounted"),
+        "{}",
+        named.stderr
+    );
+    for d in &image.layers {
+        assert!(w.registry.has_blob("team/named", d).await, "{d}");
+    }
+
+    // Remembered by the pull that wrote the layout.
+    let pulled = w.path("pulled");
+    w.run(&["pull", &format!("{base}:v1"), "-o", path_str(&pulled)])
+        .await
+        .ok();
+    let copy = w
+        .run(&[
+            "push",
+            path_str(&pulled),
+            &format!("{}:v1", w.gun("team/copy")),
+        ])
+        .await
+        .ok();
+    assert!(
+        copy.stderr
+            .contains("blobs: 0 uploaded, 0 bytes; 3 mounted"),
+        "{}",
+        copy.stderr
+    );
+    let copied = w.path("copied");
+    w.run(&[
+        "pull",
+        &format!("{}:v1", w.gun("team/copy")),
+        "-o",
+        path_str(&copied),
+    ])
+    .await
+    .ok();
+    assert_eq!(layout_blobs(&copied), layout_blobs(&pulled));
+
+    // A source that lacks them: uploaded after all.
+    let fallback = w
+        .run(&[
+            "push",
+            path_str(&layout),
+            &format!("{}:v1", w.gun("team/fresh")),
+            "--mount-from",
+            "team/empty",
+        ])
+        .await
+        .ok();
+    assert!(
+        fallback.stderr.contains("blobs: 3 uploaded"),
+        "{}",
+        fallback.stderr
+    );
+}
+
+fn image_config_len(image: &TestImage) -> u64 {
+    let config = image.layers.first().expect("config digest");
+    image
+        .blobs
+        .iter()
+        .find(|(d, _)| d == config)
+        .map(|(_, b)| b.len() as u64)
+        .expect("config blob")
+}
+
+/// A layout whose blob file does not hold what its digest says (changed after the
+/// manifest was written): the stream is hashed as it is sent, the upload is never
+/// closed, and the registry stores neither the blob nor the manifest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_layout_blob_that_does_not_match_its_digest_is_never_stored() {
+    let w = World::start().await;
+    let gun = w.gun("team/bad");
+    for size in [1_000, 12 << 20] {
+        let image = TestImage::single("linux", "amd64", 1, size);
+        let layout = w.path(&format!("bad-{size}"));
+        image.write_layout(&layout, "v1");
+        let layer = &image.layers[1];
+        let file = layout
+            .join("blobs/sha256")
+            .join(layer.trim_start_matches("sha256:"));
+        let mut bytes = std::fs::read(&file).expect("layer");
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0xff;
+        std::fs::write(&file, &bytes).expect("alter layer");
+        let refused = w
+            .run(&["push", path_str(&layout), &format!("{gun}:v1")])
+            .await
+            .expect_code(2);
+        assert!(
+            refused.stderr.contains("the content has digest")
+                && refused.stderr.contains(&format!("not {layer}"))
+                && refused.stderr.contains("nothing was stored"),
+            "{}",
+            refused.stderr
+        );
+        assert!(!w.registry.has_blob("team/bad", layer).await);
+        assert_eq!(
+            w.registry
+                .tag_digest("team/bad", &digest(&image.manifest))
+                .await,
+            None
+        );
+        assert_eq!(w.registry.tag_digest("team/bad", "v1").await, None);
+    }
+    w.run(&["trust", "inspect", &gun]).await.expect_code(1);
+}
+
+/// `--platform` that a single-platform image is not: an error naming its platform, and
+/// nothing written. The platform it is: pulled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_platform_the_single_image_is_not_is_refused_naming_its_own() {
+    let w = World::start().await;
+    let gun = w.gun("single");
+    let image = TestImage::single("linux", "amd64", 1, 1000);
+    w.push(&image, &format!("{gun}:v1")).await.ok();
+    let out = w.path("arm");
+    let refused = w
+        .pull(&format!("{gun}:v1"), &out, &["--platform", "linux/arm64"])
+        .await
+        .expect_code(2);
+    assert!(
+        refused
+            .stderr
+            .contains("the image is for linux/amd64 only (a single-platform image, not an index), not linux/arm64"),
+        "{}",
+        refused.stderr
+    );
     w.assert_untouched(&out);
+    w.pull(
+        &format!("{gun}:v1"),
+        &w.path("amd"),
+        &["--platform", "linux/amd64"],
+    )
+    .await
+    .ok();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

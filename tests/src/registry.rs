@@ -161,6 +161,19 @@ impl TestRegistry {
         assert!(r.status().is_success(), "blob upload: {}", r.status());
     }
 
+    /// Whether `repository` has blob `digest`.
+    pub async fn has_blob(&self, repository: &str, digest: &str) -> bool {
+        let r = reqwest::Client::new()
+            .head(format!(
+                "http://{}/v2/{repository}/blobs/{digest}",
+                self.host
+            ))
+            .send()
+            .await
+            .expect("blob HEAD");
+        r.status().is_success()
+    }
+
     /// What the registry says blob `digest` is: (Docker-Content-Digest, length).
     pub async fn blob_head(&self, repository: &str, digest: &str) -> (String, u64) {
         let r = reqwest::Client::new()

@@ -21,10 +21,10 @@ use notar_keys::{KeyRole, PassphraseSource, PrivateKey, Prompt};
 use notar_tuf::Gun;
 use serde::Serialize;
 
-use crate::commands::parse_key_id;
-use crate::keyring::Keyring;
+use crate::commands::args::parse_key_id;
 use crate::output::{json_line, print};
 use crate::reference::Reference;
+use crate::trust::keyring::Keyring;
 use crate::{Context, Error};
 
 /// The variable `key passwd` reads the new passphrase from.

@@ -37,12 +37,24 @@ use notar_tuf::client::Updater;
 use notar_tuf::{KeyId, RoleName, RoleType};
 use serde::Serialize;
 
-use crate::cli::InspectArgs;
+use clap::Args;
+
 use crate::error::render;
 use crate::output::{json_pretty, natural_cmp, print, table};
 use crate::reference::Reference;
-use crate::repo::{Repository, Warnings};
+use crate::trust::repo::{Repository, Warnings};
 use crate::{Context, Error};
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// Human-readable sections instead of JSON
+    #[arg(long)]
+    pub pretty: bool,
+
+    /// Repositories or tags: <gun>[:<tag>]
+    #[arg(value_name = "GUN[:TAG]", required = true)]
+    pub references: Vec<String>,
+}
 
 /// Docker's name for a tag signed through the targets role (or `targets/releases` alone).
 pub const REPO_ADMIN: &str = "Repo Admin";

@@ -4,8 +4,8 @@
 
 use serde::Serialize;
 
-use crate::keyring::Keyring;
 use crate::output::{json_line, print, table};
+use crate::trust::keyring::Keyring;
 use crate::{Context, Error};
 
 /// `--json` result (format 1).

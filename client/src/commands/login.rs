@@ -13,8 +13,10 @@ use clap::Args;
 use serde_json::{Value, json};
 use zeroize::Zeroizing;
 
-use crate::auth::{Credentials, docker_config_dir, helper_for, read_docker_config, run_helper};
-use crate::http::Server;
+use crate::oci::auth::{
+    Credentials, docker_config_dir, helper_for, read_docker_config, run_helper,
+};
+use crate::trust::server::Server;
 use crate::{Context, Error};
 
 #[derive(Debug, Args)]
@@ -44,7 +46,7 @@ fn server_for(ctx: &Context, host: Option<&str>) -> Result<Server, Error> {
         Some(host) => {
             let loopback = reqwest::Url::parse(&format!("http://{host}"))
                 .ok()
-                .and_then(|u| u.host_str().map(crate::auth::is_loopback_host))
+                .and_then(|u| u.host_str().map(crate::oci::auth::is_loopback_host))
                 .unwrap_or(false);
             let scheme = if loopback { "http" } else { "https" };
             Server::with_ca(

@@ -5,15 +5,33 @@
 //! any number of rotations, and so does the current one. `--root-key` does the same for
 //! one command. A key that signed no root of the repository is refused.
 
+use clap::Args;
 use serde::Serialize;
 
-use crate::cache::MetadataCache;
-use crate::cli::PinArgs;
-use crate::commands::parse_key_id;
+use crate::commands::args::parse_key_id;
 use crate::output::{json_line, print};
 use crate::reference::Reference;
-use crate::repo::{Repository, Warnings};
+use crate::trust::cache::MetadataCache;
+use crate::trust::repo::{Repository, Warnings};
 use crate::{Context, Error};
+
+#[derive(Debug, Args)]
+pub struct GunArgs {
+    /// The repository
+    #[arg(value_name = "GUN")]
+    pub gun: String,
+}
+
+#[derive(Debug, Args)]
+pub struct PinArgs {
+    /// The repository
+    #[arg(value_name = "GUN")]
+    pub gun: String,
+
+    /// The root key ID (64 hex digits, as `notar key list` and `trust inspect` show them)
+    #[arg(value_name = "KEYID")]
+    pub key_id: String,
+}
 
 /// `--json` result (format 1).
 #[derive(Debug, Serialize)]

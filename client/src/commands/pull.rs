@@ -4,14 +4,18 @@
 //! By tag, the digest and length come only from verified trust data, found by notar-tuf's
 //! delegation walk in Docker's order: the `targets/releases` subtree, then `targets`, then
 //! the other delegations, each trusted for the tag through its delegation paths, a
-//! terminating delegation ending the search. The registry's tag must name the
-//! signed digest too (a tag moved after signing is refused). The manifest is fetched by
-//! digest with the signed length as a cap (more is refused before it is read in full) and
-//! its sha256 checked before it is parsed; for an image index the platform's manifest is
-//! fetched by digest and checked the same way. Blobs are fetched concurrently by digest,
-//! hashed and counted while they stream into a staging directory next to the output, and
-//! only a complete, verified layout is renamed into place: on any failure the output is
-//! left as it was. Blobs a previous pull left in the output are reused when they verify.
+//! terminating delegation ending the search. Only the signed digest is ever fetched: when
+//! the registry's tag names another (a push between its upload and its signature, or a tag
+//! moved by hand), the pull says so and takes the signed one, as Docker does;
+//! `--require-tag-match` refuses instead. The manifest is fetched by digest with the signed
+//! length as a cap (more is refused before it is read in full) and its sha256 checked
+//! before it is parsed. For an image index, that is the index; the platform's manifest is
+//! then fetched by the digest the index names and checked the same way. A platform asked
+//! for that the image does not have is an error naming what it has. Blobs are fetched
+//! concurrently by digest, hashed and counted while they stream into a staging directory
+//! next to the output, and only a complete, verified layout is renamed into place: on any
+//! failure the output is left as it was. Blobs a previous pull left in the output are
+//! reused when they verify.
 
 use std::collections::BTreeSet;
 use std::io::IsTerminal as _;
@@ -22,14 +26,17 @@ use clap::Args;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use notar_tuf::names::Tag;
 use notar_tuf::{Gun, RoleName};
+use oci_spec::image::{Descriptor, DescriptorBuilder, ImageManifest, MediaType, PlatformBuilder};
 use serde::Serialize;
-use sha2::{Digest as _, Sha256};
 
-use crate::commands::push::{Descriptor, Manifest, Platform};
+use crate::oci::digest::Hasher;
+use crate::oci::layout::{PULLED_FROM, REF_NAME, Staging, check_output};
+use crate::oci::manifest::{self, ConfigPlatform, Manifest, PlatformChoice, show_platform};
+use crate::oci::registry::MAX_MANIFEST_BYTES;
+use crate::oci::{OciDigest, Registry};
 use crate::output::{json_line, print};
 use crate::reference::normalize_gun;
-use crate::registry::{MAX_MANIFEST_BYTES, OciDigest, Registry};
-use crate::repo::{Repository, Warnings};
+use crate::trust::repo::{Repository, Warnings};
 use crate::{Context, Error};
 
 /// Concurrent blob downloads.
@@ -53,8 +60,13 @@ pub struct PullArgs {
     #[arg(long, value_name = "HOST")]
     pub insecure_registry: Vec<String>,
 
-    /// Pull by tag without trust data (also NOTAR_CONTENT_TRUST=0); a warning says so
+    /// Refuse when the registry's tag names another digest than the signed one (by
+    /// default the signed digest is pulled, and a note names both)
     #[arg(long)]
+    pub require_tag_match: bool,
+
+    /// Pull by tag without trust data (also NOTAR_CONTENT_TRUST=0); a warning says so
+    #[arg(long, conflicts_with = "require_tag_match")]
     pub disable_content_trust: bool,
 }
 
@@ -96,10 +108,12 @@ pub async fn run(ctx: &Context, args: PullArgs) -> Result<(), Error> {
     let trust = !(args.disable_content_trust
         || std::env::var("NOTAR_CONTENT_TRUST")
             .is_ok_and(|v| matches!(v.as_str(), "0" | "false" | "no" | "off")));
-    let platform = match &args.platform {
-        Some(text) => parse_platform(text)?,
-        None => this_platform(),
-    };
+    let asked = args
+        .platform
+        .as_deref()
+        .map(PlatformChoice::parse)
+        .transpose()?;
+    let platform = asked.clone().unwrap_or_else(PlatformChoice::this_machine);
     let output = match &args.output {
         Some(dir) => dir.clone(),
         None => PathBuf::from(gun.as_str().rsplit('/').next().unwrap_or("image")),
@@ -112,15 +126,7 @@ pub async fn run(ctx: &Context, args: PullArgs) -> Result<(), Error> {
         Wanted::Digest(digest) => (digest.clone(), MAX_MANIFEST_BYTES, None, None),
         Wanted::Tag(tag) if trust => {
             let (digest, length, role) = trusted_target(ctx, &gun, tag).await?;
-            let (current, _) = registry.resolve_tag(tag.as_str()).await?;
-            if current != digest {
-                return Err(Error::Content {
-                    what: format!("{gun}:{tag}"),
-                    reason: format!(
-                        "the registry's tag names {current}, but the signed digest is {digest}"
-                    ),
-                });
-            }
+            compare_tag(&registry, &gun, tag, &digest, args.require_tag_match).await?;
             (digest, length, Some(length), Some(role))
         }
         Wanted::Tag(tag) => {
@@ -134,73 +140,102 @@ pub async fn run(ctx: &Context, args: PullArgs) -> Result<(), Error> {
 
     let top = fetch_manifest(&registry, &digest, limit, signed_length).await?;
     let parsed = Manifest::parse(&top, &format!("manifest {digest}"))?;
-    let (manifest_digest, manifest_bytes, manifest, platform_manifest) = match &parsed.manifests {
-        Some(children) => {
-            let child = choose_platform(children, &platform).ok_or_else(|| {
-                Error::Usage(format!(
-                    "the image index {digest} has no manifest for {}; it has {}",
-                    show_platform(&platform),
-                    children
-                        .iter()
-                        .filter_map(|c| c.platform.as_ref().map(show_platform))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ))
-            })?;
-            let child_digest = OciDigest::parse(&child.digest)?;
+    let (manifest_digest, manifest_bytes, manifest, chosen) = match parsed {
+        Manifest::Index(index) => {
+            let children = index.manifests();
+            let child = children
+                .iter()
+                .find(|c| c.platform().as_ref().is_some_and(|p| platform.matches(p)))
+                .ok_or_else(|| {
+                    Error::Usage(format!(
+                        "the image index {digest} has no manifest for {platform}; it has {}",
+                        platforms_of(children)
+                    ))
+                })?;
+            let (child_digest, child_size) = manifest::target(child)?;
             let bytes =
-                fetch_manifest(&registry, &child_digest, child.size, Some(child.size)).await?;
-            let manifest = Manifest::parse(&bytes, &format!("manifest {child_digest}"))?;
+                fetch_manifest(&registry, &child_digest, child_size, Some(child_size)).await?;
+            let what = format!("manifest {child_digest} of the index {digest}");
+            let Manifest::Image(image) = Manifest::parse(&bytes, &what)? else {
+                return Err(Error::Content {
+                    what,
+                    reason: "an index inside an index; notar pulls one level".into(),
+                });
+            };
             let blob = Blob {
                 digest: child_digest.to_string(),
-                size: child.size,
+                size: child_size,
                 reused: false,
             };
-            (child_digest, bytes, manifest, Some(blob))
+            (child_digest, bytes, image, Some((blob, child.clone())))
         }
-        None => (digest.clone(), top.clone(), parsed, None),
+        Manifest::Image(image) => (digest.clone(), top.clone(), image, None),
     };
-    if manifest.config.is_none() {
-        return Err(Error::Content {
-            what: format!("manifest {manifest_digest}"),
-            reason: "an image manifest without a config".into(),
-        });
-    }
 
     let staging = Staging::create(&output)?;
-    let blobs_dir = staging.dir.join("blobs/sha256");
-    write_file(&blobs_dir.join(digest.hex()), &top)?;
-    write_file(&blobs_dir.join(manifest_digest.hex()), &manifest_bytes)?;
-    let blobs = fetch_blobs(&registry, &manifest.blobs(), &blobs_dir, &output).await?;
+    staging.write_blob(&digest, &top)?;
+    staging.write_blob(&manifest_digest, &manifest_bytes)?;
+    let config = manifest.config();
+    let (config_digest, config_size) = manifest::target(config)?;
+    let mut config_reused = None;
+    if chosen.is_none() {
+        // A single image: its platform is in its config, fetched (and checked) first.
+        let config_path = staging.blobs().join(config_digest.hex());
+        let old = output.join("blobs/sha256").join(config_digest.hex());
+        let reused = reuse(&old, &config_digest, config_size, &config_path).await;
+        if !reused {
+            registry
+                .get_blob(&config_digest, config_size, &config_path, |_| {})
+                .await?;
+        }
+        config_reused = Some(reused);
+        check_image_platform(&config_path, &config_digest, &platform, asked.is_some())?;
+    }
+    let mut blobs = fetch_blobs(&registry, &manifest, &staging.blobs(), &output).await?;
+    if let Some(reused) = config_reused {
+        for blob in blobs
+            .iter_mut()
+            .filter(|b| b.digest == config_digest.as_str())
+        {
+            blob.reused = reused;
+        }
+    }
 
-    let mut annotations = serde_json::Map::new();
+    let mut annotations = std::collections::HashMap::new();
     if let Wanted::Tag(tag) = &wanted {
-        annotations.insert(
-            "org.opencontainers.image.ref.name".into(),
-            tag.as_str().into(),
-        );
+        annotations.insert(REF_NAME.to_owned(), tag.as_str().to_owned());
     }
-    let mut entry = serde_json::json!({
-        "mediaType": manifest.media_type(),
-        "digest": manifest_digest.as_str(),
-        "size": manifest_bytes.len(),
-    });
-    if !annotations.is_empty() {
-        entry["annotations"] = annotations.into();
+    annotations.insert(PULLED_FROM.to_owned(), gun.to_string());
+    let mut entry = DescriptorBuilder::default()
+        .media_type(MediaType::from(
+            Manifest::Image(manifest.clone()).media_type().as_str(),
+        ))
+        .digest(
+            manifest_digest
+                .as_str()
+                .parse::<oci_spec::image::Digest>()
+                .map_err(|e| Error::Content {
+                    what: format!("digest {manifest_digest}"),
+                    reason: e.to_string(),
+                })?,
+        )
+        .size(manifest_bytes.len() as u64)
+        .annotations(annotations)
+        .build()
+        .map_err(|e| Error::Content {
+            what: "the pulled layout's index.json".into(),
+            reason: e.to_string(),
+        })?;
+    if let Some((_, child)) = &chosen {
+        entry.set_platform(child.platform().clone().or_else(|| {
+            PlatformBuilder::default()
+                .os(platform.os.as_str())
+                .architecture(platform.architecture.as_str())
+                .build()
+                .ok()
+        }));
     }
-    if platform_manifest.is_some() {
-        entry["platform"] =
-            serde_json::json!({"os": platform.os, "architecture": platform.architecture});
-    }
-    let index = serde_json::json!({ "schemaVersion": 2, "manifests": [entry] });
-    write_file(
-        &staging.dir.join("index.json"),
-        serde_json::to_string(&index).unwrap_or_default().as_bytes(),
-    )?;
-    write_file(
-        &staging.dir.join("oci-layout"),
-        br#"{"imageLayoutVersion":"1.0.0"}"#,
-    )?;
+    staging.finish(entry)?;
     staging.commit(&output)?;
 
     let report = Pulled {
@@ -214,7 +249,7 @@ pub async fn run(ctx: &Context, args: PullArgs) -> Result<(), Error> {
         size: top.len() as u64,
         role: role.map(|r| r.to_string()),
         verified: trust || matches!(wanted, Wanted::Digest(_)),
-        platform_manifest,
+        platform_manifest: chosen.map(|(blob, _)| blob),
         blobs,
         output: output.display().to_string(),
     };
@@ -227,6 +262,68 @@ pub async fn run(ctx: &Context, args: PullArgs) -> Result<(), Error> {
             report.blobs.len(),
             output.display()
         ))
+    }
+}
+
+/// The registry's tag against the signed digest. They differ while a push is between its
+/// upload and its signature, or after the tag was moved: only the signed digest is ever
+/// fetched, so the pull goes on, saying so, unless `require` asks for a refusal.
+async fn compare_tag(
+    registry: &Registry,
+    gun: &Gun,
+    tag: &Tag,
+    signed: &OciDigest,
+    require: bool,
+) -> Result<(), Error> {
+    let current = registry.lookup_tag(tag.as_str()).await?.map(|(d, _)| d);
+    if current.as_ref() == Some(signed) {
+        return Ok(());
+    }
+    let names = match &current {
+        Some(other) => format!("the registry's tag names {other}"),
+        None => "the registry has no such tag".to_owned(),
+    };
+    if require {
+        return Err(Error::Content {
+            what: format!("{gun}:{tag}"),
+            reason: format!("{names}, but the signed digest is {signed} (--require-tag-match)"),
+        });
+    }
+    eprintln!("notar: {gun}:{tag}: {names}; pulling the signed digest {signed}");
+    Ok(())
+}
+
+/// A single image's platform, from its config, against the one asked for: an error when
+/// `--platform` named another; a warning when this machine's platform is not the image's.
+fn check_image_platform(
+    config_path: &Path,
+    config_digest: &OciDigest,
+    want: &PlatformChoice,
+    asked: bool,
+) -> Result<(), Error> {
+    let bytes = std::fs::read(config_path).map_err(Error::io("reading", config_path))?;
+    let has = ConfigPlatform::parse(&bytes, &format!("config {config_digest}"))?;
+    if want.matches_parts(&has.os, &has.architecture, has.variant.as_deref()) {
+        return Ok(());
+    }
+    if asked {
+        return Err(Error::Usage(format!(
+            "the image is for {has} only (a single-platform image, not an index), not {want}"
+        )));
+    }
+    eprintln!("notar: warning: the image is for {has}, and this machine is {want}");
+    Ok(())
+}
+
+fn platforms_of(children: &[Descriptor]) -> String {
+    let list: Vec<String> = children
+        .iter()
+        .filter_map(|c| c.platform().as_ref().map(show_platform))
+        .collect();
+    if list.is_empty() {
+        "no platforms listed".into()
+    } else {
+        list.join(", ")
     }
 }
 
@@ -291,10 +388,11 @@ async fn fetch_manifest(
     Ok(bytes)
 }
 
-/// Fetches (or reuses from `previous`) every blob into `dir`, concurrently.
+/// Fetches (or reuses from `previous`) every blob of `manifest` into `dir`, concurrently;
+/// one already in `dir` (the config of a single image) is kept.
 async fn fetch_blobs(
     registry: &Registry,
-    blobs: &[Descriptor],
+    manifest: &ImageManifest,
     dir: &Path,
     previous: &Path,
 ) -> Result<Vec<Blob>, Error> {
@@ -311,12 +409,11 @@ async fn fetch_blobs(
     let limit = Arc::new(tokio::sync::Semaphore::new(PARALLEL_DOWNLOADS));
     let mut tasks = tokio::task::JoinSet::new();
     let mut seen = BTreeSet::new();
-    for blob in blobs {
-        let digest = OciDigest::parse(&blob.digest)?;
+    for blob in manifest::blobs(manifest) {
+        let (digest, size) = manifest::target(blob)?;
         if !seen.insert(digest.clone()) {
             continue;
         }
-        let size = blob.size;
         let registry = registry.clone();
         let final_path = dir.join(digest.hex());
         let old = previous.join("blobs/sha256").join(digest.hex());
@@ -325,6 +422,14 @@ async fn fetch_blobs(
         bar.set_prefix(digest.hex()[..12].to_owned());
         tasks.spawn(async move {
             let _permit = limit.acquire_owned().await;
+            if final_path.is_file() {
+                bar.finish();
+                return Ok(Blob {
+                    digest: digest.to_string(),
+                    size,
+                    reused: false,
+                });
+            }
             if reuse(&old, &digest, size, &final_path).await {
                 bar.finish_with_message("reused");
                 return Ok(Blob {
@@ -378,158 +483,19 @@ async fn reuse(old: &Path, digest: &OciDigest, size: u64, to: &Path) -> bool {
         let Ok(mut file) = std::fs::File::open(&old) else {
             return false;
         };
-        let mut hasher = Sha256::new();
-        if std::io::copy(&mut file, &mut hasher).is_err() {
-            return false;
+        let mut hasher = Hasher::default();
+        let mut buffer = vec![0u8; 1 << 16];
+        loop {
+            match std::io::Read::read(&mut file, &mut buffer) {
+                Ok(0) => break,
+                Ok(n) => hasher.update(&buffer[..n]),
+                Err(_) => return false,
+            }
         }
-        OciDigest::from_sha256(hasher.finalize().into()) == digest
-            && std::fs::copy(&old, &to).is_ok()
+        hasher.finish() == digest && std::fs::copy(&old, &to).is_ok()
     })
     .await
     .unwrap_or(false)
-}
-
-/// Refuses an output that exists and is neither empty nor an OCI layout, before any work.
-fn check_output(output: &Path) -> Result<(), Error> {
-    match std::fs::read_dir(output) {
-        Ok(mut entries) => {
-            if entries.next().is_none() || output.join("oci-layout").is_file() {
-                Ok(())
-            } else {
-                Err(Error::Usage(format!(
-                    "{} exists and is not an OCI image layout; choose another --output",
-                    output.display()
-                )))
-            }
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(Error::io("reading", output)(e)),
-    }
-}
-
-/// A directory next to the output where the layout is assembled; removed unless committed.
-#[derive(Debug)]
-struct Staging {
-    dir: PathBuf,
-    committed: bool,
-}
-
-impl Staging {
-    fn create(output: &Path) -> Result<Self, Error> {
-        let dir = sibling(output, "pull");
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(dir.join("blobs/sha256")).map_err(Error::io("creating", &dir))?;
-        Ok(Staging {
-            dir,
-            committed: false,
-        })
-    }
-
-    /// Moves the verified layout to `output`, replacing an earlier layout there.
-    fn commit(mut self, output: &Path) -> Result<(), Error> {
-        let old = sibling(output, "old");
-        let had_old = output.exists();
-        if had_old {
-            let _ = std::fs::remove_dir_all(&old);
-            std::fs::rename(output, &old).map_err(Error::io("moving aside", output))?;
-        }
-        if let Err(e) = std::fs::rename(&self.dir, output) {
-            if had_old {
-                let _ = std::fs::rename(&old, output);
-            }
-            return Err(Error::io("moving the pulled layout to", output)(e));
-        }
-        self.committed = true;
-        if had_old {
-            let _ = std::fs::remove_dir_all(&old);
-        }
-        Ok(())
-    }
-}
-
-impl Drop for Staging {
-    fn drop(&mut self) {
-        if self.committed {
-            return;
-        }
-        // The file write of an aborted download runs on tokio's blocking pool and may still
-        // create a file while the directory is being removed (then removal fails with "not
-        // empty"): try again for a moment.
-        for _ in 0..100 {
-            match std::fs::remove_dir_all(&self.dir) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                    std::thread::sleep(std::time::Duration::from_millis(10));
-                }
-                _ => return,
-            }
-        }
-    }
-}
-
-/// `<parent>/.<name>.notar-<what>-<pid>`: on the same file system as the output.
-fn sibling(output: &Path, what: &str) -> PathBuf {
-    let name = output
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "layout".into());
-    let parent = match output.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    parent.join(format!(".{name}.notar-{what}-{}", std::process::id()))
-}
-
-fn write_file(path: &Path, bytes: &[u8]) -> Result<(), Error> {
-    std::fs::write(path, bytes).map_err(Error::io("writing", path))
-}
-
-fn parse_platform(text: &str) -> Result<Platform, Error> {
-    let mut parts = text.split('/');
-    match (parts.next(), parts.next(), parts.next(), parts.next()) {
-        (Some(os), Some(arch), variant, None) if !os.is_empty() && !arch.is_empty() => {
-            Ok(Platform {
-                os: os.to_owned(),
-                architecture: arch.to_owned(),
-                variant: variant.map(str::to_owned),
-            })
-        }
-        _ => Err(Error::Usage(format!(
-            "invalid platform {text:?}: expected os/arch[/variant], e.g. linux/amd64"
-        ))),
-    }
-}
-
-/// This machine's platform in OCI's names.
-fn this_platform() -> Platform {
-    let architecture = match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        "x86" => "386",
-        "powerpc64" => "ppc64le",
-        other => other,
-    };
-    Platform {
-        os: std::env::consts::OS.to_owned(),
-        architecture: architecture.to_owned(),
-        variant: None,
-    }
-}
-
-fn choose_platform<'a>(children: &'a [Descriptor], want: &Platform) -> Option<&'a Descriptor> {
-    children.iter().find(|c| {
-        c.platform.as_ref().is_some_and(|p| {
-            p.os == want.os
-                && p.architecture == want.architecture
-                && (want.variant.is_none() || p.variant == want.variant)
-        })
-    })
-}
-
-fn show_platform(p: &Platform) -> String {
-    match &p.variant {
-        Some(v) => format!("{}/{}/{v}", p.os, p.architecture),
-        None => format!("{}/{}", p.os, p.architecture),
-    }
 }
 
 #[cfg(test)]
@@ -547,13 +513,5 @@ mod tests {
         assert!(matches!(wanted, Wanted::Tag(t) if t.as_str() == "v1"));
         assert!(parse_reference("127.0.0.1:5000/app@sha256:xyz").is_err());
         assert!(parse_reference("127.0.0.1:5000/app").is_err());
-    }
-
-    #[test]
-    fn platforms() {
-        let p = parse_platform("linux/arm64/v8").expect("platform");
-        assert_eq!(show_platform(&p), "linux/arm64/v8");
-        assert!(parse_platform("linux").is_err());
-        assert!(parse_platform("a/b/c/d").is_err());
     }
 }

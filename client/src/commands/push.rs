@@ -1,25 +1,37 @@
 //! `notar push <oci-layout-dir> <gun>:<tag>`: uploads an OCI image layout to the registry
-//! the GUN names (blobs the registry already has are skipped; the manifests of an image
-//! index go up by digest before the index), signs the tag with the digest and size of the
-//! bytes uploaded, and only then points the registry's tag at that digest.
+//! the GUN names, signs the tag with the digest and size of the bytes uploaded, and only
+//! then points the registry's tag at that digest.
 //!
 //! So the tag never names an unsigned manifest, not even for a moment (a push with Docker's
 //! content trust tags first and signs after, docker/cli#2721): until the signature is
 //! stored, the manifest is in the registry by digest only. If signing fails (a wrong
 //! passphrase, the trust server down), the tag stays where it was, and the message says how
 //! to finish.
+//!
+//! Blobs stream from disk ([`Registry::stream_blob`]: hashed as they are read, in chunks
+//! of bounded size, a few at once), so memory stays flat whatever the size of a layer.
+//! A blob the registry has is skipped; one in another repository of the same registry
+//! (`--mount-from`, or the repository a `notar pull` wrote the layout from) is mounted.
+//! An index's manifests go up by digest before the index.
 
-use std::path::{Path, PathBuf};
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::Arc;
 
 use clap::Args;
-use notar_tuf::Gun;
-use notar_tuf::names::Tag;
-use serde::Deserialize;
+use oci_spec::image::ImageManifest;
 
-use crate::cli::SignArgs;
+use crate::commands::args::LifetimeArgs;
+use crate::oci::layout::Layout;
+use crate::oci::manifest::{self, Manifest};
+use crate::oci::registry::Upload;
+use crate::oci::{OciDigest, Registry};
 use crate::reference::Reference;
-use crate::registry::{OciDigest, Registry};
+use crate::trust::publish::sign_tag;
 use crate::{Context, Error};
+
+/// Concurrent blob uploads; each holds at most one chunk in memory.
+const PARALLEL_UPLOADS: usize = 4;
 
 #[derive(Debug, Args)]
 pub struct PushArgs {
@@ -35,218 +47,196 @@ pub struct PushArgs {
     #[arg(long, value_name = "HOST")]
     pub insecure_registry: Vec<String>,
 
-    /// Lifetime of the new targets metadata, in days
-    #[arg(long, value_name = "DAYS", default_value_t = 365,
-          value_parser = clap::value_parser!(u32).range(1..=36500))]
-    pub targets_lifetime: u32,
+    /// Mount blobs the registry holds in this other repository of it (`team/base`)
+    /// instead of uploading them
+    #[arg(long, value_name = "REPOSITORY")]
+    pub mount_from: Vec<String>,
 
-    /// Lifetime of root metadata when this signature creates the repository, in days
-    #[arg(long, value_name = "DAYS", default_value_t = 365,
-          value_parser = clap::value_parser!(u32).range(1..=36500))]
-    pub root_lifetime: u32,
+    #[command(flatten)]
+    pub lifetimes: LifetimeArgs,
 }
 
-/// An OCI descriptor, as much of it as push and pull need.
-#[derive(Clone, Debug, Deserialize)]
-pub struct Descriptor {
-    #[serde(rename = "mediaType", default)]
-    pub media_type: Option<String>,
-    pub digest: String,
-    pub size: u64,
-    #[serde(default)]
-    pub platform: Option<Platform>,
-    #[serde(default)]
-    pub annotations: Option<serde_json::Map<String, serde_json::Value>>,
-}
-
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
-pub struct Platform {
-    pub os: String,
-    pub architecture: String,
-    #[serde(default)]
-    pub variant: Option<String>,
-}
-
-/// An image manifest or an image index.
-#[derive(Debug, Deserialize)]
-pub struct Manifest {
-    #[serde(rename = "mediaType", default)]
-    pub media_type: Option<String>,
-    #[serde(default)]
-    pub config: Option<Descriptor>,
-    #[serde(default)]
-    pub layers: Vec<Descriptor>,
-    #[serde(default)]
-    pub manifests: Option<Vec<Descriptor>>,
-}
-
-impl Manifest {
-    pub fn parse(bytes: &[u8], what: &str) -> Result<Self, Error> {
-        serde_json::from_slice(bytes).map_err(|e| Error::Content {
-            what: what.to_owned(),
-            reason: format!("not an OCI manifest or index: {e}"),
-        })
-    }
-
-    /// The media type to store it under: its own `mediaType`, else by shape.
-    pub fn media_type(&self) -> String {
-        self.media_type.clone().unwrap_or_else(|| {
-            if self.manifests.is_some() {
-                "application/vnd.oci.image.index.v1+json".into()
-            } else {
-                "application/vnd.oci.image.manifest.v1+json".into()
-            }
-        })
-    }
-
-    /// Config and layers.
-    pub fn blobs(&self) -> Vec<Descriptor> {
-        self.config.iter().chain(&self.layers).cloned().collect()
-    }
+/// How the blobs of a push got there.
+#[derive(Debug, Default)]
+struct Moved {
+    uploaded: usize,
+    mounted: usize,
+    present: usize,
+    bytes: u64,
 }
 
 pub async fn run(ctx: &Context, args: PushArgs) -> Result<(), Error> {
     let (reference, tag) = Reference::parse_tagged(&args.reference)?;
     let registry = Registry::for_gun(&reference.gun, &args.insecure_registry)?;
     let layout = Layout::open(&args.layout)?;
-    let top = layout.pick(&tag)?;
-    let digest = OciDigest::parse(&top.digest)?;
-    let bytes = layout.blob(&digest)?;
-    let manifest = Manifest::parse(&bytes, &format!("manifest {digest} in the layout"))?;
-    let mut uploaded = 0usize;
-    if let Some(children) = &manifest.manifests {
-        for child in children {
-            let child_digest = OciDigest::parse(&child.digest)?;
-            let child_bytes = layout.blob(&child_digest)?;
-            let child_manifest = Manifest::parse(
-                &child_bytes,
-                &format!("manifest {child_digest} in the layout"),
-            )?;
-            uploaded += push_blobs(&registry, &layout, &child_manifest).await?;
+    let top = layout.pick(tag.as_str())?;
+    let (digest, size) = manifest::target(top)?;
+    let bytes = layout.small_blob(&digest, size)?;
+    let media_type = Manifest::parse(&bytes, &format!("manifest {digest} in the layout"))?;
+    let mut sources: Vec<String> = args.mount_from.clone();
+    if let Some(from) = Layout::pulled_from(top)
+        && let Some((host, repository)) = from.split_once('/')
+        && host == registry.host()
+        && repository != registry.repository()
+    {
+        sources.push(repository.to_owned());
+    }
+
+    let mut images: Vec<(OciDigest, Vec<u8>, ImageManifest)> = Vec::new();
+    match &media_type {
+        Manifest::Index(index) => {
+            for child in index.manifests() {
+                let (child_digest, child_size) = manifest::target(child)?;
+                let child_bytes = layout.small_blob(&child_digest, child_size)?;
+                let what = format!("manifest {child_digest} in the layout");
+                match Manifest::parse(&child_bytes, &what)? {
+                    Manifest::Image(image) => images.push((child_digest, child_bytes, image)),
+                    Manifest::Index(_) => {
+                        return Err(Error::Usage(format!(
+                            "{what} is an index inside an index; notar pushes one level"
+                        )));
+                    }
+                }
+            }
+        }
+        Manifest::Image(image) => images.push((digest.clone(), Vec::new(), image.clone())),
+    }
+    let moved = push_blobs(&registry, &layout, &images, &sources).await?;
+    for (child_digest, child_bytes, image) in &images {
+        if *child_digest != digest {
+            let media = Manifest::Image(image.clone()).media_type();
             registry
-                .put_manifest(
-                    child_digest.as_str(),
-                    &child_manifest.media_type(),
-                    child_bytes,
-                )
+                .put_manifest(child_digest.as_str(), &media, child_bytes.clone().into())
                 .await?;
         }
-    } else {
-        uploaded += push_blobs(&registry, &layout, &manifest).await?;
     }
-    let size = bytes.len() as u64;
-    let media_type = manifest.media_type();
+    let media = media_type.media_type();
+    let bytes = bytes::Bytes::from(bytes);
     registry
-        .put_manifest(digest.as_str(), &media_type, bytes.clone())
+        .put_manifest(digest.as_str(), &media, bytes.clone())
         .await?;
     eprintln!(
-        "notar: pushed {}@{digest} ({size} bytes; {uploaded} blobs uploaded); signing {tag}",
-        registry.name()
+        "notar: pushed {}@{digest} ({size} bytes; blobs: {} uploaded, {} bytes; {} mounted; {} already there); signing {tag}",
+        registry.name(),
+        moved.uploaded,
+        moved.bytes,
+        moved.mounted,
+        moved.present,
     );
-    let sign = SignArgs {
-        reference: args.reference.clone(),
-        digest: Some(digest.to_string()),
-        size: Some(size),
-        insecure_registry: args.insecure_registry.clone(),
-        role: None,
-        targets_lifetime: args.targets_lifetime,
-        root_lifetime: args.root_lifetime,
-    };
-    if let Err(e) = crate::commands::sign::run(ctx, sign, None).await {
-        eprintln!(
-            "notar: the tag {tag} was left where it was: {}@{digest} is in the registry, unsigned. \
+    let target = notar_tuf::TargetFile::sha256(size, digest.sha256());
+    let signed = sign_tag(
+        ctx,
+        &reference.gun,
+        &tag,
+        target,
+        None,
+        args.lifetimes.lifetimes(),
+        None,
+    )
+    .await;
+    let signature = match signed {
+        Ok(signature) => signature,
+        Err(e) => {
+            eprintln!(
+                "notar: the tag {tag} was left where it was: {}@{digest} is in the registry, unsigned. \
              Fix the cause and run this push again (nothing is uploaded twice), or sign it with \
              `notar trust sign {} --digest {digest} --size {size}` and push again to move the tag",
-            registry.name(),
-            args.reference
-        );
-        return Err(e);
-    }
-    registry
-        .put_manifest(tag.as_str(), &media_type, bytes)
-        .await?;
-    eprintln!("notar: {}:{tag} now names {digest}", registry.name());
-    Ok(())
+                registry.name(),
+                args.reference
+            );
+            return Err(e);
+        }
+    };
+    registry.put_manifest(tag.as_str(), &media, bytes).await?;
+    eprintln!(
+        "notar: signed {tag}; {}:{tag} now names {digest}",
+        registry.name()
+    );
+    crate::commands::sign::report(ctx, &reference.gun, &tag, &digest, size, signature)
 }
 
-/// Uploads the config and layers the registry does not have; returns how many went up.
+/// Gets the config and layers of every image into the registry, a few at once: skipped
+/// when it has them, mounted from `sources` when it can, streamed from disk otherwise.
 async fn push_blobs(
     registry: &Registry,
     layout: &Layout,
-    manifest: &Manifest,
-) -> Result<usize, Error> {
-    let mut uploaded = 0;
-    for blob in manifest.blobs() {
-        let digest = OciDigest::parse(&blob.digest)?;
-        if registry.has_blob(&digest).await? {
-            continue;
-        }
-        let bytes = layout.blob(&digest)?;
-        registry.put_blob(&digest, bytes).await?;
-        uploaded += 1;
-    }
-    Ok(uploaded)
-}
-
-/// The digest and size of the manifest `tag` names in the registry of `gun`.
-pub async fn registry_digest(
-    gun: &Gun,
-    tag: &Tag,
-    insecure: &[String],
-) -> Result<([u8; 32], u64), Error> {
-    let registry = Registry::for_gun(gun, insecure)?;
-    let (digest, size) = registry.resolve_tag(tag.as_str()).await?;
-    Ok((crate::commands::parse_digest(digest.as_str())?, size))
-}
-
-/// An OCI image layout on disk, read-only.
-struct Layout {
-    dir: PathBuf,
-    index: Manifest,
-}
-
-impl Layout {
-    fn open(dir: &Path) -> Result<Self, Error> {
-        let path = dir.join("index.json");
-        let bytes = std::fs::read(&path).map_err(Error::io("reading", &path))?;
-        let index = Manifest::parse(&bytes, &format!("{}", path.display()))?;
-        Ok(Layout {
-            dir: dir.to_path_buf(),
-            index,
-        })
-    }
-
-    /// The manifest to push: the one annotated with `tag`, else the only one.
-    fn pick(&self, tag: &Tag) -> Result<Descriptor, Error> {
-        let manifests = self.index.manifests.clone().unwrap_or_default();
-        let named = manifests.iter().find(|d| {
-            d.annotations
-                .as_ref()
-                .and_then(|a| a.get("org.opencontainers.image.ref.name"))
-                .and_then(|v| v.as_str())
-                == Some(tag.as_str())
-        });
-        match (named, manifests.as_slice()) {
-            (Some(d), _) => Ok(d.clone()),
-            (None, [only]) => Ok(only.clone()),
-            _ => Err(Error::Usage(format!(
-                "{}: index.json lists {} manifests and none is named {tag}",
-                self.dir.display(),
-                manifests.len()
-            ))),
+    images: &[(OciDigest, Vec<u8>, ImageManifest)],
+    sources: &[String],
+) -> Result<Moved, Error> {
+    let limit = Arc::new(tokio::sync::Semaphore::new(PARALLEL_UPLOADS));
+    let sources = Arc::new(sources.to_vec());
+    let mut seen = BTreeSet::new();
+    let mut tasks = tokio::task::JoinSet::new();
+    for (_, _, image) in images {
+        for blob in manifest::blobs(image) {
+            let (digest, size) = manifest::target(blob)?;
+            if !seen.insert(digest.clone()) {
+                continue;
+            }
+            let path = layout.blob_path(&digest);
+            let registry = registry.clone();
+            let limit = limit.clone();
+            let sources = sources.clone();
+            tasks.spawn(async move {
+                let _permit = limit.acquire_owned().await;
+                push_blob(&registry, &digest, size, &path, &sources).await
+            });
         }
     }
-
-    /// The bytes of a blob, checked against its digest.
-    fn blob(&self, digest: &OciDigest) -> Result<Vec<u8>, Error> {
-        let path = self.dir.join("blobs/sha256").join(digest.hex());
-        let bytes = std::fs::read(&path).map_err(Error::io("reading", &path))?;
-        if &OciDigest::of(&bytes) != digest {
-            return Err(Error::Usage(format!(
-                "{}: the content does not have digest {digest}",
-                path.display()
-            )));
+    let mut moved = Moved::default();
+    while let Some(joined) = tasks.join_next().await {
+        match joined.map_err(Error::Task)? {
+            Ok(How::Present) => moved.present += 1,
+            Ok(How::Mounted) => moved.mounted += 1,
+            Ok(How::Uploaded(n)) => {
+                moved.uploaded += 1;
+                moved.bytes += n;
+            }
+            Err(e) => {
+                tasks.abort_all();
+                while tasks.join_next().await.is_some() {}
+                return Err(e);
+            }
         }
-        Ok(bytes)
     }
+    Ok(moved)
+}
+
+enum How {
+    Present,
+    Mounted,
+    Uploaded(u64),
+}
+
+async fn push_blob(
+    registry: &Registry,
+    digest: &OciDigest,
+    size: u64,
+    path: &std::path::Path,
+    sources: &[String],
+) -> Result<How, Error> {
+    if registry.has_blob(digest).await? {
+        return Ok(How::Present);
+    }
+    let mut session = None;
+    for (i, from) in sources.iter().enumerate() {
+        match registry.start_upload(Some((digest, from))).await? {
+            Upload::Mounted => return Ok(How::Mounted),
+            // Not there, or not ours to read: the registry opened a session instead. The
+            // last one takes the upload; the others are given back.
+            Upload::Session(url) if i + 1 == sources.len() => session = Some(url),
+            Upload::Session(url) => registry.cancel_upload(&url).await,
+        }
+    }
+    let session = match session {
+        Some(url) => url,
+        None => match registry.start_upload(None).await? {
+            Upload::Session(url) => url,
+            Upload::Mounted => return Ok(How::Mounted),
+        },
+    };
+    registry
+        .stream_blob(digest, size, path, session, |_| {})
+        .await?;
+    Ok(How::Uploaded(size))
 }

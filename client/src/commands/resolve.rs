@@ -5,14 +5,21 @@
 //! `targets/releases` subtree, then `targets`, then the other delegations, within their
 //! paths), the same walk `notar pull` uses, so the answer is what a verifying pull fetches.
 
+use clap::Args;
 use notar_tuf::{Gun, KeyId};
 use serde::Serialize;
 
-use crate::cli::ResolveArgs;
 use crate::output::{json_line, print};
 use crate::reference::Reference;
-use crate::repo::{Repository, Warnings};
+use crate::trust::repo::{Repository, Warnings};
 use crate::{Context, Error};
+
+#[derive(Debug, Args)]
+pub struct ResolveArgs {
+    /// The tag: <gun>:<tag>
+    #[arg(value_name = "GUN:TAG")]
+    pub reference: String,
+}
 
 /// `--json` result (format 1).
 #[derive(Debug, Serialize)]

@@ -5,15 +5,30 @@
 //! script never blocks on a question nobody sees. Signatures in delegated roles need that
 //! role's key and are not removed here; the error says which role holds the tag.
 
+use clap::Args;
 use notar_tuf::{Gun, KeyId};
 use serde::Serialize;
 
-use crate::cli::RevokeArgs;
-use crate::commands::{days, publish_targets, targets_signer, unlock_targets_key};
+use crate::commands::args::{TargetsLifetime, confirm};
 use crate::output::{json_line, print};
 use crate::reference::Reference;
-use crate::repo::{Repository, Warnings};
+use crate::trust::publish::{publish_targets, targets_signer, unlock_targets_key};
+use crate::trust::repo::{Repository, Warnings};
 use crate::{Context, Error};
+
+#[derive(Debug, Args)]
+pub struct RevokeArgs {
+    /// <gun>:<tag> removes one tag; <gun> removes every tag (after a confirmation)
+    #[arg(value_name = "GUN[:TAG]")]
+    pub reference: String,
+
+    /// Do not ask for confirmation when revoking every tag
+    #[arg(short = 'y', long = "yes")]
+    pub yes: bool,
+
+    #[command(flatten)]
+    pub lifetime: TargetsLifetime,
+}
 
 /// `--json` result (format 1).
 #[derive(Debug, Serialize)]
@@ -30,7 +45,7 @@ pub async fn run(ctx: &Context, args: RevokeArgs, pin: Option<&KeyId>) -> Result
     let reference = Reference::parse(&args.reference)?;
     let gun = &reference.gun;
     if reference.tag.is_none() && !args.yes {
-        crate::commands::confirm(
+        confirm(
             format!("Please confirm you would like to delete all signature data for {gun}? [y/N] "),
             &format!("revoking every tag of {gun}"),
         )
@@ -39,9 +54,10 @@ pub async fn run(ctx: &Context, args: RevokeArgs, pin: Option<&KeyId>) -> Result
     let targets_key = unlock_targets_key(ctx, gun).await?;
     // No targets key here: a signer removes the tag from its delegated roles.
     if let (None, Some(tag)) = (&targets_key, &reference.tag)
-        && crate::commands::signer::revoke(ctx, gun, tag, args.targets_lifetime, pin).await?
+        && let Some(roles) =
+            crate::trust::signers::revoke(ctx, gun, tag, args.lifetime.duration(), pin).await?
     {
-        return Ok(());
+        return crate::commands::signer::report_roles(ctx, gun, tag, false, roles);
     }
     let mut repo = Repository::open(ctx, gun, pin, Warnings::RootOnly).await?;
     let current = repo.targets()?;
@@ -69,27 +85,28 @@ pub async fn run(ctx: &Context, args: RevokeArgs, pin: Option<&KeyId>) -> Result
     }
     let key = targets_signer(ctx, &repo, targets_key.as_ref())?;
     let tag = reference.tag.clone();
-    let version = publish_targets(
-        ctx,
-        &mut repo,
-        key,
-        days(args.targets_lifetime),
-        |targets| match &tag {
-            Some(tag) => targets
-                .targets
-                .remove(tag.as_str())
-                .map(|_| ())
-                .ok_or_else(|| Error::Unsigned {
-                    gun: gun.clone(),
-                    tag: tag.to_string(),
-                }),
-            None => {
-                targets.targets.clear();
-                Ok(())
-            }
-        },
-    )
-    .await?;
+    let version =
+        publish_targets(
+            ctx,
+            &mut repo,
+            key,
+            args.lifetime.duration(),
+            |targets| match &tag {
+                Some(tag) => targets
+                    .targets
+                    .remove(tag.as_str())
+                    .map(|_| ())
+                    .ok_or_else(|| Error::Unsigned {
+                        gun: gun.clone(),
+                        tag: tag.to_string(),
+                    }),
+                None => {
+                    targets.targets.clear();
+                    Ok(())
+                }
+            },
+        )
+        .await?;
     report(ctx, gun, revoked, Some(version.get()))
 }
 

@@ -27,11 +27,11 @@ use notar_keys::{KeyRole, PrivateKey};
 use notar_tuf::{Expiry, KeyId, PublicKey, RoleName, RoleType, Signed, Signer, Targets};
 use serde::Serialize;
 
-use crate::commands::days;
-use crate::commands::signer::gun_only;
-use crate::keyring::{Keyring, NewKey};
+use crate::commands::args::LifetimeArgs;
+use crate::commands::args::gun_only;
 use crate::output::{json_line, print};
-use crate::repo::{Repository, Warnings};
+use crate::trust::keyring::{Keyring, NewKey};
+use crate::trust::repo::{Repository, Warnings};
 use crate::{Context, Error};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -72,15 +72,8 @@ pub struct RotateArgs {
     #[arg(long)]
     pub server_managed: bool,
 
-    /// Lifetime of the new root metadata, in days
-    #[arg(long, value_name = "DAYS", default_value_t = 365,
-          value_parser = clap::value_parser!(u32).range(1..=36500))]
-    pub root_lifetime: u32,
-
-    /// Lifetime of the re-signed targets metadata (targets rotation), in days
-    #[arg(long, value_name = "DAYS", default_value_t = 365,
-          value_parser = clap::value_parser!(u32).range(1..=36500))]
-    pub targets_lifetime: u32,
+    #[command(flatten)]
+    pub lifetimes: LifetimeArgs,
 }
 
 /// `--json` result (format 1).
@@ -180,7 +173,7 @@ pub async fn run(ctx: &Context, args: RotateArgs, pin: Option<&KeyId>) -> Result
 
     let mut next = root.signed().untrusted().clone();
     next.version = next.version.next();
-    next.expires = Expiry::after(ctx.now, days(args.root_lifetime));
+    next.expires = Expiry::after(ctx.now, args.lifetimes.lifetimes().root);
     for id in &old_ids {
         next.remove_key(role_type, id);
     }
@@ -197,7 +190,7 @@ pub async fn run(ctx: &Context, args: RotateArgs, pin: Option<&KeyId>) -> Result
     if let (RotateRole::Targets, Some(new)) = (role, &new_local) {
         let mut targets: Targets = (**repo.targets()?).clone();
         targets.version = targets.version.next();
-        targets.expires = Expiry::after(ctx.now, days(args.targets_lifetime));
+        targets.expires = Expiry::after(ctx.now, args.lifetimes.lifetimes().targets);
         let version = targets.version;
         let targets_signers: [&dyn Signer; 1] = [&new.key];
         let signed = Signed::sign(targets, &targets_signers).map_err(Error::metadata(format!(

@@ -24,21 +24,16 @@ use std::path::{Path, PathBuf};
 use clap::{Args, Subcommand};
 use notar_keys::{KeyRole, PrivateKey};
 use notar_tuf::names::Tag;
-use notar_tuf::{
-    DelegatedRole, Delegations, Expiry, Gun, KeyId, PublicKey, RoleName, Signed, Signer,
-    TargetFile, Targets, Version,
-};
+use notar_tuf::{Delegations, Gun, KeyId, PublicKey, RoleName, Targets, Version};
 use serde::Serialize;
 
-use crate::commands::{days, publish_targets, targets_signer, unlock_targets_key};
-use crate::keyring::Keyring;
+use crate::commands::args::{TargetsLifetime, gun_only};
 use crate::output::{json_line, print};
-use crate::reference::Reference;
-use crate::repo::{Repository, Warnings};
+use crate::trust::keyring::Keyring;
+use crate::trust::publish::{publish_targets, targets_signer, unlock_targets_key};
+use crate::trust::repo::{Repository, Warnings};
+use crate::trust::signers::{RELEASES, RoleVersion};
 use crate::{Context, Error};
-
-/// The delegated role every signer's keys are added to, as Docker does.
-pub const RELEASES: &str = "targets/releases";
 
 #[derive(Debug, Subcommand)]
 pub enum TrustKeyCommand {
@@ -91,10 +86,8 @@ pub struct SignerAddArgs {
     /// Signatures needed from distinct keys, in targets/<name> and targets/releases
     #[arg(long, value_name = "N")]
     pub threshold: Option<NonZeroU32>,
-    /// Lifetime of the new targets metadata, in days
-    #[arg(long, value_name = "DAYS", default_value_t = 365,
-          value_parser = clap::value_parser!(u32).range(1..=36500))]
-    pub targets_lifetime: u32,
+    #[command(flatten)]
+    pub lifetime: TargetsLifetime,
 }
 
 #[derive(Debug, Args)]
@@ -107,10 +100,8 @@ pub struct SignerRemoveArgs {
     /// Do not ask for confirmation
     #[arg(short = 'y', long = "yes")]
     pub yes: bool,
-    /// Lifetime of the new targets metadata, in days
-    #[arg(long, value_name = "DAYS", default_value_t = 365,
-          value_parser = clap::value_parser!(u32).range(1..=36500))]
-    pub targets_lifetime: u32,
+    #[command(flatten)]
+    pub lifetime: TargetsLifetime,
 }
 
 /// `--json` result of `trust key generate` / `load` (format 1).
@@ -141,13 +132,6 @@ struct SignerSigned<'a> {
     /// Each delegated role and the version that holds the change.
     roles: Vec<RoleVersion>,
     server: &'a str,
-}
-
-#[derive(Debug, Serialize)]
-struct RoleVersion {
-    role: String,
-    version: u64,
-    key_ids: Vec<String>,
 }
 
 fn signer_role(name: &str) -> Result<RoleName, Error> {
@@ -271,16 +255,6 @@ pub async fn signer(
     }
 }
 
-pub(crate) fn gun_only(text: &str) -> Result<Gun, Error> {
-    let reference = Reference::parse(text)?;
-    if reference.tag.is_some() {
-        return Err(Error::Usage(format!(
-            "{text}: expected a repository without a tag"
-        )));
-    }
-    Ok(reference.gun)
-}
-
 async fn add(ctx: &Context, args: SignerAddArgs, pin: Option<&KeyId>) -> Result<(), Error> {
     let role = signer_role(&args.name)?;
     let gun = gun_only(&args.gun)?;
@@ -341,10 +315,10 @@ async fn add(ctx: &Context, args: SignerAddArgs, pin: Option<&KeyId>) -> Result<
     // delegation waits, pending, for the signer's first signature.
     let waiting: Vec<RoleName> = roles
         .iter()
-        .filter(|r| !crate::commands::pending::published(&repo, r))
+        .filter(|r| !crate::trust::pending::published(&repo, r))
         .cloned()
         .collect();
-    let lifetime = days(args.targets_lifetime);
+    let lifetime = args.lifetime.duration();
     let (version, pending) = if waiting.is_empty() {
         (
             publish_targets(ctx, &mut repo, key, lifetime, edit).await?,
@@ -352,7 +326,7 @@ async fn add(ctx: &Context, args: SignerAddArgs, pin: Option<&KeyId>) -> Result<
         )
     } else {
         (
-            crate::commands::pending::stage(ctx, &repo, key, lifetime, edit).await?,
+            crate::trust::pending::stage(ctx, &repo, key, lifetime, edit).await?,
             true,
         )
     };
@@ -427,19 +401,19 @@ async fn remove(ctx: &Context, args: SignerRemoveArgs, pin: Option<&KeyId>) -> R
     let Some(removed) = published else {
         // A signer still pending: cancel it, and publish targets again so the pending
         // targets (built on the version now replaced) can never be published.
-        if !crate::commands::pending::cancel(ctx, &repo, &role).await? {
+        if !crate::trust::pending::cancel(ctx, &repo, &role).await? {
             return Err(Error::Usage(format!("{gun} has no signer {}", args.name)));
         }
         let key = targets_signer(ctx, &repo, targets_key.as_ref())?;
         let version =
-            publish_targets(ctx, &mut repo, key, days(args.targets_lifetime), |_| Ok(())).await?;
+            publish_targets(ctx, &mut repo, key, args.lifetime.duration(), |_| Ok(())).await?;
         eprintln!(
             "notar: cancelled the pending delegation to {role} of {gun}; targets version {version} supersedes it"
         );
         return report_change(ctx, &args.name, &gun, "Removed (pending)", &[], version);
     };
     if !args.yes {
-        crate::commands::confirm(
+        crate::commands::args::confirm(
             format!(
                 "Remove signer {} from {gun} (its role and its keys in {RELEASES})? [y/N] ",
                 args.name
@@ -449,37 +423,31 @@ async fn remove(ctx: &Context, args: SignerRemoveArgs, pin: Option<&KeyId>) -> R
         .await?;
     }
     let key = targets_signer(ctx, &repo, targets_key.as_ref())?;
-    let version = publish_targets(
-        ctx,
-        &mut repo,
-        key,
-        days(args.targets_lifetime),
-        |targets| {
-            let Some(delegations) = targets.delegations.as_mut() else {
-                return Ok(());
-            };
-            delegations.roles.retain(|r| r.name != role);
-            for r in &mut delegations.roles {
-                if r.name.as_str() == RELEASES {
-                    r.keyids.retain(|k| !removed.contains(k));
-                    let left = u32::try_from(r.keyids.len()).unwrap_or(u32::MAX);
-                    if let Some(left) = NonZeroU32::new(left) {
-                        r.threshold = r.threshold.min(left);
-                    }
+    let version = publish_targets(ctx, &mut repo, key, args.lifetime.duration(), |targets| {
+        let Some(delegations) = targets.delegations.as_mut() else {
+            return Ok(());
+        };
+        delegations.roles.retain(|r| r.name != role);
+        for r in &mut delegations.roles {
+            if r.name.as_str() == RELEASES {
+                r.keyids.retain(|k| !removed.contains(k));
+                let left = u32::try_from(r.keyids.len()).unwrap_or(u32::MAX);
+                if let Some(left) = NonZeroU32::new(left) {
+                    r.threshold = r.threshold.min(left);
                 }
             }
-            delegations
-                .roles
-                .retain(|r| !(r.name.as_str() == RELEASES && r.keyids.is_empty()));
-            let used: Vec<KeyId> = delegations
-                .roles
-                .iter()
-                .flat_map(|r| r.keyids.iter().cloned())
-                .collect();
-            delegations.keys.retain(|k, _| used.contains(k));
-            Ok(())
-        },
-    )
+        }
+        delegations
+            .roles
+            .retain(|r| !(r.name.as_str() == RELEASES && r.keyids.is_empty()));
+        let used: Vec<KeyId> = delegations
+            .roles
+            .iter()
+            .flat_map(|r| r.keyids.iter().cloned())
+            .collect();
+        delegations.keys.retain(|k, _| used.contains(k));
+        Ok(())
+    })
     .await?;
     report_change(ctx, &args.name, &gun, "Removed", &removed, version)
 }
@@ -511,216 +479,31 @@ fn report_change(
     ))
 }
 
-/// A delegated role this trust directory can sign, with the keys it holds for it.
-#[derive(Debug)]
-pub struct Held {
-    pub role: RoleName,
-    threshold: NonZeroU32,
-    keys: Vec<KeyId>,
-}
-
-/// Of the direct delegations `delegated` of targets, those that may sign `tag` and for
-/// which the key store holds at least one key.
-pub fn held_roles(keyring: &Keyring, delegated: &[&DelegatedRole], tag: &str) -> Vec<Held> {
-    delegated
-        .iter()
-        .filter(|r| r.matches(tag))
-        .filter_map(|r| {
-            let keys: Vec<KeyId> = r
-                .keyids
-                .iter()
-                .filter(|id| keyring.holds_delegation_key(id))
-                .cloned()
-                .collect();
-            (!keys.is_empty()).then(|| Held {
-                role: r.name.clone(),
-                threshold: r.threshold,
-                keys,
-            })
-        })
-        .collect()
-}
-
-/// The current content of the delegated role `role`, as the client workflow verified it
-/// (the version the trusted snapshot pins, checked against the delegation's keys);
-/// `None` if the role has never been published. Call after `load_all_targets`.
-fn current_role(repo: &Repository, role: &RoleName) -> Option<Targets> {
-    repo.updater.current_role(role).map(|t| (**t).clone())
-}
-
-/// What a signer does to a tag.
-enum Edit<'a> {
-    Sign(&'a TargetFile),
-    Revoke,
-}
-
-/// `trust revoke` by a signer. `Ok(false)`: this trust directory holds no key for a
-/// delegated role that may sign `tag` (or the repository has no trust data), so the caller
-/// goes on as the repository owner.
-pub async fn revoke(
+/// Prints what a signer's `trust sign` (`signed`) or `trust revoke` changed.
+pub fn report_roles(
     ctx: &Context,
     gun: &Gun,
     tag: &Tag,
-    lifetime: u32,
-    pin: Option<&KeyId>,
-) -> Result<bool, Error> {
-    let keyring = Keyring::open(&ctx.trust_dir, ctx.kdf)?;
-    let has_delegation_key = keyring
-        .store
-        .list()
-        .map_err(Error::keys("listing keys"))?
-        .keys
-        .iter()
-        .any(|k| k.role == KeyRole::Delegation);
-    if !has_delegation_key {
-        return Ok(false);
-    }
-    let mut repo = match Repository::open(ctx, gun, pin, Warnings::RootOnly).await {
-        Ok(repo) => repo,
-        Err(Error::NoTrustData { .. }) => return Ok(false),
-        Err(e) => return Err(e),
-    };
-    let delegated: Vec<&DelegatedRole> = repo
-        .targets()?
-        .delegations
-        .as_ref()
-        .map(|d| d.roles.iter().collect())
-        .unwrap_or_default();
-    let held = held_roles(&keyring, &delegated, tag.as_str());
-    if held.is_empty() {
-        return Ok(false);
-    }
-    sign_roles(ctx, &keyring, &mut repo, &held, tag, None, lifetime, None).await?;
-    Ok(true)
-}
-
-/// Signs `tag` as `target` into each of the `held` roles (or, with no target, removes it
-/// from them) in one upload, and says which roles were signed. `pending`: the owner's
-/// pending targets that delegate these roles, uploaded unchanged in the same request, so
-/// the delegation and the signer's first roles are published together.
-#[expect(
-    clippy::too_many_arguments,
-    reason = "one call site each; a struct would only rename them"
-)]
-pub async fn sign_roles(
-    ctx: &Context,
-    keyring: &Keyring,
-    repo: &mut Repository,
-    held: &[Held],
-    tag: &Tag,
-    target: Option<&TargetFile>,
-    lifetime: u32,
-    pending: Option<Vec<u8>>,
+    signed: bool,
+    roles: Vec<RoleVersion>,
 ) -> Result<(), Error> {
-    let gun = &repo.gun.clone();
-    let edit = match target {
-        Some(t) => Edit::Sign(t),
-        None => Edit::Revoke,
-    };
-    // Every key and every threshold first: a wrong passphrase or a missing co-signer must
-    // change nothing.
-    for h in held {
-        if h.keys.len() < h.threshold.get() as usize {
-            return Err(Error::MissingKey(format!(
-                "{} of {gun} needs signatures from {} keys, and this trust directory holds {} of them ({})",
-                h.role,
-                h.threshold,
-                h.keys.len(),
-                h.keys
-                    .iter()
-                    .map(KeyId::short)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )));
-        }
-    }
-    let mut unlocked: Vec<PrivateKey> = Vec::new();
-    for id in held.iter().flat_map(|h| h.keys.iter()) {
-        if !unlocked.iter().any(|k| k.key_id() == id) {
-            unlocked.push(keyring.unlock(KeyRole::Delegation, id).await?);
-        }
-    }
-    repo.load_all_targets().await?;
-    let mut uploads: Vec<(RoleName, Vec<u8>)> = pending
-        .map(|bytes| (RoleName::targets(), bytes))
-        .into_iter()
-        .collect();
-    let mut results = Vec::new();
-    for h in held {
-        let current = current_role(repo, &h.role);
-        let had_tag = current
-            .as_ref()
-            .is_some_and(|t| t.targets.contains_key(tag.as_str()));
-        if matches!(edit, Edit::Revoke) && !had_tag {
-            continue;
-        }
-        let mut next = match current {
-            Some(mut t) => {
-                t.version = t.version.next();
-                t
-            }
-            None => Targets::new(Version::ONE, Expiry::after(ctx.now, days(lifetime))),
-        };
-        next.expires = Expiry::after(ctx.now, days(lifetime));
-        match edit {
-            Edit::Sign(target) => {
-                next.targets.insert(tag.target_name(), target.clone());
-            }
-            Edit::Revoke => {
-                next.targets.remove(tag.as_str());
-            }
-        }
-        let signers: Vec<&dyn Signer> = unlocked
-            .iter()
-            .filter(|k| h.keys.contains(k.key_id()))
-            .map(|k| k as &dyn Signer)
-            .collect();
-        let version = next.version;
-        let signed = Signed::sign(next, &signers).map_err(Error::metadata(format!(
-            "signing {} version {version}",
-            h.role
-        )))?;
-        uploads.push((h.role.clone(), signed.as_bytes().to_vec()));
-        results.push(RoleVersion {
-            role: h.role.to_string(),
-            version: version.get(),
-            key_ids: h.keys.iter().map(ToString::to_string).collect(),
-        });
-    }
-    if uploads.is_empty() {
-        return Err(Error::Unsigned {
-            gun: gun.clone(),
-            tag: format!("{tag} (in the delegated roles this trust directory holds keys for)"),
-        });
-    }
-    ctx.server.upload(gun, uploads).await?;
-    repo.refresh().await?;
-    let action = if target.is_some() {
-        "signed"
-    } else {
-        "revoked"
-    };
     if ctx.json {
         return print(&json_line(&SignerSigned {
             gun,
             tag: tag.as_str(),
-            action,
-            roles: results,
+            action: if signed { "signed" } else { "revoked" },
+            roles,
             server: ctx.server.url(),
         }));
     }
-    let roles = results
+    let list = roles
         .iter()
         .map(|r| format!("{} version {}", r.role, r.version))
         .collect::<Vec<_>>()
         .join(", ");
-    let verb = if target.is_some() {
-        "Signed"
-    } else {
-        "Revoked"
-    };
+    let verb = if signed { "Signed" } else { "Revoked" };
     print(&format!(
-        "{verb} {gun}:{tag} in {roles} on {}\n",
+        "{verb} {gun}:{tag} in {list} on {}\n",
         ctx.server.url()
     ))
 }

@@ -12,8 +12,8 @@ use notar_tuf::{Gun, PublicKey, RoleName};
 use serde::Deserialize;
 
 use crate::Error;
-use crate::auth::{Authenticator, Credentials, SendError};
 use crate::error::one_line;
+use crate::oci::auth::{Authenticator, Credentials, SendError};
 
 /// How long to wait for a connection, and for each read once connected.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
@@ -110,7 +110,7 @@ impl Server {
             )));
         }
         let host = parsed.host_str().unwrap_or_default();
-        if parsed.scheme() == "http" && !crate::auth::is_loopback_host(host) {
+        if parsed.scheme() == "http" && !crate::oci::auth::is_loopback_host(host) {
             return Err(Error::Usage(format!(
                 "the trust server {url} is not on loopback: reach it over HTTPS (https://{})",
                 parsed.authority()

@@ -17,8 +17,8 @@ use notar_tuf::client::{
 use notar_tuf::metadata::Authority;
 use notar_tuf::{Gun, KeyId, RoleName, RoleType, Root, Signed, Targets, Verified};
 
-use crate::cache::MetadataCache;
-use crate::http::HttpFetch;
+use crate::trust::cache::MetadataCache;
+use crate::trust::server::HttpFetch;
 use crate::{Context, Error};
 
 /// Expiry closer than this draws a warning.

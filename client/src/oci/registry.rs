@@ -11,60 +11,34 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use notar_tuf::Gun;
-use reqwest::header::{ACCEPT, CONTENT_LENGTH, CONTENT_TYPE};
+use reqwest::header::{ACCEPT, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, LOCATION};
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
-use sha2::{Digest as _, Sha256};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::Error;
-use crate::auth::{Authenticator, SendError};
-
-/// Manifest media types this client asks for.
-pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, \
-application/vnd.oci.image.manifest.v1+json, \
-application/vnd.docker.distribution.manifest.list.v2+json, \
-application/vnd.docker.distribution.manifest.v2+json";
+use crate::oci::auth::{Authenticator, SendError};
+use crate::oci::digest::{Hasher, OciDigest};
+use crate::oci::manifest::MANIFEST_ACCEPT;
 
 /// The cap on a manifest fetched by digest without a signed length.
 pub const MAX_MANIFEST_BYTES: u64 = 4 * 1024 * 1024;
+
+/// Blobs up to this size go up in one request; larger ones in chunks of this size, read
+/// from disk one at a time, so memory stays flat whatever the size of a layer.
+pub const CHUNK_BYTES: u64 = 8 * 1024 * 1024;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 const READ_TIMEOUT: Duration = Duration::from_secs(120);
 const MAX_ERROR_BYTES: usize = 16 * 1024;
 
-/// A `sha256:<64 hex>` content digest, checked on construction.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct OciDigest(String);
-
-impl OciDigest {
-    pub fn parse(text: &str) -> Result<Self, Error> {
-        crate::commands::parse_digest(text)?;
-        Ok(OciDigest(text.to_owned()))
-    }
-
-    pub fn of(bytes: &[u8]) -> Self {
-        OciDigest(format!("sha256:{}", hex::encode(Sha256::digest(bytes))))
-    }
-
-    pub fn from_sha256(digest: [u8; 32]) -> Self {
-        OciDigest(format!("sha256:{}", hex::encode(digest)))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    /// The 64 hex digits.
-    pub fn hex(&self) -> &str {
-        &self.0["sha256:".len()..]
-    }
-}
-
-impl std::fmt::Display for OciDigest {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
+/// How an upload began: the registry mounted the blob from another repository, or opened
+/// an upload session at this URL.
+#[derive(Debug)]
+pub enum Upload {
+    Mounted,
+    Session(String),
 }
 
 /// One repository on one registry.
@@ -122,6 +96,16 @@ impl Registry {
         })
     }
 
+    /// The registry host, as the GUN names it.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// The repository path inside the registry.
+    pub fn repository(&self) -> &str {
+        &self.repository
+    }
+
     /// `host/repository`, for messages.
     pub fn name(&self) -> String {
         format!("{}/{}", self.host, self.repository)
@@ -166,6 +150,19 @@ impl Registry {
 
     /// The digest and size of the manifest a tag names now.
     pub async fn resolve_tag(&self, tag: &str) -> Result<(OciDigest, u64), Error> {
+        match self.lookup_tag(tag).await? {
+            Some(found) => Ok(found),
+            None => Err(self.refused(
+                &format!("resolving tag {tag}"),
+                404,
+                "MANIFEST_UNKNOWN: the registry has no such tag",
+            )),
+        }
+    }
+
+    /// The digest and size of the manifest a tag names now; `None` if the registry has no
+    /// such tag.
+    pub async fn lookup_tag(&self, tag: &str) -> Result<Option<(OciDigest, u64)>, Error> {
         let action = format!("resolving tag {tag}");
         let url = self.url(&format!("manifests/{tag}"));
         let response = self
@@ -173,6 +170,9 @@ impl Registry {
                 c.head(&url).header(ACCEPT, MANIFEST_ACCEPT)
             })
             .await?;
+        if response.status() == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
         if !response.status().is_success() {
             return Err(refused_by(self, &action, response).await);
         }
@@ -188,11 +188,11 @@ impl Registry {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
         if let (Some(digest), Some(size)) = (digest, size) {
-            return Ok((digest, size));
+            return Ok(Some((digest, size)));
         }
         // No digest header: read the manifest and hash it.
         let (bytes, _) = self.get_manifest(tag, MAX_MANIFEST_BYTES).await?;
-        Ok((OciDigest::of(&bytes), bytes.len() as u64))
+        Ok(Some((OciDigest::of(&bytes), bytes.len() as u64)))
     }
 
     /// The manifest `reference` (a digest or a tag) names, refused once it exceeds `limit`
@@ -276,7 +276,7 @@ impl Registry {
         let mut file = tokio::fs::File::create(path)
             .await
             .map_err(Error::io("creating", path))?;
-        let mut hasher = Sha256::new();
+        let mut hasher = Hasher::default();
         let mut received = 0u64;
         while let Some(chunk) = response.chunk().await.map_err(|source| Error::Http {
             action: action.clone(),
@@ -300,7 +300,7 @@ impl Registry {
                 "{received} bytes, the manifest names {size}"
             )));
         }
-        let got = OciDigest::from_sha256(hasher.finalize().into());
+        let got = hasher.finish();
         if &got != digest {
             return Err(mismatch(format!("the content has digest {got}")));
         }
@@ -320,21 +320,64 @@ impl Registry {
         }
     }
 
-    /// Uploads a blob in one request (POST for a session, then a monolithic PUT).
-    pub async fn put_blob(&self, digest: &OciDigest, bytes: Vec<u8>) -> Result<(), Error> {
-        let action = format!("uploading blob {digest}");
-        let url = self.url("blobs/uploads/");
-        let response = self.send(&action, &url, |c| c.post(&url)).await?;
-        if !response.status().is_success() {
-            return Err(refused_by(self, &action, response).await);
+    /// Starts a blob upload: with `mount`, asks the registry to mount `digest` from the
+    /// repository `from` on the same registry (no bytes move); it answers with a session
+    /// instead when it cannot.
+    pub async fn start_upload(&self, mount: Option<(&OciDigest, &str)>) -> Result<Upload, Error> {
+        let action = match mount {
+            Some((digest, from)) => format!("mounting blob {digest} from {from}"),
+            None => "starting a blob upload".to_owned(),
+        };
+        let mut url = reqwest::Url::parse(&self.url("blobs/uploads/"))
+            .map_err(|e| self.refused(&action, 0, &format!("bad URL: {e}")))?;
+        if let Some((digest, from)) = mount {
+            url.query_pairs_mut()
+                .append_pair("mount", digest.as_str())
+                .append_pair("from", from);
         }
+        let url = url.to_string();
+        let response = self
+            .send(&action, &url, |c| c.post(&url).header(CONTENT_LENGTH, 0))
+            .await?;
+        match response.status() {
+            StatusCode::CREATED if mount.is_some() => Ok(Upload::Mounted),
+            s if s.is_success() => Ok(Upload::Session(self.location(&action, &response)?)),
+            _ => Err(refused_by(self, &action, response).await),
+        }
+    }
+
+    /// The absolute URL of a response's `Location`.
+    fn location(&self, action: &str, response: &Response) -> Result<String, Error> {
+        let status = response.status().as_u16();
         let location = response
             .headers()
-            .get(reqwest::header::LOCATION)
+            .get(LOCATION)
             .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| self.refused(&action, 202, "no Location for the upload session"))?;
-        let mut put = reqwest::Url::parse(&self.base)
+            .ok_or_else(|| self.refused(action, status, "no Location for the upload session"))?;
+        reqwest::Url::parse(&self.base)
             .and_then(|base| base.join(location))
+            .map(|u| u.to_string())
+            .map_err(|e| self.refused(action, status, &format!("bad upload Location: {e}")))
+    }
+
+    /// Uploads `bytes` as blob `digest` in one request (a session, then a monolithic PUT).
+    pub async fn put_blob(&self, digest: &OciDigest, bytes: Bytes) -> Result<(), Error> {
+        let Upload::Session(session) = self.start_upload(None).await? else {
+            return Ok(());
+        };
+        self.finish_upload(digest, &session, bytes).await
+    }
+
+    /// Closes the upload session at `session` with the last `bytes` (maybe none), naming
+    /// the digest the registry must find.
+    async fn finish_upload(
+        &self,
+        digest: &OciDigest,
+        session: &str,
+        bytes: Bytes,
+    ) -> Result<(), Error> {
+        let action = format!("uploading blob {digest}");
+        let mut put = reqwest::Url::parse(session)
             .map_err(|e| self.refused(&action, 202, &format!("bad upload Location: {e}")))?;
         put.query_pairs_mut().append_pair("digest", digest.as_str());
         let put = put.to_string();
@@ -342,6 +385,7 @@ impl Registry {
             .send(&action, &put, |c| {
                 c.put(&put)
                     .header(CONTENT_TYPE, "application/octet-stream")
+                    .header(CONTENT_LENGTH, bytes.len())
                     .body(bytes.clone())
             })
             .await?;
@@ -351,12 +395,102 @@ impl Registry {
         Ok(())
     }
 
+    /// Streams the file at `path` into the upload `session` as blob `digest` of `size`
+    /// bytes: in one request up to [`CHUNK_BYTES`], else in chunks of that size (one in
+    /// memory at a time), hashing as it reads. The upload is closed only if exactly `size`
+    /// bytes with that digest were read, so a changed file never becomes a blob.
+    pub async fn stream_blob(
+        &self,
+        digest: &OciDigest,
+        size: u64,
+        path: &Path,
+        session: String,
+        progress: impl Fn(u64),
+    ) -> Result<(), Error> {
+        let action = format!("uploading blob {digest}");
+        let mut file = tokio::fs::File::open(path)
+            .await
+            .map_err(Error::io("reading", path))?;
+        let mut hasher = Hasher::default();
+        let mut session = session;
+        let mut sent = 0u64;
+        let mismatch = |reason: String| {
+            Error::Usage(format!("{}: {reason}; nothing was stored", path.display()))
+        };
+        loop {
+            let mut chunk = Vec::with_capacity(CHUNK_BYTES.min(size - sent) as usize);
+            (&mut file)
+                .take(CHUNK_BYTES)
+                .read_to_end(&mut chunk)
+                .await
+                .map_err(Error::io("reading", path))?;
+            let n = chunk.len() as u64;
+            if sent + n > size {
+                return Err(mismatch(format!(
+                    "more than the {size} bytes its descriptor says"
+                )));
+            }
+            hasher.update(&chunk);
+            let chunk = Bytes::from(chunk);
+            let last = sent + n == size;
+            if last {
+                let got = hasher.clone().finish();
+                if &got != digest {
+                    self.cancel_upload(&session).await;
+                    return Err(mismatch(format!(
+                        "the content has digest {got}, not {digest}"
+                    )));
+                }
+                if sent == 0 {
+                    // Small enough for one request.
+                    self.finish_upload(digest, &session, chunk).await?;
+                    progress(n);
+                    return Ok(());
+                }
+            }
+            if n == 0 {
+                self.cancel_upload(&session).await;
+                return Err(mismatch(format!(
+                    "{sent} bytes, its descriptor says {size}"
+                )));
+            }
+            let end = sent + n - 1;
+            let url = session.clone();
+            let response = self
+                .send(&action, &url, |c| {
+                    c.patch(&url)
+                        .header(CONTENT_TYPE, "application/octet-stream")
+                        .header(CONTENT_RANGE, format!("{sent}-{end}"))
+                        .header(CONTENT_LENGTH, n)
+                        .body(chunk.clone())
+                })
+                .await?;
+            if !response.status().is_success() {
+                return Err(refused_by(self, &action, response).await);
+            }
+            session = self.location(&action, &response)?;
+            sent += n;
+            progress(n);
+            if last {
+                return self.finish_upload(digest, &session, Bytes::new()).await;
+            }
+        }
+    }
+
+    /// Abandons an upload session (best effort: the registry expires it anyway).
+    pub async fn cancel_upload(&self, session: &str) {
+        let url = session.to_owned();
+        let _ = self
+            .send("cancelling an upload", &url, |c| c.delete(&url))
+            .await;
+    }
+
     /// Stores a manifest under `reference` (a tag or its digest).
     pub async fn put_manifest(
         &self,
         reference: &str,
         media_type: &str,
-        bytes: Vec<u8>,
+        bytes: Bytes,
     ) -> Result<(), Error> {
         let action = format!("uploading manifest {reference}");
         let url = self.url(&format!("manifests/{reference}"));
@@ -486,7 +620,7 @@ mod tests {
         let gun = Gun::new(format!("127.0.0.1:{port}/app")).expect("valid");
         let mut registry = Registry::for_gun(&gun, &[]).expect("registry");
         registry.auth = Arc::new(Authenticator::with_credentials(
-            crate::auth::Credentials::new("user", "pass"),
+            crate::oci::auth::Credentials::new("user", "pass"),
         ));
         let (got, size) = registry.resolve_tag("v1").await.expect("resolved");
         assert_eq!((got.as_str(), size), (digest.as_str(), 321));

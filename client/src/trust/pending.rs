@@ -22,9 +22,9 @@ use notar_keys::PrivateKey;
 use notar_tuf::names::Tag;
 use notar_tuf::{DelegatedRole, KeyId, RoleName, RoleType, Signed, Targets, Version, rules};
 
-use crate::commands::signer::{Held, held_roles};
-use crate::keyring::Keyring;
-use crate::repo::Repository;
+use crate::trust::keyring::Keyring;
+use crate::trust::repo::Repository;
+use crate::trust::signers::{Held, held_roles};
 use crate::{Context, Error};
 
 /// Whether `role` has metadata in the repository (the trusted snapshot lists it).
@@ -43,7 +43,7 @@ pub async fn stage(
     lifetime: time::Duration,
     edit: impl Fn(&mut Targets) -> Result<(), Error>,
 ) -> Result<Version, Error> {
-    let (version, signed) = crate::commands::next_targets(ctx, repo, key, lifetime, edit)?;
+    let (version, signed) = crate::trust::targets::next_targets(ctx, repo, key, lifetime, edit)?;
     ctx.server
         .upload_pending(&repo.gun, signed.as_bytes().to_vec())
         .await?;

@@ -1,0 +1,71 @@
+//! The owner's side of targets: this trust directory's targets key for a repository, and
+//! the next version of top-level targets signed with it.
+
+use notar_keys::{KeyRole, PrivateKey};
+use notar_tuf::{Expiry, Gun, KeyId, RoleType, Signed, Signer, Targets, Version};
+
+use crate::trust::keyring::Keyring;
+use crate::trust::repo::Repository;
+use crate::{Context, Error};
+
+/// Unlocks this trust directory's targets key for `gun`, if it has one. Commands call it
+/// before anything else touches a file, so a wrong passphrase changes nothing.
+pub async fn unlock_targets_key(ctx: &Context, gun: &Gun) -> Result<Option<PrivateKey>, Error> {
+    let keyring = Keyring::open(&ctx.trust_dir, ctx.kdf)?;
+    match keyring.find(KeyRole::Targets, Some(gun))? {
+        Some(info) => Ok(Some(keyring.unlock(KeyRole::Targets, &info.key_id).await?)),
+        None => Ok(None),
+    }
+}
+
+/// The targets key to sign `repo` with: `key` (from [`unlock_targets_key`]), which the
+/// verified root must list for the targets role.
+pub fn targets_signer<'k>(
+    ctx: &Context,
+    repo: &Repository,
+    key: Option<&'k PrivateKey>,
+) -> Result<&'k PrivateKey, Error> {
+    let listed: Vec<KeyId> = repo
+        .updater
+        .root()
+        .role_keys(RoleType::Targets)
+        .map(|r| r.keyids.clone())
+        .unwrap_or_default();
+    match key {
+        Some(key) if listed.contains(key.key_id()) => Ok(key),
+        _ => Err(Error::MissingKey(format!(
+            "no private key for the targets role of {} in {} (root lists {}{}); sign from the trust directory that holds it",
+            repo.gun,
+            ctx.trust_dir.join(notar_keys::PRIVATE_DIR).display(),
+            listed
+                .iter()
+                .map(KeyId::as_str)
+                .collect::<Vec<_>>()
+                .join(", "),
+            key.map(|k| format!(", this trust directory has {}", k.key_id()))
+                .unwrap_or_default()
+        ))),
+    }
+}
+
+/// The next version of top-level targets: the current one changed by `edit`, renewed for
+/// `lifetime`, signed with `key`.
+pub fn next_targets(
+    ctx: &Context,
+    repo: &Repository,
+    key: &PrivateKey,
+    lifetime: time::Duration,
+    edit: impl Fn(&mut Targets) -> Result<(), Error>,
+) -> Result<(Version, Signed<Targets>), Error> {
+    let current = repo.targets()?;
+    let mut next: Targets = (**current).clone();
+    next.version = current.version.next();
+    next.expires = Expiry::after(ctx.now, lifetime);
+    edit(&mut next)?;
+    let version = next.version;
+    let signers: [&dyn Signer; 1] = [key];
+    let signed = Signed::sign(next, &signers).map_err(Error::metadata(format!(
+        "signing targets version {version}"
+    )))?;
+    Ok((version, signed))
+}
