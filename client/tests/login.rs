@@ -218,6 +218,32 @@ async fn one_login_pushes_to_the_registry_and_signs_on_the_trust_server() {
     assert_eq!(pulled["digest"], digest(&image.manifest));
     assert_eq!(pulled["verified"], true);
 
+    // Traced to the last line (-vvv: every crate, hyper and reqwest included), the pull
+    // shows neither the password, nor the basic credentials, nor a token (JWTs start
+    // with "eyJ").
+    let traced = w
+        .run(
+            &[
+                "pull",
+                &format!("{gun}:v1"),
+                "--output",
+                path_str(&w.home.path().join("traced")),
+                "-vvv",
+            ],
+            &[],
+        )
+        .await
+        .ok();
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("alice:{PASSWORD}"));
+    assert!(traced.stderr.lines().count() > 20, "{}", traced.stderr);
+    for secret in [PASSWORD, basic.as_str(), "eyJ"] {
+        assert!(
+            !traced.stderr.contains(secret),
+            "{secret} in the trace: {}",
+            traced.stderr
+        );
+    }
+
     // The trust server recorded who signed.
     let changes = w
         .server

@@ -248,14 +248,29 @@ struct Cached {
     until: Instant,
 }
 
-/// Answers the auth challenges of one server, keeping tokens per scope.
-#[derive(Debug, Default)]
+/// Answers the auth challenges of one server, keeping tokens per scope. Its `Debug` shows
+/// who it answers as and which scopes it holds tokens for, never a token.
+#[derive(Default)]
 pub struct Authenticator {
     /// Credentials given outright (tests, `login`); otherwise looked up per request.
     fixed: Option<Credentials>,
     tokens: Mutex<HashMap<String, Cached>>,
     /// The Authorization value earned last: sent first with the next request.
     last: Mutex<Option<String>>,
+}
+
+impl std::fmt::Debug for Authenticator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let scopes: Vec<String> = self
+            .tokens
+            .lock()
+            .map(|t| t.keys().cloned().collect())
+            .unwrap_or_default();
+        f.debug_struct("Authenticator")
+            .field("fixed", &self.fixed)
+            .field("token_scopes", &scopes)
+            .finish_non_exhaustive()
+    }
 }
 
 impl std::fmt::Debug for Cached {

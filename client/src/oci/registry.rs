@@ -624,6 +624,12 @@ mod tests {
         ));
         let (got, size) = registry.resolve_tag("v1").await.expect("resolved");
         assert_eq!((got.as_str(), size), (digest.as_str(), 321));
+        // The token it keeps and the credentials never show in Debug output.
+        let debug = format!("{registry:?}");
+        assert!(debug.contains("Registry"), "{debug}");
+        for secret in ["t0k3n", "pass\"", "dXNlcjpwYXNz"] {
+            assert!(!debug.contains(secret), "{secret} in {debug}");
+        }
         let seen = server.await.expect("server task");
         assert!(
             seen[0].starts_with("head /v2/app/manifests/v1"),
