@@ -1295,3 +1295,116 @@ async fn the_trust_server_over_tls() {
         run.stderr
     );
 }
+
+/// Several tags in one `trust sign`: one upload, one new targets version, each key
+/// unlocked once (`-vv` logs every unlock). With `--digest` they are all that manifest.
+/// Tags of two repositories, or one tag twice, are refused before anything is touched.
+#[tokio::test]
+async fn several_tags_sign_in_one_upload_and_unlock_each_key_once() {
+    let server = TestServer::start(Backend::Sqlite).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let client = Client::new(&server, dir.path());
+    let (digest, size) = common::digest_of(b"release 1.2.3");
+    let sign = |tags: &[&str]| {
+        let mut args: Vec<String> = vec!["trust".into(), "sign".into()];
+        args.extend(tags.iter().map(|t| format!("{GUN}:{t}")));
+        args.extend([
+            "--digest".into(),
+            format!("sha256:{digest}"),
+            "--size".into(),
+            size.to_string(),
+            "-vv".into(),
+        ]);
+        args
+    };
+    let created = client
+        .run(
+            &sign(&["1.2.3", "1.2", "latest"])
+                .iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>(),
+        )
+        .await
+        .ok();
+    for tag in ["1.2.3", "1.2", "latest"] {
+        assert!(
+            created.stdout.contains(&format!(
+                "Signed {GUN}:{tag} as sha256:{digest} ({size} bytes) in targets version 1"
+            )),
+            "{}",
+            created.stdout
+        );
+    }
+    let again = client
+        .run(
+            &sign(&["1.2.4", "1.3", "latest"])
+                .iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>(),
+        )
+        .await
+        .ok();
+    assert!(
+        again.stdout.contains("latest as") && again.stdout.contains("in targets version 2"),
+        "{}",
+        again.stdout
+    );
+    assert_eq!(
+        again.stderr.matches("unlocked the targets key").count(),
+        1,
+        "{}",
+        again.stderr
+    );
+    let inspected = client.run(&["trust", "inspect", GUN]).await.ok().json();
+    let tags: Vec<&str> = inspected[0]["SignedTags"]
+        .as_array()
+        .expect("tags")
+        .iter()
+        .map(|t| t["SignedTag"].as_str().expect("tag"))
+        .collect();
+    assert_eq!(tags, ["1.2", "1.2.3", "1.2.4", "1.3", "latest"]);
+    let changes = server
+        .state
+        .store
+        .changes(
+            Some(&notar_tuf::Gun::new(GUN).expect("GUN")),
+            notar_server::store::ChangeQuery::After {
+                after: 0,
+                limit: 10,
+            },
+        )
+        .await
+        .expect("changes");
+    assert_eq!(changes.len(), 2, "one update per command: {changes:?}");
+
+    let before = files_under(dir.path());
+    let two_repos = client
+        .run(&[
+            "trust",
+            "sign",
+            &format!("{GUN}:2.0"),
+            "localhost:5000/other:2.0",
+            "--digest",
+            &format!("sha256:{digest}"),
+            "--size",
+            &size.to_string(),
+        ])
+        .await
+        .expect_code(2);
+    assert!(
+        two_repos.stderr.contains("must be of one repository"),
+        "{}",
+        two_repos.stderr
+    );
+    let twice = client
+        .run(
+            &sign(&["2.0", "2.0"])
+                .iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>(),
+        )
+        .await
+        .expect_code(2);
+    assert!(twice.stderr.contains("is given twice"), "{}", twice.stderr);
+    assert_eq!(files_under(dir.path()), before);
+}

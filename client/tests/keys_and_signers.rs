@@ -1274,6 +1274,57 @@ async fn a_path_restricted_signer_signs_only_inside_its_paths() {
         "{}",
         signed.stdout
     );
+    // Two tags in one command: one new version of bob's role holds both. A tag his paths
+    // do not allow refuses the whole command, and nothing is signed.
+    let (rc, rc_size) = common::digest_of(b"bob's rc-2 and rc-3");
+    let both = bob
+        .run(&[
+            "trust",
+            "sign",
+            &format!("{GUN}:rc-2"),
+            &format!("{GUN}:rc-3"),
+            "--digest",
+            &format!("sha256:{rc}"),
+            "--size",
+            &rc_size.to_string(),
+        ])
+        .await
+        .ok();
+    assert!(
+        both.stdout
+            .contains(&format!("Signed {GUN}:rc-2 in targets/bob version 2"))
+            && both
+                .stdout
+                .contains(&format!("Signed {GUN}:rc-3 in targets/bob version 2")),
+        "{}",
+        both.stdout
+    );
+    let mixed = bob
+        .run(&[
+            "trust",
+            "sign",
+            &format!("{GUN}:rc-4"),
+            &format!("{GUN}:v10"),
+            "--digest",
+            &format!("sha256:{rc}"),
+            "--size",
+            &rc_size.to_string(),
+        ])
+        .await
+        .expect_code(2);
+    assert!(
+        mixed
+            .stderr
+            .contains("holds no key of one whose paths allow v10"),
+        "{}",
+        mixed.stderr
+    );
+    assert_eq!(signers_of(&consumer, "rc-4").await, None);
+    assert_eq!(
+        signers_of(&consumer, "rc-3").await,
+        Some(vec!["bob".into()])
+    );
+
     let (_, targets) = get(&server, "targets.json").await;
     let targets: Value = serde_json::from_slice(&targets).expect("json");
     assert_eq!(

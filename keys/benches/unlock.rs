@@ -25,7 +25,11 @@ fn unlock(c: &mut Criterion) {
         .sample_size(10)
         .measurement_time(Duration::from_secs(20));
     for (name, params) in [
-        ("default_64MiB_t3_p1", KdfParams::default()),
+        ("default_64MiB_t3_lanes", KdfParams::default()),
+        (
+            "one_lane_64MiB_t3_p1",
+            KdfParams::new(64 * 1024, 3, 1).expect("valid"),
+        ),
         ("for_tests_8MiB_t1_p1", KdfParams::for_tests()),
     ] {
         let file = encrypt_key(&key, KeyRole::Targets, None, PASSPHRASE, params).expect("encrypts");

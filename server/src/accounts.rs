@@ -24,7 +24,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::{PasswordHash, PasswordHasher, PasswordVerifier};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
@@ -93,9 +93,10 @@ pub fn check_name(name: &str) -> Result<(), AccountsError> {
 
 /// The argon2id PHC hash of `password` with a fresh salt. Slow by design: blocking context.
 pub fn hash_password(password: &str) -> Result<String, AccountsError> {
-    let salt = SaltString::generate(&mut rand_core::OsRng);
+    let mut salt = [0u8; 16];
+    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut salt);
     argon2::Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
+        .hash_password_with_salt(password.as_bytes(), &salt)
         .map(|h| h.to_string())
         .map_err(|e| AccountsError::Invalid(format!("hashing the password: {e}")))
 }

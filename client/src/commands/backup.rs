@@ -24,7 +24,6 @@ use serde::Serialize;
 use crate::commands::args::parse_key_id;
 use crate::output::{json_line, print};
 use crate::reference::Reference;
-use crate::trust::keyring::Keyring;
 use crate::{Context, Error};
 
 /// The variable `key passwd` reads the new passphrase from.
@@ -140,7 +139,7 @@ pub fn backup(ctx: &Context, args: BackupArgs) -> Result<(), Error> {
             args.file.display()
         )));
     }
-    let keyring = Keyring::open(&ctx.trust_dir, ctx.kdf)?;
+    let keyring = ctx.keyring()?;
     let (bytes, infos) = keyring
         .store
         .backup(gun.as_ref())
@@ -182,7 +181,7 @@ fn write_private(path: &std::path::Path, bytes: &[u8]) -> Result<(), Error> {
 
 pub fn restore(ctx: &Context, args: RestoreArgs) -> Result<(), Error> {
     let bytes = read_limited(&args.file, notar_keys::backup::MAX_ARCHIVE_LEN)?;
-    let keyring = Keyring::open(&ctx.trust_dir, ctx.kdf)?;
+    let keyring = ctx.keyring()?;
     let result = keyring
         .store
         .restore(&bytes)
@@ -225,7 +224,7 @@ fn read_limited(path: &std::path::Path, limit: usize) -> Result<Vec<u8>, Error> 
 
 pub fn export(ctx: &Context, args: ExportArgs) -> Result<(), Error> {
     let key_id = parse_key_id(&args.key_id)?;
-    let keyring = Keyring::open(&ctx.trust_dir, ctx.kdf)?;
+    let keyring = ctx.keyring()?;
     let info = keyring
         .store
         .info(&key_id)
@@ -256,7 +255,7 @@ pub async fn import(ctx: &Context, args: ImportArgs) -> Result<(), Error> {
         .map_err(Error::keys("reading --role"))?;
     let bytes = read_limited(&args.file, 64 * 1024)?;
     let text = String::from_utf8_lossy(&bytes);
-    let keyring = Keyring::open(&ctx.trust_dir, ctx.kdf)?;
+    let keyring = ctx.keyring()?;
     let outcome = if text.starts_with("{\"format\":\"notar-key\"") {
         let header = notar_keys::read_header(&bytes)
             .map_err(Error::keys(format!("importing {}", args.file.display())))?;
@@ -342,7 +341,7 @@ pub async fn import(ctx: &Context, args: ImportArgs) -> Result<(), Error> {
 
 pub async fn passwd(ctx: &Context, args: PasswdArgs) -> Result<(), Error> {
     let key_id = parse_key_id(&args.key_id)?;
-    let keyring = Keyring::open(&ctx.trust_dir, ctx.kdf)?;
+    let keyring = ctx.keyring()?;
     let info = keyring.store.info(&key_id).map_err(Error::keys(format!(
         "changing the passphrase of key {}",
         key_id.short()

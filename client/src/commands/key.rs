@@ -5,7 +5,6 @@
 use serde::Serialize;
 
 use crate::output::{json_line, print, table};
-use crate::trust::keyring::Keyring;
 use crate::{Context, Error};
 
 /// `--json` result (format 1).
@@ -30,7 +29,7 @@ struct Damaged {
 }
 
 pub fn list(ctx: &Context) -> Result<(), Error> {
-    let keyring = Keyring::open(&ctx.trust_dir, ctx.kdf)?;
+    let keyring = ctx.keyring()?;
     let listing = keyring.store.list().map_err(Error::keys("listing keys"))?;
     let mut infos: Vec<&notar_keys::KeyInfo> = listing.keys.iter().collect();
     infos.sort_by(|a, b| (a.role, &a.gun, &a.key_id).cmp(&(b.role, &b.gun, &b.key_id)));

@@ -27,7 +27,7 @@ use crate::oci::manifest::{self, Manifest};
 use crate::oci::registry::Upload;
 use crate::oci::{OciDigest, Registry};
 use crate::reference::Reference;
-use crate::trust::publish::sign_tag;
+use crate::trust::publish::sign_tags;
 use crate::{Context, Error};
 
 /// Concurrent blob uploads; each holds at most one chunk in memory.
@@ -124,11 +124,10 @@ pub async fn run(ctx: &Context, args: PushArgs) -> Result<(), Error> {
         moved.present,
     );
     let target = notar_tuf::TargetFile::sha256(size, digest.sha256());
-    let signed = sign_tag(
+    let signed = sign_tags(
         ctx,
         &reference.gun,
-        &tag,
-        target,
+        &[(tag.clone(), target)],
         None,
         args.lifetimes.lifetimes(),
         None,
@@ -152,7 +151,7 @@ pub async fn run(ctx: &Context, args: PushArgs) -> Result<(), Error> {
         "notar: signed {tag}; {}:{tag} now names {digest}",
         registry.name()
     );
-    crate::commands::sign::report(ctx, &reference.gun, &tag, &digest, size, signature)
+    crate::commands::sign::report(ctx, &reference.gun, &[(tag, digest, size)], signature)
 }
 
 /// Gets the config and layers of every image into the registry, a few at once: skipped

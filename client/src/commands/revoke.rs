@@ -57,7 +57,7 @@ pub async fn run(ctx: &Context, args: RevokeArgs, pin: Option<&KeyId>) -> Result
         && let Some(roles) =
             crate::trust::signers::revoke(ctx, gun, tag, args.lifetime.duration(), pin).await?
     {
-        return crate::commands::signer::report_roles(ctx, gun, tag, false, roles);
+        return crate::commands::signer::report_roles(ctx, gun, &[tag], false, roles);
     }
     let mut repo = Repository::open(ctx, gun, pin, Warnings::RootOnly).await?;
     let current = repo.targets()?;
@@ -83,7 +83,7 @@ pub async fn run(ctx: &Context, args: RevokeArgs, pin: Option<&KeyId>) -> Result
         eprintln!("notar: the targets role of {gun} signs no tags; nothing to revoke");
         return report(ctx, gun, revoked, None);
     }
-    let key = targets_signer(ctx, &repo, targets_key.as_ref())?;
+    let key = targets_signer(ctx, &repo, targets_key.as_deref())?;
     let tag = reference.tag.clone();
     let version =
         publish_targets(

@@ -119,7 +119,7 @@ pub async fn run(ctx: &Context, args: RotateArgs, pin: Option<&KeyId>) -> Result
         None => None,
     };
 
-    let keyring = Keyring::open(&ctx.trust_dir, ctx.kdf)?;
+    let keyring = ctx.keyring()?;
     let mut repo = Repository::open(ctx, &gun, pin, Warnings::RootOnly).await?;
     let root = repo.updater.root();
     let role_type = role.role_type();
@@ -179,7 +179,7 @@ pub async fn run(ctx: &Context, args: RotateArgs, pin: Option<&KeyId>) -> Result
     }
     next.add_key(role_type, new_public);
     let root_version = next.version;
-    let mut signers: Vec<&dyn Signer> = vec![&root_key];
+    let mut signers: Vec<&dyn Signer> = vec![&*root_key];
     if let (RotateRole::Root, Some(new)) = (role, &new_local) {
         signers.push(&new.key);
     }

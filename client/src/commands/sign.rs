@@ -1,6 +1,8 @@
-//! `notar trust sign <gun>:<tag> [--digest sha256:<hex> --size <bytes>]`: without
-//! `--digest`, the digest and size are those of the manifest the registry's tag names.
-//! The signing itself is [`crate::trust::publish::sign_tag`].
+//! `notar trust sign <gun>:<tag>… [--digest sha256:<hex> --size <bytes>]`: every tag
+//! (of one GUN) is signed in one upload, so ten tags cost one new targets version and one
+//! unlock of each key. With `--digest`, every tag is signed as that manifest (`v1.2.3`,
+//! `v1.2` and `latest` of one release); without, each as the manifest its tag names in the
+//! registry. The signing itself is [`crate::trust::publish::sign_tags`].
 
 use clap::Args;
 use notar_tuf::names::Tag;
@@ -12,16 +14,17 @@ use crate::oci::digest::parse_sha256;
 use crate::oci::{OciDigest, Registry};
 use crate::output::{json_line, print};
 use crate::reference::Reference;
-use crate::trust::publish::{Signature, sign_tag};
+use crate::trust::publish::{Signature, sign_tags};
 use crate::{Context, Error};
 
 #[derive(Debug, Args)]
 pub struct SignArgs {
-    /// The tag to sign: <gun>:<tag>
-    #[arg(value_name = "GUN:TAG")]
-    pub reference: String,
+    /// The tags to sign, of one repository: <gun>:<tag>…
+    #[arg(value_name = "GUN:TAG", required = true, num_args = 1..)]
+    pub references: Vec<String>,
 
-    /// Manifest digest, sha256:<64 hex> (default: what the tag names in the registry)
+    /// Manifest digest, sha256:<64 hex>, for every tag given (default: what each tag names
+    /// in the registry)
     #[arg(long, value_name = "sha256:HEX", requires = "size")]
     pub digest: Option<String>,
 
@@ -61,43 +64,71 @@ struct Signed1<'a> {
 }
 
 pub async fn run(ctx: &Context, args: SignArgs, pin: Option<&KeyId>) -> Result<(), Error> {
-    let (reference, tag) = Reference::parse_tagged(&args.reference)?;
-    let gun = &reference.gun;
-    let (digest, size) = match (&args.digest, args.size) {
-        (Some(digest), Some(size)) => (OciDigest::from_sha256(parse_sha256(digest)?), size),
-        _ => {
-            Registry::for_gun(gun, &args.insecure_registry)?
-                .resolve_tag(tag.as_str())
-                .await?
+    let mut gun: Option<Gun> = None;
+    let mut tags: Vec<Tag> = Vec::new();
+    for text in &args.references {
+        let (reference, tag) = Reference::parse_tagged(text)?;
+        match &gun {
+            Some(first) if *first != reference.gun => {
+                return Err(Error::Usage(format!(
+                    "{text}: every tag of one trust sign must be of one repository, and the first is of {first}"
+                )));
+            }
+            _ => gun = Some(reference.gun),
         }
+        if tags.contains(&tag) {
+            return Err(Error::Usage(format!("{text} is given twice")));
+        }
+        tags.push(tag);
+    }
+    let Some(gun) = gun else {
+        return Err(Error::Usage("no tag to sign".into()));
     };
+    let mut signed: Vec<(Tag, OciDigest, u64)> = Vec::new();
+    match (&args.digest, args.size) {
+        (Some(digest), Some(size)) => {
+            let digest = OciDigest::from_sha256(parse_sha256(digest)?);
+            for tag in tags {
+                signed.push((tag, digest.clone(), size));
+            }
+        }
+        _ => {
+            let registry = Registry::for_gun(&gun, &args.insecure_registry)?;
+            for tag in tags {
+                let (digest, size) = registry.resolve_tag(tag.as_str()).await?;
+                signed.push((tag, digest, size));
+            }
+        }
+    }
     let role = args.role.as_deref().map(parse_role).transpose()?;
-    let target = TargetFile::sha256(size, digest.sha256());
-    let signature = sign_tag(
+    let targets: Vec<(Tag, TargetFile)> = signed
+        .iter()
+        .map(|(tag, digest, size)| (tag.clone(), TargetFile::sha256(*size, digest.sha256())))
+        .collect();
+    let signature = sign_tags(
         ctx,
-        gun,
-        &tag,
-        target,
+        &gun,
+        &targets,
         role.as_ref(),
         args.lifetimes.lifetimes(),
         pin,
     )
     .await?;
-    report(ctx, gun, &tag, &digest, size, signature)
+    report(ctx, &gun, &signed, signature)
 }
 
-/// Prints where a signature of `tag` as `digest` went.
+/// Prints where the signatures of `signed` (tag, digest, size) went: a line each, or a
+/// JSON line each with `--json`.
 pub fn report(
     ctx: &Context,
     gun: &Gun,
-    tag: &Tag,
-    digest: &OciDigest,
-    size: u64,
+    signed: &[(Tag, OciDigest, u64)],
     signature: Signature,
 ) -> Result<(), Error> {
     let (version, replaced, created) = match signature {
         Signature::Roles(roles) => {
-            return crate::commands::signer::report_roles(ctx, gun, tag, true, roles);
+            let tags: Vec<&Tag> = signed.iter().map(|(t, _, _)| t).collect();
+            return crate::commands::signer::report_roles(ctx, gun, &tags, true, roles);
         }
         Signature::Targets {
             version,
@@ -105,26 +136,32 @@ pub fn report(
             created,
         } => (version, replaced, created),
     };
-    if ctx.json {
-        print(&json_line(&Signed1 {
-            gun,
-            tag: tag.as_str(),
-            digest: digest.to_string(),
-            size,
-            targets_version: version.get(),
-            replaced: replaced.map(|h| format!("sha256:{h}")),
-            created,
-            server: ctx.server.url(),
-        }))
-    } else {
-        let replacing = replaced
-            .map(|h| format!(", replacing sha256:{h}"))
-            .unwrap_or_default();
-        print(&format!(
-            "Signed {gun}:{tag} as {digest} ({size} bytes{replacing}) in targets version {version} on {}\n",
-            ctx.server.url()
-        ))
+    let mut out = String::new();
+    for (tag, digest, size) in signed {
+        let old = replaced
+            .iter()
+            .find(|(t, _)| t == tag)
+            .map(|(_, hash)| format!("sha256:{hash}"));
+        if ctx.json {
+            out.push_str(&json_line(&Signed1 {
+                gun,
+                tag: tag.as_str(),
+                digest: digest.to_string(),
+                size: *size,
+                targets_version: version.get(),
+                replaced: old,
+                created,
+                server: ctx.server.url(),
+            }));
+        } else {
+            let replacing = old.map(|h| format!(", replacing {h}")).unwrap_or_default();
+            out.push_str(&format!(
+                "Signed {gun}:{tag} as {digest} ({size} bytes{replacing}) in targets version {version} on {}\n",
+                ctx.server.url()
+            ));
+        }
     }
+    print(&out)
 }
 
 /// `--role targets`, `--role targets/alice` or `--role alice`.

@@ -29,7 +29,6 @@ use serde::Serialize;
 
 use crate::commands::args::{TargetsLifetime, gun_only};
 use crate::output::{json_line, print};
-use crate::trust::keyring::Keyring;
 use crate::trust::publish::{publish_targets, targets_signer, unlock_targets_key};
 use crate::trust::repo::{Repository, Warnings};
 use crate::trust::signers::{RELEASES, RoleVersion};
@@ -130,7 +129,7 @@ struct SignerSigned<'a> {
     /// `signed` or `revoked`.
     action: &'a str,
     /// Each delegated role and the version that holds the change.
-    roles: Vec<RoleVersion>,
+    roles: &'a [RoleVersion],
     server: &'a str,
 }
 
@@ -149,7 +148,7 @@ fn signer_role(name: &str) -> Result<RoleName, Error> {
 }
 
 pub async fn key(ctx: &Context, command: TrustKeyCommand) -> Result<(), Error> {
-    let keyring = Keyring::open(&ctx.trust_dir, ctx.kdf)?;
+    let keyring = ctx.keyring()?;
     let (name, new, pub_file) = match command {
         TrustKeyCommand::Generate(args) => {
             signer_role(&args.name)?;
@@ -273,7 +272,7 @@ async fn add(ctx: &Context, args: SignerAddArgs, pin: Option<&KeyId>) -> Result<
     };
     let targets_key = unlock_targets_key(ctx, &gun).await?;
     let mut repo = Repository::open(ctx, &gun, pin, Warnings::RootOnly).await?;
-    let key = targets_signer(ctx, &repo, targets_key.as_ref())?;
+    let key = targets_signer(ctx, &repo, targets_key.as_deref())?;
     let name = args.name.clone();
     let roles: Vec<RoleName> = if restricted {
         vec![role.clone()]
@@ -404,7 +403,7 @@ async fn remove(ctx: &Context, args: SignerRemoveArgs, pin: Option<&KeyId>) -> R
         if !crate::trust::pending::cancel(ctx, &repo, &role).await? {
             return Err(Error::Usage(format!("{gun} has no signer {}", args.name)));
         }
-        let key = targets_signer(ctx, &repo, targets_key.as_ref())?;
+        let key = targets_signer(ctx, &repo, targets_key.as_deref())?;
         let version =
             publish_targets(ctx, &mut repo, key, args.lifetime.duration(), |_| Ok(())).await?;
         eprintln!(
@@ -422,7 +421,7 @@ async fn remove(ctx: &Context, args: SignerRemoveArgs, pin: Option<&KeyId>) -> R
         )
         .await?;
     }
-    let key = targets_signer(ctx, &repo, targets_key.as_ref())?;
+    let key = targets_signer(ctx, &repo, targets_key.as_deref())?;
     let version = publish_targets(ctx, &mut repo, key, args.lifetime.duration(), |targets| {
         let Some(delegations) = targets.delegations.as_mut() else {
             return Ok(());
@@ -479,31 +478,37 @@ fn report_change(
     ))
 }
 
-/// Prints what a signer's `trust sign` (`signed`) or `trust revoke` changed.
+/// Prints what a signer's `trust sign` (`signed`) or `trust revoke` of `tags` changed: a
+/// line (or a JSON line) per tag.
 pub fn report_roles(
     ctx: &Context,
     gun: &Gun,
-    tag: &Tag,
+    tags: &[&Tag],
     signed: bool,
     roles: Vec<RoleVersion>,
 ) -> Result<(), Error> {
-    if ctx.json {
-        return print(&json_line(&SignerSigned {
-            gun,
-            tag: tag.as_str(),
-            action: if signed { "signed" } else { "revoked" },
-            roles,
-            server: ctx.server.url(),
-        }));
-    }
     let list = roles
         .iter()
         .map(|r| format!("{} version {}", r.role, r.version))
         .collect::<Vec<_>>()
         .join(", ");
     let verb = if signed { "Signed" } else { "Revoked" };
-    print(&format!(
-        "{verb} {gun}:{tag} in {list} on {}\n",
-        ctx.server.url()
-    ))
+    let mut out = String::new();
+    for tag in tags {
+        if ctx.json {
+            out.push_str(&json_line(&SignerSigned {
+                gun,
+                tag: tag.as_str(),
+                action: if signed { "signed" } else { "revoked" },
+                roles: &roles,
+                server: ctx.server.url(),
+            }));
+        } else {
+            out.push_str(&format!(
+                "{verb} {gun}:{tag} in {list} on {}\n",
+                ctx.server.url()
+            ));
+        }
+    }
+    print(&out)
 }

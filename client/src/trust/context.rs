@@ -7,6 +7,7 @@ use notar_keys::KdfParams;
 use time::OffsetDateTime;
 
 use crate::Error;
+use crate::trust::keyring::{Keyring, Unlocked};
 use crate::trust::server::Server;
 
 /// Test-only: `NOTAR_KDF=test` encrypts new keys with `KdfParams::for_tests()` (8 MiB, one
@@ -29,6 +30,8 @@ pub struct Context {
     /// `--ca-cert` or `NOTAR_CA_CERT`, for servers other than the trust server (login).
     pub ca_cert: Option<PathBuf>,
     pub home: Option<PathBuf>,
+    /// The keys this command has unlocked (each at most once).
+    pub unlocked: Unlocked,
 }
 
 /// What the command line says; the environment fills in the rest.
@@ -78,7 +81,13 @@ impl Context {
             now: OffsetDateTime::now_utc(),
             ca_cert,
             home,
+            unlocked: Unlocked::default(),
         })
+    }
+
+    /// The trust directory's keys, sharing what this command has unlocked.
+    pub fn keyring(&self) -> Result<Keyring, Error> {
+        Keyring::open(&self.trust_dir, self.kdf, self.unlocked.clone())
     }
 }
 

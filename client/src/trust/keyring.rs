@@ -5,17 +5,44 @@
 //! existing key they need before they create or write anything, so a wrong passphrase
 //! leaves every file as it was.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
 use notar_keys::{KdfParams, KeyInfo, KeyRole, KeyStore, PassphraseSource, PrivateKey};
 use notar_tuf::{Gun, KeyId};
 use zeroize::Zeroizing;
 
 use crate::Error;
 
+/// The keys one command has unlocked, by key ID, so that it unlocks each (asks for its
+/// passphrase, runs argon2id) at most once. In memory only; dropped, and wiped, with the
+/// command.
+#[derive(Clone, Debug, Default)]
+pub struct Unlocked(Arc<Mutex<HashMap<KeyId, Arc<PrivateKey>>>>);
+
+impl Unlocked {
+    fn get(&self, key_id: &KeyId) -> Option<Arc<PrivateKey>> {
+        self.0.lock().ok()?.get(key_id).cloned()
+    }
+
+    fn put(&self, key: Arc<PrivateKey>) {
+        if let Ok(mut keys) = self.0.lock() {
+            keys.insert(key.key_id().clone(), key);
+        }
+    }
+
+    /// How many keys were unlocked.
+    pub fn count(&self) -> usize {
+        self.0.lock().map_or(0, |k| k.len())
+    }
+}
+
 /// The key store of the trust directory, with the KDF cost new keys get.
 #[derive(Clone, Debug)]
 pub struct Keyring {
     pub store: KeyStore,
     kdf: KdfParams,
+    unlocked: Unlocked,
 }
 
 /// A key made in memory, with its passphrase, not yet written.
@@ -28,9 +55,18 @@ pub struct NewKey {
 }
 
 impl Keyring {
-    pub fn open(trust_dir: &std::path::Path, kdf: KdfParams) -> Result<Self, Error> {
+    /// The key store of `trust_dir`, sharing the keys `unlocked` so far.
+    pub fn open(
+        trust_dir: &std::path::Path,
+        kdf: KdfParams,
+        unlocked: Unlocked,
+    ) -> Result<Self, Error> {
         let store = KeyStore::open(trust_dir).map_err(Error::keys("opening the key store"))?;
-        Ok(Keyring { store, kdf })
+        Ok(Keyring {
+            store,
+            kdf,
+            unlocked,
+        })
     }
 
     /// The one key for `role` and `gun` in the store, if there is one. A damaged key file
@@ -70,16 +106,26 @@ impl Keyring {
             .find(|info| info.role == role)
     }
 
-    /// Unlocks the key `key_id`, asking for its passphrase.
-    pub async fn unlock(&self, role: KeyRole, key_id: &KeyId) -> Result<PrivateKey, Error> {
+    /// Unlocks the key `key_id`, asking for its passphrase, unless this command has
+    /// unlocked it already.
+    pub async fn unlock(&self, role: KeyRole, key_id: &KeyId) -> Result<Arc<PrivateKey>, Error> {
+        if let Some(key) = self.unlocked.get(key_id) {
+            tracing::debug!(key = key_id.short(), "{role} key already unlocked");
+            return Ok(key);
+        }
         let action = format!("unlocking the {role} key {}", key_id.short());
         let passphrase = passphrase(role, key_id.clone(), Ask::Unlock)
             .await?
             .map_err(Error::keys(action.clone()))?;
-        self.store
-            .load_async(key_id, passphrase)
-            .await
-            .map_err(Error::keys(action))
+        let key = Arc::new(
+            self.store
+                .load_async(key_id, passphrase)
+                .await
+                .map_err(Error::keys(action))?,
+        );
+        tracing::debug!(key = key_id.short(), "unlocked the {role} key");
+        self.unlocked.put(key.clone());
+        Ok(key)
     }
 
     /// Generates a key and gets a passphrase for it; nothing is written yet.

@@ -9,6 +9,8 @@
 //! both go up in one request. Existing keys are unlocked before anything is created or
 //! written, so a wrong passphrase changes no file.
 
+use std::sync::Arc;
+
 use notar_keys::{KeyRole, PrivateKey};
 use notar_tuf::names::Tag;
 use notar_tuf::{
@@ -20,7 +22,7 @@ use crate::trust::cache::MetadataCache;
 use crate::trust::keyring::Keyring;
 use crate::trust::pending;
 use crate::trust::repo::{Repository, Warnings, signed_by_root_key};
-use crate::trust::signers::{Held, RoleVersion, held_roles, sign_roles};
+use crate::trust::signers::{Change, Held, RoleVersion, held_roles, sign_roles};
 use crate::trust::targets::next_targets;
 pub use crate::trust::targets::{targets_signer, unlock_targets_key};
 use crate::{Context, Error};
@@ -33,33 +35,54 @@ pub struct Lifetimes {
     pub root: time::Duration,
 }
 
-/// Where a signature went.
+/// Where the signatures of one command went.
 #[derive(Debug)]
 pub enum Signature {
     /// Into top-level targets, in this version.
     Targets {
         version: Version,
-        /// The sha256 (hex) the tag had before, when this signature replaced it.
-        replaced: Option<String>,
-        /// Whether this signature created the repository's trust data.
+        /// The tags this replaced, with the sha256 (hex) each had before.
+        replaced: Vec<(Tag, String)>,
+        /// Whether this created the repository's trust data.
         created: bool,
     },
     /// Into these signer roles.
     Roles(Vec<RoleVersion>),
 }
 
-/// Signs `tag` of `gun` as `target`: into `role` if given (`targets` or a signer role),
-/// else where Docker would ([`signing_roles`]); creates the repository if it has no trust
-/// data yet. Nothing is written unless every key needed unlocks.
-pub async fn sign_tag(
+/// Where Docker would sign one tag: into these signer roles (with the owner's pending
+/// targets that delegate them, when the signer's first signature publishes them), or
+/// into top-level targets.
+enum Route {
+    Roles(Vec<Held>, Option<Vec<u8>>),
+    Targets,
+}
+
+impl Route {
+    fn roles(&self) -> Vec<&RoleName> {
+        match self {
+            Route::Roles(held, _) => held.iter().map(|h| &h.role).collect(),
+            Route::Targets => Vec::new(),
+        }
+    }
+}
+
+/// Signs each tag of `gun` as its target, all in one upload: into `role` if given
+/// (`targets` or a signer role), else where Docker would ([`signing_roles`]); creates the
+/// repository if it has no trust data yet. Tags that Docker's rules would send to
+/// different roles are refused together. Nothing is written unless every key needed
+/// unlocks.
+pub async fn sign_tags(
     ctx: &Context,
     gun: &Gun,
-    tag: &Tag,
-    target: TargetFile,
+    tags: &[(Tag, TargetFile)],
     role: Option<&RoleName>,
     lifetimes: Lifetimes,
     pin: Option<&KeyId>,
 ) -> Result<Signature, Error> {
+    let Some((first, _)) = tags.first() else {
+        return Err(Error::Usage("no tag to sign".into()));
+    };
     let mut repo = match Repository::open(ctx, gun, pin, Warnings::RootOnly).await {
         Ok(repo) => repo,
         Err(Error::NoTrustData { .. }) => {
@@ -69,37 +92,38 @@ pub async fn sign_tag(
                 )));
             }
             let targets_key = unlock_targets_key(ctx, gun).await?;
-            let version = create(ctx, gun, tag, target, lifetimes, pin, targets_key).await?;
+            let version = create(ctx, gun, tags, lifetimes, pin, targets_key).await?;
             return Ok(Signature::Targets {
                 version,
-                replaced: None,
+                replaced: Vec::new(),
                 created: true,
             });
         }
         Err(e) => return Err(e),
     };
-    let keyring = Keyring::open(&ctx.trust_dir, ctx.kdf)?;
-    // A signer's first signature also publishes the delegation waiting for it.
-    let waiting = if role == Some(&RoleName::targets()) {
-        None
-    } else {
-        pending::for_signer(ctx, &keyring, &repo, tag, role).await?
-    };
-    let delegations = match waiting {
-        Some((targets, held)) => Some((held, Some(targets))),
-        None => match signing_roles(&keyring, &repo, tag, role)? {
-            SigningRoles::Delegations(held) => Some((held, None)),
-            SigningRoles::Targets => None,
-        },
-    };
-    if let Some((held, waiting)) = delegations {
+    let keyring = ctx.keyring()?;
+    let chosen = route(ctx, &keyring, &repo, first, role).await?;
+    for (tag, _) in &tags[1..] {
+        let other = route(ctx, &keyring, &repo, tag, role).await?;
+        if other.roles() != chosen.roles() {
+            return Err(Error::Usage(format!(
+                "{gun}:{first} and {gun}:{tag} are signed into different roles ({} and {}); sign them in separate commands",
+                show_roles(&chosen),
+                show_roles(&other)
+            )));
+        }
+    }
+    if let Route::Roles(held, waiting) = chosen {
+        let changes: Vec<Change> = tags
+            .iter()
+            .map(|(tag, target)| (tag.clone(), Some(target.clone())))
+            .collect();
         let roles = sign_roles(
             ctx,
             &keyring,
             &mut repo,
             &held,
-            tag,
-            Some(&target),
+            &changes,
             lifetimes.targets,
             waiting,
         )
@@ -108,16 +132,20 @@ pub async fn sign_tag(
     }
     // Before anything is uploaded: a wrong passphrase must change nothing.
     let targets_key = unlock_targets_key(ctx, gun).await?;
-    let key = targets_signer(ctx, &repo, targets_key.as_ref())?;
-    let replaced = repo
-        .targets()?
-        .targets
-        .get(tag.as_str())
-        .filter(|old| **old != target)
-        .and_then(|old| old.hashes.get("sha256").cloned());
-    let name = tag.target_name();
+    let key = targets_signer(ctx, &repo, targets_key.as_deref())?;
+    let current = repo.targets()?;
+    let replaced: Vec<(Tag, String)> = tags
+        .iter()
+        .filter_map(|(tag, target)| {
+            let old = current.targets.get(tag.as_str())?;
+            let hash = old.hashes.get("sha256")?;
+            (old != target).then(|| (tag.clone(), hash.clone()))
+        })
+        .collect();
     let version = publish_targets(ctx, &mut repo, key, lifetimes.targets, |targets| {
-        targets.targets.insert(name.clone(), target.clone());
+        for (tag, target) in tags {
+            targets.targets.insert(tag.target_name(), target.clone());
+        }
         Ok(())
     })
     .await?;
@@ -126,6 +154,37 @@ pub async fn sign_tag(
         replaced,
         created: false,
     })
+}
+
+/// Where `tag` is signed, as the first tag of a command.
+async fn route(
+    ctx: &Context,
+    keyring: &Keyring,
+    repo: &Repository,
+    tag: &Tag,
+    role: Option<&RoleName>,
+) -> Result<Route, Error> {
+    // A signer's first signature also publishes the delegation waiting for it.
+    if role != Some(&RoleName::targets())
+        && let Some((targets, held)) = pending::for_signer(ctx, keyring, repo, tag, role).await?
+    {
+        return Ok(Route::Roles(held, Some(targets)));
+    }
+    Ok(match signing_roles(keyring, repo, tag, role)? {
+        SigningRoles::Delegations(held) => Route::Roles(held, None),
+        SigningRoles::Targets => Route::Targets,
+    })
+}
+
+fn show_roles(route: &Route) -> String {
+    match route {
+        Route::Targets => "targets".into(),
+        Route::Roles(held, _) => held
+            .iter()
+            .map(|h| h.role.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+    }
 }
 
 /// Makes the next version of top-level targets with `edit`, signs it with `key`, and
@@ -263,17 +322,16 @@ fn names(roles: &[&notar_tuf::DelegatedRole]) -> String {
 async fn create(
     ctx: &Context,
     gun: &Gun,
-    tag: &Tag,
-    target: TargetFile,
+    tags: &[(Tag, TargetFile)],
     lifetimes: Lifetimes,
     pin: Option<&KeyId>,
-    targets_existing: Option<PrivateKey>,
+    targets_existing: Option<Arc<PrivateKey>>,
 ) -> Result<Version, Error> {
     let pin = match pin {
         Some(key) => Some(key.clone()),
         None => MetadataCache::load(&ctx.trust_dir, gun)?.pinned_root_key()?,
     };
-    let keyring = Keyring::open(&ctx.trust_dir, ctx.kdf)?;
+    let keyring = ctx.keyring()?;
 
     // Unlock what exists first (the targets key already is): a wrong passphrase must
     // leave every file as it was.
@@ -291,9 +349,11 @@ async fn create(
         None => Some(keyring.generate(KeyRole::Targets, Some(gun)).await?),
     };
     let (Some(root_key), Some(targets_key)) = (
-        root_existing.as_ref().or(root_new.as_ref().map(|n| &n.key)),
+        root_existing
+            .as_deref()
+            .or(root_new.as_ref().map(|n| &n.key)),
         targets_existing
-            .as_ref()
+            .as_deref()
             .or(targets_new.as_ref().map(|n| &n.key)),
     ) else {
         return Err(Error::MissingKey(
@@ -321,7 +381,9 @@ async fn create(
         )));
     }
     let mut targets = Targets::new(Version::ONE, Expiry::after(ctx.now, lifetimes.targets));
-    targets.targets.insert(tag.target_name(), target);
+    for (tag, target) in tags {
+        targets.targets.insert(tag.target_name(), target.clone());
+    }
     let targets_signers: [&dyn Signer; 1] = [targets_key];
     let targets = Signed::sign(targets, &targets_signers)
         .map_err(Error::metadata("signing targets version 1"))?;

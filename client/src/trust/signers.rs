@@ -64,11 +64,8 @@ fn current_role(repo: &Repository, role: &RoleName) -> Option<Targets> {
     repo.updater.current_role(role).map(|t| (**t).clone())
 }
 
-/// What a signer does to a tag.
-enum Edit<'a> {
-    Sign(&'a TargetFile),
-    Revoke,
-}
+/// What a signer does to one tag: sign it as this target, or (`None`) revoke it.
+pub type Change = (Tag, Option<TargetFile>);
 
 /// `trust revoke` by a signer. `Ok(None)`: this trust directory holds no key for a
 /// delegated role that may sign `tag` (or the repository has no trust data), so the caller
@@ -80,7 +77,7 @@ pub async fn revoke(
     lifetime: time::Duration,
     pin: Option<&KeyId>,
 ) -> Result<Option<Vec<RoleVersion>>, Error> {
-    let keyring = Keyring::open(&ctx.trust_dir, ctx.kdf)?;
+    let keyring = ctx.keyring()?;
     let has_delegation_key = keyring
         .store
         .list()
@@ -106,34 +103,27 @@ pub async fn revoke(
     if held.is_empty() {
         return Ok(None);
     }
-    sign_roles(ctx, &keyring, &mut repo, &held, tag, None, lifetime, None)
+    let changes = [(tag.clone(), None)];
+    sign_roles(ctx, &keyring, &mut repo, &held, &changes, lifetime, None)
         .await
         .map(Some)
 }
 
-/// Signs `tag` as `target` into each of the `held` roles (or, with no target, removes it
-/// from them) in one upload, and returns which roles were signed, in which versions. `pending`: the owner's
-/// pending targets that delegate these roles, uploaded unchanged in the same request, so
-/// the delegation and the signer's first roles are published together.
-#[expect(
-    clippy::too_many_arguments,
-    reason = "one call site each; a struct would only rename them"
-)]
+/// Makes every change (a tag signed as a target, or revoked) in each of the `held` roles,
+/// in one upload, and returns which roles changed, in which versions. A role that has none
+/// of the tags to revoke is left alone. `pending`: the owner's pending targets that
+/// delegate these roles, uploaded unchanged in the same request, so the delegation and the
+/// signer's first roles are published together.
 pub async fn sign_roles(
     ctx: &Context,
     keyring: &Keyring,
     repo: &mut Repository,
     held: &[Held],
-    tag: &Tag,
-    target: Option<&TargetFile>,
+    changes: &[Change],
     lifetime: time::Duration,
     pending: Option<Vec<u8>>,
 ) -> Result<Vec<RoleVersion>, Error> {
     let gun = &repo.gun.clone();
-    let edit = match target {
-        Some(t) => Edit::Sign(t),
-        None => Edit::Revoke,
-    };
     // Every key and every threshold first: a wrong passphrase or a missing co-signer must
     // change nothing.
     for h in held {
@@ -151,7 +141,7 @@ pub async fn sign_roles(
             )));
         }
     }
-    let mut unlocked: Vec<PrivateKey> = Vec::new();
+    let mut unlocked: Vec<std::sync::Arc<PrivateKey>> = Vec::new();
     for id in held.iter().flat_map(|h| h.keys.iter()) {
         if !unlocked.iter().any(|k| k.key_id() == id) {
             unlocked.push(keyring.unlock(KeyRole::Delegation, id).await?);
@@ -165,10 +155,13 @@ pub async fn sign_roles(
     let mut results = Vec::new();
     for h in held {
         let current = current_role(repo, &h.role);
-        let had_tag = current
-            .as_ref()
-            .is_some_and(|t| t.targets.contains_key(tag.as_str()));
-        if matches!(edit, Edit::Revoke) && !had_tag {
+        let touches = changes.iter().any(|(tag, target)| {
+            target.is_some()
+                || current
+                    .as_ref()
+                    .is_some_and(|t| t.targets.contains_key(tag.as_str()))
+        });
+        if !touches {
             continue;
         }
         let mut next = match current {
@@ -179,18 +172,20 @@ pub async fn sign_roles(
             None => Targets::new(Version::ONE, Expiry::after(ctx.now, lifetime)),
         };
         next.expires = Expiry::after(ctx.now, lifetime);
-        match edit {
-            Edit::Sign(target) => {
-                next.targets.insert(tag.target_name(), target.clone());
-            }
-            Edit::Revoke => {
-                next.targets.remove(tag.as_str());
+        for (tag, target) in changes {
+            match target {
+                Some(target) => {
+                    next.targets.insert(tag.target_name(), target.clone());
+                }
+                None => {
+                    next.targets.remove(tag.as_str());
+                }
             }
         }
         let signers: Vec<&dyn Signer> = unlocked
             .iter()
             .filter(|k| h.keys.contains(k.key_id()))
-            .map(|k| k as &dyn Signer)
+            .map(|k| &**k as &dyn Signer)
             .collect();
         let version = next.version;
         let signed = Signed::sign(next, &signers).map_err(Error::metadata(format!(
@@ -205,9 +200,13 @@ pub async fn sign_roles(
         });
     }
     if uploads.is_empty() {
+        let tags: Vec<String> = changes.iter().map(|(t, _)| t.to_string()).collect();
         return Err(Error::Unsigned {
             gun: gun.clone(),
-            tag: format!("{tag} (in the delegated roles this trust directory holds keys for)"),
+            tag: format!(
+                "{} (in the delegated roles this trust directory holds keys for)",
+                tags.join(", ")
+            ),
         });
     }
     ctx.server.upload(gun, uploads).await?;

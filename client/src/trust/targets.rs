@@ -1,17 +1,21 @@
 //! The owner's side of targets: this trust directory's targets key for a repository, and
 //! the next version of top-level targets signed with it.
 
+use std::sync::Arc;
+
 use notar_keys::{KeyRole, PrivateKey};
 use notar_tuf::{Expiry, Gun, KeyId, RoleType, Signed, Signer, Targets, Version};
 
-use crate::trust::keyring::Keyring;
 use crate::trust::repo::Repository;
 use crate::{Context, Error};
 
 /// Unlocks this trust directory's targets key for `gun`, if it has one. Commands call it
 /// before anything else touches a file, so a wrong passphrase changes nothing.
-pub async fn unlock_targets_key(ctx: &Context, gun: &Gun) -> Result<Option<PrivateKey>, Error> {
-    let keyring = Keyring::open(&ctx.trust_dir, ctx.kdf)?;
+pub async fn unlock_targets_key(
+    ctx: &Context,
+    gun: &Gun,
+) -> Result<Option<Arc<PrivateKey>>, Error> {
+    let keyring = ctx.keyring()?;
     match keyring.find(KeyRole::Targets, Some(gun))? {
         Some(info) => Ok(Some(keyring.unlock(KeyRole::Targets, &info.key_id).await?)),
         None => Ok(None),
