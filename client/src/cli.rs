@@ -69,6 +69,9 @@ pub enum Command {
     Login(crate::commands::login::LoginArgs),
     /// Forget the credentials of a trust server or registry
     Logout(crate::commands::login::LogoutArgs),
+    /// Keep unlocked keys in memory for a while, so that many signatures need one
+    /// passphrase each (like ssh-agent); --stop wipes them
+    Agent(crate::commands::agent::AgentArgs),
 }
 
 #[derive(Debug, Args)]
@@ -167,6 +170,7 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
         Command::Login(args) => commands::login::login(&ctx, args).await,
         Command::Logout(args) => commands::login::logout(&ctx, args),
         Command::Push(args) => commands::push::run(&ctx, args).await,
+        Command::Agent(args) => commands::agent::run(&ctx, args).await,
     }
 }
 

@@ -93,6 +93,10 @@ pub enum Error {
     #[error("{0}")]
     MissingKey(String),
 
+    /// The key agent refused or failed (`notar agent`).
+    #[error("{action} in the agent: {reason}")]
+    Agent { action: String, reason: String },
+
     /// An HTTP request failed before the server answered.
     #[error("{action}: {url}")]
     Http {

@@ -346,7 +346,7 @@ pub async fn passwd(ctx: &Context, args: PasswdArgs) -> Result<(), Error> {
         "changing the passphrase of key {}",
         key_id.short()
     )))?;
-    let key = keyring.unlock(info.role, &key_id).await?;
+    let key = keyring.unlock_local(info.role, &key_id).await?;
     let role = info.role;
     let id = key_id.clone();
     let passphrase = tokio::task::spawn_blocking(move || {

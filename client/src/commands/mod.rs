@@ -2,6 +2,7 @@
 //! `Args`; [`args`] has what several share), calls go into the [`crate::trust`] and
 //! [`crate::oci`] layers, and results go out through [`crate::output`].
 
+pub mod agent;
 pub mod args;
 pub mod backup;
 pub mod inspect;

@@ -13,19 +13,56 @@ use notar_tuf::{Gun, KeyId};
 use zeroize::Zeroizing;
 
 use crate::Error;
+use crate::trust::agent::{Agent, AgentKey};
+
+/// An unlocked key: in this process, or held by the agent (which signs for it).
+#[derive(Debug)]
+pub enum UnlockedKey {
+    Local(PrivateKey),
+    Agent(AgentKey),
+}
+
+impl UnlockedKey {
+    pub fn key_id(&self) -> &KeyId {
+        match self {
+            UnlockedKey::Local(key) => key.key_id(),
+            UnlockedKey::Agent(key) => key.key_id(),
+        }
+    }
+
+    pub fn public_key(&self) -> notar_tuf::PublicKey {
+        notar_tuf::Signer::public_key(self)
+    }
+}
+
+impl notar_tuf::Signer for UnlockedKey {
+    fn public_key(&self) -> notar_tuf::PublicKey {
+        match self {
+            UnlockedKey::Local(key) => key.public_key(),
+            UnlockedKey::Agent(key) => key.public_key(),
+        }
+    }
+
+    fn sign(&self, message: &[u8]) -> Vec<u8> {
+        match self {
+            UnlockedKey::Local(key) => notar_tuf::Signer::sign(key, message),
+            UnlockedKey::Agent(key) => key.sign(message),
+        }
+    }
+}
 
 /// The keys one command has unlocked, by key ID, so that it unlocks each (asks for its
 /// passphrase, runs argon2id) at most once. In memory only; dropped, and wiped, with the
 /// command.
 #[derive(Clone, Debug, Default)]
-pub struct Unlocked(Arc<Mutex<HashMap<KeyId, Arc<PrivateKey>>>>);
+pub struct Unlocked(Arc<Mutex<HashMap<KeyId, Arc<UnlockedKey>>>>);
 
 impl Unlocked {
-    fn get(&self, key_id: &KeyId) -> Option<Arc<PrivateKey>> {
+    fn get(&self, key_id: &KeyId) -> Option<Arc<UnlockedKey>> {
         self.0.lock().ok()?.get(key_id).cloned()
     }
 
-    fn put(&self, key: Arc<PrivateKey>) {
+    fn put(&self, key: Arc<UnlockedKey>) {
         if let Ok(mut keys) = self.0.lock() {
             keys.insert(key.key_id().clone(), key);
         }
@@ -43,6 +80,7 @@ pub struct Keyring {
     pub store: KeyStore,
     kdf: KdfParams,
     unlocked: Unlocked,
+    trust_dir: std::path::PathBuf,
 }
 
 /// A key made in memory, with its passphrase, not yet written.
@@ -66,6 +104,7 @@ impl Keyring {
             store,
             kdf,
             unlocked,
+            trust_dir: trust_dir.to_path_buf(),
         })
     }
 
@@ -106,26 +145,80 @@ impl Keyring {
             .find(|info| info.role == role)
     }
 
-    /// Unlocks the key `key_id`, asking for its passphrase, unless this command has
-    /// unlocked it already.
-    pub async fn unlock(&self, role: KeyRole, key_id: &KeyId) -> Result<Arc<PrivateKey>, Error> {
+    /// Unlocks the key `key_id` for signing, unless this command has already: through the
+    /// agent when one runs (it may hold the key already; if not, it gets the passphrase
+    /// and keeps the key), else here, asking for its passphrase.
+    pub async fn unlock(&self, role: KeyRole, key_id: &KeyId) -> Result<Arc<UnlockedKey>, Error> {
         if let Some(key) = self.unlocked.get(key_id) {
             tracing::debug!(key = key_id.short(), "{role} key already unlocked");
             return Ok(key);
         }
+        let key = match Agent::find(&self.trust_dir) {
+            Some(agent) => self.unlock_in(agent, role, key_id).await?,
+            None => {
+                let key = UnlockedKey::Local(self.unlock_local(role, key_id).await?);
+                tracing::debug!(key = key_id.short(), "unlocked the {role} key");
+                key
+            }
+        };
+        let key = Arc::new(key);
+        self.unlocked.put(key.clone());
+        Ok(key)
+    }
+
+    async fn unlock_in(
+        &self,
+        agent: Agent,
+        role: KeyRole,
+        key_id: &KeyId,
+    ) -> Result<UnlockedKey, Error> {
+        let action = format!("unlocking the {role} key {}", key_id.short());
+        let held = {
+            let (agent, key_id) = (agent.clone(), key_id.clone());
+            tokio::task::spawn_blocking(move || agent.holds(&key_id))
+                .await
+                .map_err(Error::Task)?
+        };
+        let public = match held {
+            Some(public) => {
+                tracing::debug!(key = key_id.short(), "the agent holds the {role} key");
+                public
+            }
+            None => {
+                let passphrase = passphrase(role, key_id.clone(), Ask::Unlock)
+                    .await?
+                    .map_err(Error::keys(action.clone()))?;
+                let (agent, id) = (agent.clone(), key_id.clone());
+                let public =
+                    tokio::task::spawn_blocking(move || agent.unlock(&id, passphrase.as_str()))
+                        .await
+                        .map_err(Error::Task)?
+                        .map_err(|reason| Error::Agent {
+                            action: action.clone(),
+                            reason,
+                        })?;
+                tracing::debug!(key = key_id.short(), "the agent unlocked the {role} key");
+                public
+            }
+        };
+        Ok(UnlockedKey::Agent(AgentKey::new(
+            agent,
+            key_id.clone(),
+            public,
+        )))
+    }
+
+    /// Unlocks the key `key_id` in this process, asking for its passphrase: for commands
+    /// that need the key itself (a new passphrase), not only its signatures.
+    pub async fn unlock_local(&self, role: KeyRole, key_id: &KeyId) -> Result<PrivateKey, Error> {
         let action = format!("unlocking the {role} key {}", key_id.short());
         let passphrase = passphrase(role, key_id.clone(), Ask::Unlock)
             .await?
             .map_err(Error::keys(action.clone()))?;
-        let key = Arc::new(
-            self.store
-                .load_async(key_id, passphrase)
-                .await
-                .map_err(Error::keys(action))?,
-        );
-        tracing::debug!(key = key_id.short(), "unlocked the {role} key");
-        self.unlocked.put(key.clone());
-        Ok(key)
+        self.store
+            .load_async(key_id, passphrase)
+            .await
+            .map_err(Error::keys(action))
     }
 
     /// Generates a key and gets a passphrase for it; nothing is written yet.

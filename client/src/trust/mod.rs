@@ -4,6 +4,7 @@
 //! ([`publish`]), into signer roles ([`signers`]), and delegations that wait for their
 //! signer ([`pending`]).
 
+pub mod agent;
 pub mod cache;
 pub mod context;
 pub mod keyring;

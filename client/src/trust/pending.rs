@@ -18,11 +18,11 @@
 
 use std::collections::BTreeMap;
 
-use notar_keys::PrivateKey;
 use notar_tuf::names::Tag;
 use notar_tuf::{DelegatedRole, KeyId, RoleName, RoleType, Signed, Targets, Version, rules};
 
 use crate::trust::keyring::Keyring;
+use crate::trust::keyring::UnlockedKey;
 use crate::trust::repo::Repository;
 use crate::trust::signers::{Held, held_roles};
 use crate::{Context, Error};
@@ -39,7 +39,7 @@ pub fn published(repo: &Repository, role: &RoleName) -> bool {
 pub async fn stage(
     ctx: &Context,
     repo: &Repository,
-    key: &PrivateKey,
+    key: &UnlockedKey,
     lifetime: time::Duration,
     edit: impl Fn(&mut Targets) -> Result<(), Error>,
 ) -> Result<Version, Error> {
@@ -162,7 +162,7 @@ pub async fn for_signer(
 pub async fn rebase(
     ctx: &Context,
     repo: &Repository,
-    key: &PrivateKey,
+    key: &UnlockedKey,
     lifetime: time::Duration,
 ) -> Result<(), Error> {
     let current = repo.targets()?.version;

@@ -11,7 +11,7 @@
 
 use std::sync::Arc;
 
-use notar_keys::{KeyRole, PrivateKey};
+use notar_keys::KeyRole;
 use notar_tuf::names::Tag;
 use notar_tuf::{
     Expiry, Gun, KeyId, PublicKey, RoleName, RoleType, Root, Signed, Signer, TargetFile, Targets,
@@ -20,6 +20,7 @@ use notar_tuf::{
 
 use crate::trust::cache::MetadataCache;
 use crate::trust::keyring::Keyring;
+use crate::trust::keyring::UnlockedKey;
 use crate::trust::pending;
 use crate::trust::repo::{Repository, Warnings, signed_by_root_key};
 use crate::trust::signers::{Change, Held, RoleVersion, held_roles, sign_roles};
@@ -193,7 +194,7 @@ fn show_roles(route: &Route) -> String {
 pub async fn publish_targets(
     ctx: &Context,
     repo: &mut Repository,
-    key: &PrivateKey,
+    key: &UnlockedKey,
     lifetime: time::Duration,
     edit: impl Fn(&mut Targets) -> Result<(), Error>,
 ) -> Result<Version, Error> {
@@ -325,7 +326,7 @@ async fn create(
     tags: &[(Tag, TargetFile)],
     lifetimes: Lifetimes,
     pin: Option<&KeyId>,
-    targets_existing: Option<Arc<PrivateKey>>,
+    targets_existing: Option<Arc<UnlockedKey>>,
 ) -> Result<Version, Error> {
     let pin = match pin {
         Some(key) => Some(key.clone()),
@@ -348,18 +349,18 @@ async fn create(
         Some(_) => None,
         None => Some(keyring.generate(KeyRole::Targets, Some(gun)).await?),
     };
-    let (Some(root_key), Some(targets_key)) = (
-        root_existing
-            .as_deref()
-            .or(root_new.as_ref().map(|n| &n.key)),
-        targets_existing
-            .as_deref()
-            .or(targets_new.as_ref().map(|n| &n.key)),
-    ) else {
-        return Err(Error::MissingKey(
-            "no root or targets key to sign with".into(),
-        ));
+    let root_key: &dyn Signer = match (&root_existing, &root_new) {
+        (Some(key), _) => &**key,
+        (None, Some(new)) => &new.key,
+        (None, None) => return Err(Error::MissingKey("no root key to sign with".into())),
     };
+    let targets_key: &dyn Signer = match (&targets_existing, &targets_new) {
+        (Some(key), _) => &**key,
+        (None, Some(new)) => &new.key,
+        (None, None) => return Err(Error::MissingKey("no targets key to sign with".into())),
+    };
+    let root_id = root_key.public_key().key_id();
+    let targets_id = targets_key.public_key().key_id();
 
     let timestamp_key: PublicKey = ctx.server.managed_key(gun, "timestamp").await?;
     let snapshot_key: PublicKey = ctx.server.managed_key(gun, "snapshot").await?;
@@ -376,8 +377,7 @@ async fn create(
         && !signed_by_root_key(&root, pin)
     {
         return Err(Error::Usage(format!(
-            "{gun} is pinned to the root key {pin}, but this trust directory's root key is {}: the new repository's root would not match the pin",
-            root_key.key_id()
+            "{gun} is pinned to the root key {pin}, but this trust directory's root key is {root_id}: the new repository's root would not match the pin"
         )));
     }
     let mut targets = Targets::new(Version::ONE, Expiry::after(ctx.now, lifetimes.targets));
@@ -411,10 +411,8 @@ async fn create(
         )
         .await?;
     eprintln!(
-        "notar: created the trust data of {gun} on {} (root key {}, targets key {})",
+        "notar: created the trust data of {gun} on {} (root key {root_id}, targets key {targets_id})",
         ctx.server.url(),
-        root_key.key_id(),
-        targets_key.key_id()
     );
     Repository::open_with_root(ctx, gun, root.as_bytes().to_vec(), pin.as_ref()).await?;
     Ok(Version::ONE)

@@ -5,7 +5,7 @@
 
 use std::num::NonZeroU32;
 
-use notar_keys::{KeyRole, PrivateKey};
+use notar_keys::KeyRole;
 use notar_tuf::names::Tag;
 use notar_tuf::{
     DelegatedRole, Expiry, Gun, KeyId, RoleName, Signed, Signer, TargetFile, Targets, Version,
@@ -13,6 +13,7 @@ use notar_tuf::{
 use serde::Serialize;
 
 use crate::trust::keyring::Keyring;
+use crate::trust::keyring::UnlockedKey;
 use crate::trust::repo::{Repository, Warnings};
 use crate::{Context, Error};
 
@@ -141,7 +142,7 @@ pub async fn sign_roles(
             )));
         }
     }
-    let mut unlocked: Vec<std::sync::Arc<PrivateKey>> = Vec::new();
+    let mut unlocked: Vec<std::sync::Arc<UnlockedKey>> = Vec::new();
     for id in held.iter().flat_map(|h| h.keys.iter()) {
         if !unlocked.iter().any(|k| k.key_id() == id) {
             unlocked.push(keyring.unlock(KeyRole::Delegation, id).await?);

@@ -3,9 +3,10 @@
 
 use std::sync::Arc;
 
-use notar_keys::{KeyRole, PrivateKey};
+use notar_keys::KeyRole;
 use notar_tuf::{Expiry, Gun, KeyId, RoleType, Signed, Signer, Targets, Version};
 
+use crate::trust::keyring::UnlockedKey;
 use crate::trust::repo::Repository;
 use crate::{Context, Error};
 
@@ -14,7 +15,7 @@ use crate::{Context, Error};
 pub async fn unlock_targets_key(
     ctx: &Context,
     gun: &Gun,
-) -> Result<Option<Arc<PrivateKey>>, Error> {
+) -> Result<Option<Arc<UnlockedKey>>, Error> {
     let keyring = ctx.keyring()?;
     match keyring.find(KeyRole::Targets, Some(gun))? {
         Some(info) => Ok(Some(keyring.unlock(KeyRole::Targets, &info.key_id).await?)),
@@ -27,8 +28,8 @@ pub async fn unlock_targets_key(
 pub fn targets_signer<'k>(
     ctx: &Context,
     repo: &Repository,
-    key: Option<&'k PrivateKey>,
-) -> Result<&'k PrivateKey, Error> {
+    key: Option<&'k UnlockedKey>,
+) -> Result<&'k UnlockedKey, Error> {
     let listed: Vec<KeyId> = repo
         .updater
         .root()
@@ -57,7 +58,7 @@ pub fn targets_signer<'k>(
 pub fn next_targets(
     ctx: &Context,
     repo: &Repository,
-    key: &PrivateKey,
+    key: &UnlockedKey,
     lifetime: time::Duration,
     edit: impl Fn(&mut Targets) -> Result<(), Error>,
 ) -> Result<(Version, Signed<Targets>), Error> {

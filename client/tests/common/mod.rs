@@ -32,6 +32,7 @@ pub const CLEARED: &[&str] = &[
     "DOCKER_CONFIG",
     "NOTAR_AUTH",
     "NOTAR_CA_CERT",
+    "NOTAR_AGENT_SOCK",
 ];
 
 /// What one run of the binary did.
