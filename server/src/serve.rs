@@ -206,6 +206,12 @@ pub async fn run(
             },
             () = &mut shutdown => break,
         };
+        // Responses go out as they are written: without this, a response written in two
+        // parts (h2's HEADERS then DATA, a TLS record then the next) waits for the peer's
+        // delayed ACK, some 40 ms on Linux, under Nagle's algorithm.
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!(error = %e, "TCP_NODELAY not set");
+        }
         // Handlers learn the peer address (for the audit trail) from this extension.
         let service = TowerToHyperService::new(tower::ServiceExt::map_request(
             app.clone(),
