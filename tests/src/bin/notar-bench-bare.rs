@@ -1,0 +1,53 @@
+//! The floor of the HTTP stack for `bench/peers.sh`: hyper on tokio (the stack notar-server
+//! is built on) answering every request with the same bytes from memory, with no routing,
+//! no store, no cache lookup. What notar-server costs above it is what its own work costs.
+//!
+//! `notar-bench-bare --listen 127.0.0.1:PORT --file BYTES [--content-type TYPE]`
+
+use std::convert::Infallible;
+use std::path::PathBuf;
+
+use bytes::Bytes;
+use clap::Parser;
+use http_body_util::Full;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+
+#[derive(Debug, Parser)]
+struct Args {
+    #[arg(long)]
+    listen: std::net::SocketAddr,
+    /// The bytes every answer carries
+    #[arg(long)]
+    file: PathBuf,
+    #[arg(long, default_value = "application/json")]
+    content_type: String,
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args = Args::parse();
+    let body = Bytes::from(std::fs::read(&args.file)?);
+    let content_type = args.content_type;
+    let listener = tokio::net::TcpListener::bind(args.listen).await?;
+    loop {
+        let (stream, _) = listener.accept().await?;
+        stream.set_nodelay(true)?;
+        let (body, content_type) = (body.clone(), content_type.clone());
+        tokio::spawn(async move {
+            let service = service_fn(move |_request: Request<hyper::body::Incoming>| {
+                let response = Response::builder()
+                    .header("content-type", content_type.as_str())
+                    .body(Full::new(body.clone()));
+                async move {
+                    Ok::<_, Infallible>(response.unwrap_or_else(|_| Response::new(Full::default())))
+                }
+            });
+            let _ = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
