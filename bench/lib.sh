@@ -85,6 +85,17 @@ build_release() {
   publish_bin=$target_dir/release/notar-bench-publish
 }
 
+# Builds the release client and server and sets notar and server_bin.
+build_client_and_server() {
+  log "building release binaries"
+  cargo build --release -q -p notar-server --bin notar-server
+  cargo build --release -q -p notar --bin notar
+  local target_dir
+  target_dir=$(target_directory)
+  notar=$target_dir/release/notar
+  server_bin=$target_dir/release/notar-server
+}
+
 # Fails unless every command named is installed.
 need_tools() {
   local tool

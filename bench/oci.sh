@@ -17,12 +17,7 @@ cd "$(dirname "$0")/.."
 runs=${NOTAR_BENCH_RUNS:-3}
 need_tools cargo curl python3 skopeo docker-registry /usr/bin/time
 
-log "building release binaries"
-cargo build --release -q -p notar-server --bin notar-server
-cargo build --release -q -p notar --bin notar
-target_dir=$(target_directory)
-notar=$target_dir/release/notar
-server_bin=$target_dir/release/notar-server
+build_client_and_server
 
 work=$(mktemp -d /tmp/notar-oci-bench.XXXXXX)
 pids=()

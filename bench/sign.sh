@@ -17,12 +17,7 @@ cd "$(dirname "$0")/.."
 runs=${NOTAR_BENCH_RUNS:-7}
 need_tools cargo curl openssl python3 notary notary-server
 
-log "building release binaries"
-cargo build --release -q -p notar-server --bin notar-server
-cargo build --release -q -p notar --bin notar
-target_dir=$(target_directory)
-notar=$target_dir/release/notar
-server_bin=$target_dir/release/notar-server
+build_client_and_server
 
 work=$(mktemp -d /tmp/notar-sign-bench.XXXXXX)
 pids=()
