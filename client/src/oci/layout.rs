@@ -81,9 +81,16 @@ impl Layout {
         let length = std::fs::metadata(&path)
             .map_err(Error::io("reading", &path))?
             .len();
-        if length != size || size > crate::oci::registry::MAX_MANIFEST_BYTES {
+        if length != size {
             return Err(Error::Usage(format!(
                 "{}: {length} bytes, its descriptor says {size}",
+                path.display()
+            )));
+        }
+        let limit = crate::oci::registry::MAX_MANIFEST_BYTES;
+        if size > limit {
+            return Err(Error::Usage(format!(
+                "{}: a manifest of {size} bytes, more than the {limit} registries take",
                 path.display()
             )));
         }
@@ -238,4 +245,54 @@ fn sibling(output: &Path, what: &str) -> PathBuf {
 
 fn write_file(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     std::fs::write(path, bytes).map_err(Error::io("writing", path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layout_with(blob: &[u8]) -> (tempfile::TempDir, Layout, OciDigest) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let digest = OciDigest::of(blob);
+        std::fs::create_dir_all(dir.path().join("blobs/sha256")).expect("blobs");
+        std::fs::write(dir.path().join("blobs/sha256").join(digest.hex()), blob).expect("blob");
+        std::fs::write(
+            dir.path().join("oci-layout"),
+            br#"{"imageLayoutVersion":"1.0.0"}"#,
+        )
+        .expect("marker");
+        let index = format!(
+            r#"{{"schemaVersion":2,"manifests":[{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{digest}","size":{},"annotations":{{"{REF_NAME}":"v1"}}}}]}}"#,
+            blob.len()
+        );
+        std::fs::write(dir.path().join("index.json"), index).expect("index");
+        let layout = Layout::open(dir.path()).expect("layout");
+        (dir, layout, digest)
+    }
+
+    /// A manifest is read only when its size and digest are the descriptor's.
+    #[test]
+    fn small_blobs_are_checked_against_their_descriptor() {
+        let (dir, layout, digest) = layout_with(b"{\"a\":1}");
+        assert_eq!(layout.small_blob(&digest, 7).expect("read"), b"{\"a\":1}");
+        let err = layout.small_blob(&digest, 8).expect_err("wrong size");
+        assert!(
+            err.to_string().contains("7 bytes, its descriptor says 8"),
+            "{err}"
+        );
+        std::fs::write(layout.blob_path(&digest), b"{\"a\":2}").expect("alter");
+        let err = layout.small_blob(&digest, 7).expect_err("wrong content");
+        assert!(err.to_string().contains("does not have digest"), "{err}");
+        assert_eq!(layout.pick("v1").expect("named").size(), 7);
+        // The only manifest is the one to push, whatever its name.
+        assert_eq!(layout.pick("v2").expect("the only one").size(), 7);
+        drop(dir);
+    }
+
+    #[test]
+    fn a_directory_without_the_marker_is_not_a_layout() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let err = Layout::open(dir.path()).expect_err("no oci-layout");
+        assert!(err.to_string().contains("no oci-layout file"), "{err}");
+    }
 }
