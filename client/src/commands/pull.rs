@@ -484,13 +484,8 @@ async fn reuse(old: &Path, digest: &OciDigest, size: u64, to: &Path) -> bool {
             return false;
         };
         let mut hasher = Hasher::default();
-        let mut buffer = vec![0u8; 1 << 16];
-        loop {
-            match std::io::Read::read(&mut file, &mut buffer) {
-                Ok(0) => break,
-                Ok(n) => hasher.update(&buffer[..n]),
-                Err(_) => return false,
-            }
+        if std::io::copy(&mut file, &mut hasher).is_err() {
+            return false;
         }
         hasher.finish() == digest && std::fs::copy(&old, &to).is_ok()
     })

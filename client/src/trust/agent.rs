@@ -210,7 +210,6 @@ impl Signer for AgentKey {
         match self.agent.sign(&self.key_id, message) {
             Ok(signature) => signature,
             Err(e) => {
-                tracing::error!(key = self.key_id.short(), "the agent did not sign: {e}");
                 eprintln!(
                     "notar: error: the agent did not sign with key {}: {e}",
                     self.key_id.short()

@@ -67,11 +67,6 @@ impl Unlocked {
             keys.insert(key.key_id().clone(), key);
         }
     }
-
-    /// How many keys were unlocked.
-    pub fn count(&self) -> usize {
-        self.0.lock().map_or(0, |k| k.len())
-    }
 }
 
 /// The key store of the trust directory, with the KDF cost new keys get.
@@ -153,7 +148,12 @@ impl Keyring {
             tracing::debug!(key = key_id.short(), "{role} key already unlocked");
             return Ok(key);
         }
-        let key = match Agent::find(&self.trust_dir) {
+        // Connecting to the agent blocks: off the runtime's one thread.
+        let dir = self.trust_dir.clone();
+        let agent = tokio::task::spawn_blocking(move || Agent::find(&dir))
+            .await
+            .map_err(Error::Task)?;
+        let key = match agent {
             Some(agent) => self.unlock_in(agent, role, key_id).await?,
             None => {
                 let key = UnlockedKey::Local(self.unlock_local(role, key_id).await?);
@@ -224,18 +224,7 @@ impl Keyring {
     /// Generates a key and gets a passphrase for it; nothing is written yet.
     pub async fn generate(&self, role: KeyRole, gun: Option<&Gun>) -> Result<NewKey, Error> {
         let key = PrivateKey::generate().map_err(Error::keys("generating a key"))?;
-        let passphrase = passphrase(role, key.key_id().clone(), Ask::Create)
-            .await?
-            .map_err(Error::keys(format!(
-                "creating the {role} key{}",
-                for_gun(gun)
-            )))?;
-        Ok(NewKey {
-            key,
-            role,
-            gun: gun.cloned(),
-            passphrase,
-        })
+        self.with_passphrase(key, role, gun, "creating").await
     }
 
     /// Gets a passphrase for a key made elsewhere (an import); nothing is written yet.
@@ -245,10 +234,21 @@ impl Keyring {
         role: KeyRole,
         gun: Option<&Gun>,
     ) -> Result<NewKey, Error> {
+        self.with_passphrase(key, role, gun, "importing").await
+    }
+
+    /// A new passphrase for `key`; `doing` names the step in errors.
+    async fn with_passphrase(
+        &self,
+        key: PrivateKey,
+        role: KeyRole,
+        gun: Option<&Gun>,
+        doing: &str,
+    ) -> Result<NewKey, Error> {
         let passphrase = passphrase(role, key.key_id().clone(), Ask::Create)
             .await?
             .map_err(Error::keys(format!(
-                "importing the {role} key{}",
+                "{doing} the {role} key{}",
                 for_gun(gun)
             )))?;
         Ok(NewKey {
