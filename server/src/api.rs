@@ -17,7 +17,7 @@ use tower_http::trace::TraceLayer;
 use crate::AppState;
 use crate::audit::Origin;
 use crate::auth::Need;
-use crate::cache::Slot;
+use crate::cache::{ChangeWatch, Slot, WATCH_WINDOW};
 use crate::error::{ApiError, ErrorKind};
 use crate::path::{self, MetaRequest, Route};
 use crate::store::{ChangeQuery, StoredMeta};
@@ -286,20 +286,20 @@ async fn get_metadata(
             (entry, IMMUTABLE)
         }
     };
-    // Each representation has its own ETag; a validator of either names the same content.
+    // Each representation has its own ETag; a validator of any names the same content.
+    let coding = Coding::choose(headers, &entry);
     let identity_tag = format!("\"{}\"", entry.sha256);
-    let gzip_tag = format!("\"{}.gz\"", entry.sha256);
-    let gzip = entry.gzip.clone().filter(|_| accepts_gzip(headers));
-    let etag = if gzip.is_some() {
-        &gzip_tag
-    } else {
-        &identity_tag
-    };
-    let unchanged = if_none_match(headers, &identity_tag) || if_none_match(headers, &gzip_tag);
+    let unchanged = [Coding::Identity, Coding::Gzip, Coding::Zstd]
+        .iter()
+        .any(|c| if_none_match(headers, &c.etag(&identity_tag)));
     let mut response = if unchanged {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
-        let body = gzip.clone().unwrap_or(entry.data);
+        let body = match coding {
+            Coding::Identity => entry.data.clone(),
+            Coding::Gzip => entry.gzip.clone().unwrap_or_default(),
+            Coding::Zstd => entry.zstd.clone().unwrap_or_default(),
+        };
         (
             [(
                 header::CONTENT_TYPE,
@@ -315,13 +315,13 @@ async fn get_metadata(
         HeaderValue::from_static(cache_control),
     );
     h.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
-    if gzip.is_some() {
-        h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    if let Some(name) = coding.name() {
+        h.insert(header::CONTENT_ENCODING, HeaderValue::from_static(name));
         if !unchanged {
             state.metrics.compressed.inc();
         }
     }
-    if let Ok(value) = HeaderValue::from_str(etag) {
+    if let Ok(value) = HeaderValue::from_str(&coding.etag(&identity_tag)) {
         h.insert(header::ETAG, value);
     }
     Ok(response)
@@ -341,7 +341,7 @@ where
     if let Some(entry) = state.cache.get(gun, &slot) {
         return Ok(Some(entry));
     }
-    let seen = state.cache.generation();
+    let seen = state.cache.generation(gun);
     match load().await? {
         Some(meta) => Ok(Some(keep(state, gun, slot, meta, seen).await?)),
         None => Ok(None),
@@ -369,30 +369,72 @@ async fn keep(
         .map_err(|e| ApiError::internal(format!("compressing metadata: {e}")))
 }
 
-/// Whether `Accept-Encoding` takes gzip: `gzip`, `x-gzip` or `*`, with a q-value above 0.
-fn accepts_gzip(headers: &HeaderMap) -> bool {
-    let mut verdict = None;
-    let mut star = false;
-    for item in headers
-        .get_all(header::ACCEPT_ENCODING)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-    {
-        let mut parts = item.split(';');
-        let coding = parts.next().unwrap_or_default().trim().to_ascii_lowercase();
-        let q = parts
-            .filter_map(|p| p.trim().strip_prefix("q="))
-            .filter_map(|q| q.trim().parse::<f32>().ok())
-            .next()
-            .unwrap_or(1.0);
-        match coding.as_str() {
-            "gzip" | "x-gzip" => verdict = Some(q > 0.0),
-            "*" => star = q > 0.0,
-            _ => {}
+/// A representation of a document.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Coding {
+    Identity,
+    Gzip,
+    Zstd,
+}
+
+impl Coding {
+    /// The coding to send: of those the entry has and `Accept-Encoding` takes (q above 0,
+    /// by name or by `*`), the one with the highest q, zstd on a tie (smaller, and faster
+    /// to decode); identity when none is taken.
+    fn choose(headers: &HeaderMap, entry: &crate::cache::Entry) -> Coding {
+        let (mut gzip, mut zstd, mut star) = (None, None, None);
+        for item in headers
+            .get_all(header::ACCEPT_ENCODING)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+        {
+            let mut parts = item.split(';');
+            let coding = parts.next().unwrap_or_default().trim();
+            let q = parts
+                .filter_map(|p| p.trim().strip_prefix("q="))
+                .filter_map(|q| q.trim().parse::<f32>().ok())
+                .next()
+                .unwrap_or(1.0);
+            if coding.eq_ignore_ascii_case("gzip") || coding.eq_ignore_ascii_case("x-gzip") {
+                gzip = Some(q);
+            } else if coding.eq_ignore_ascii_case("zstd") {
+                zstd = Some(q);
+            } else if coding == "*" {
+                star = Some(q);
+            }
+        }
+        let weight = |named: Option<f32>, have: bool| {
+            named.or(star).filter(|q| have && *q > 0.0).unwrap_or(0.0)
+        };
+        let zstd = weight(zstd, entry.zstd.is_some());
+        let gzip = weight(gzip, entry.gzip.is_some());
+        if zstd > 0.0 && zstd >= gzip {
+            Coding::Zstd
+        } else if gzip > 0.0 {
+            Coding::Gzip
+        } else {
+            Coding::Identity
         }
     }
-    verdict.unwrap_or(star)
+
+    /// The `Content-Encoding` value, none for identity.
+    fn name(self) -> Option<&'static str> {
+        match self {
+            Coding::Identity => None,
+            Coding::Gzip => Some("gzip"),
+            Coding::Zstd => Some("zstd"),
+        }
+    }
+
+    /// This representation's ETag, from the identity one (`"<sha256>"`).
+    fn etag(self, identity: &str) -> String {
+        match self {
+            Coding::Identity => identity.to_owned(),
+            Coding::Gzip => format!("{}.gz\"", identity.trim_end_matches('"')),
+            Coding::Zstd => format!("{}.zst\"", identity.trim_end_matches('"')),
+        }
+    }
 }
 
 /// Whether the request asks past caches (`Cache-Control: no-cache`, or `Pragma: no-cache`).
@@ -437,7 +479,7 @@ async fn current(
     let entry = match cached {
         Some(entry) => entry,
         None => {
-            let seen = state.cache.generation();
+            let seen = state.cache.generation(gun);
             match state.store.current(gun, role).await? {
                 Some(meta) => keep(state, gun, Slot::Current(role.clone()), meta, seen).await?,
                 None => return Ok(None),
@@ -454,7 +496,7 @@ async fn current(
         return Ok(Some(entry));
     }
     update::refresh(state, gun).await?;
-    let seen = state.cache.generation();
+    let seen = state.cache.generation(gun);
     match state.store.current(gun, role).await? {
         Some(meta) => Ok(Some(
             keep(state, gun, Slot::Current(role.clone()), meta, seen).await?,
@@ -659,4 +701,75 @@ pub async fn freshness_loop(state: AppState, mut stop: tokio::sync::watch::Recei
             }
         }
     }
+}
+
+/// Keeps the cache in step with writes made through other servers sharing the database:
+/// every half TTL it reads the change log past what it has seen, drops the entries of the
+/// repositories that changed, and confirms the cache (see [`crate::cache`]). A look that
+/// fails confirms nothing, so current entries then age out after the TTL as they would
+/// without this loop.
+pub async fn watch_loop(state: AppState, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let ttl = state.cache.ttl();
+    if ttl.is_zero() {
+        return;
+    }
+    let every = (ttl / 2).clamp(Duration::from_millis(20), Duration::from_secs(5));
+    let mut watch = ChangeWatch::new(WATCH_WINDOW);
+    loop {
+        let started = std::time::Instant::now();
+        match look_at_changes(&state, &mut watch, started).await {
+            Ok(()) => state.cache.confirm(started),
+            Err(e) => tracing::warn!(error = %e, "cache: reading the change log"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+/// One look at the change log for [`watch_loop`].
+async fn look_at_changes(
+    state: &AppState,
+    watch: &mut ChangeWatch,
+    started: std::time::Instant,
+) -> Result<(), crate::store::StoreError> {
+    const PAGE: u32 = 5000;
+    if watch.floor().is_none() {
+        let newest = state
+            .store
+            .changes(
+                None,
+                ChangeQuery::Before {
+                    before: None,
+                    limit: 1000,
+                },
+            )
+            .await?;
+        let ids: Vec<i64> = newest.iter().map(|c| c.id).collect();
+        watch.start(&ids, started);
+    }
+    let mut after = watch.floor().unwrap_or(0);
+    let mut read = Vec::new();
+    loop {
+        let page = state
+            .store
+            .changes(None, ChangeQuery::After { after, limit: PAGE })
+            .await?;
+        let full = page.len() == PAGE as usize;
+        if let Some(last) = page.last() {
+            after = last.id;
+        }
+        read.extend(page.into_iter().map(|c| (c.id, c.gun)));
+        if !full {
+            break;
+        }
+    }
+    for gun in watch.take(&read, started) {
+        match Gun::new(gun) {
+            Ok(gun) => state.cache.invalidate(&gun),
+            Err(e) => tracing::debug!(gun, error = %e, "cache: a change names no valid GUN"),
+        }
+    }
+    Ok(())
 }

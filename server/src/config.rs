@@ -86,12 +86,14 @@ pub struct Args {
     #[arg(long, env = "NOTAR_REFRESH_INTERVAL")]
     pub refresh_interval: Option<u64>,
 
-    /// How long current metadata is served from memory before the database is asked
-    /// again, in milliseconds (matters when several servers share one PostgreSQL).
+    /// How far behind the database the current metadata served from memory may be, in
+    /// milliseconds: every half of it the server reads the change log for writes made
+    /// through other servers sharing the database, and drops what they touched (0: no
+    /// memory cache of current metadata).
     #[arg(long, env = "NOTAR_CACHE_TTL_MS")]
     pub cache_ttl_ms: Option<u64>,
 
-    /// Bytes of metadata kept in memory at most (identity and gzip); the least recently
+    /// Bytes of metadata kept in memory at most (identity, gzip and zstd); the least recently
     /// used go first. Default 256 MiB.
     #[arg(long, env = "NOTAR_CACHE_BYTES")]
     pub cache_bytes: Option<usize>,

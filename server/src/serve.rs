@@ -163,7 +163,8 @@ pub async fn run(
     options: ServeOptions,
 ) -> std::io::Result<()> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let freshness = tokio::spawn(crate::api::freshness_loop(state.clone(), stop_rx));
+    let freshness = tokio::spawn(crate::api::freshness_loop(state.clone(), stop_rx.clone()));
+    let watch = tokio::spawn(crate::api::watch_loop(state.clone(), stop_rx));
     let app = crate::api::app(state);
     let permits = Arc::new(Semaphore::new(options.max_connections.max(1)));
     let graceful = GracefulShutdown::new();
@@ -285,5 +286,6 @@ pub async fn run(
     let _ = permits.acquire_many(all).await;
     let _ = stop_tx.send(true);
     let _ = freshness.await;
+    let _ = watch.await;
     Ok(())
 }

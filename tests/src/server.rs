@@ -186,6 +186,19 @@ impl TestServer {
         }
     }
 
+    /// A second server on this one's database and settings, serving beside it (as
+    /// stateless servers share one PostgreSQL, or two processes one SQLite file).
+    pub async fn beside(&self) -> Self {
+        let config = self.state.config.clone();
+        Self::start_in(
+            self.backend.clone(),
+            None,
+            self.data_dir.clone(),
+            move |c| *c = config,
+        )
+        .await
+    }
+
     /// Stops the server gracefully and starts a new one on the same data and settings.
     pub async fn restart(mut self) -> Self {
         self.shutdown().await;

@@ -1,6 +1,7 @@
-//! Metadata over gzip: asked for with `Accept-Encoding`, compressed once per version, with
-//! `Vary` and an ETag per representation; small documents go as they are. python-tuf and
-//! tough ask for gzip and verify what they get (TUF hashes cover the identity bytes).
+//! Metadata over gzip and zstd: asked for with `Accept-Encoding`, compressed once per
+//! version, with `Vary` and an ETag per representation; small documents go as they are.
+//! python-tuf (gzip and zstd) and tough (gzip) ask for it and verify what they get (TUF
+//! hashes cover the identity bytes).
 #![allow(
     clippy::expect_used,
     clippy::unwrap_used,
@@ -97,64 +98,111 @@ async fn large_metadata_goes_gzip_when_asked_and_small_goes_as_it_is() {
         }
     }
 
-    // gzip refused by q=0, or not named: identity.
-    for refusal in ["gzip;q=0", "br", "identity", "*;q=0", "gzip;q=0, *"] {
-        let response = get("targets.json", &[(ACCEPT_ENCODING, refusal)])
-            .await
-            .unwrap();
-        assert!(
-            response.headers().get(CONTENT_ENCODING).is_none(),
-            "{refusal}"
-        );
-    }
-    let star = get("targets.json", &[(ACCEPT_ENCODING, "*")])
+    // zstd when asked: the same bytes, smaller than gzip, its own ETag.
+    let gzip_size = get("targets.json", &[(ACCEPT_ENCODING, "gzip")])
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap()
+        .len();
+    let zstd = get("targets.json", &[(ACCEPT_ENCODING, "zstd")])
         .await
         .unwrap();
-    assert_eq!(star.headers()[CONTENT_ENCODING], "gzip");
+    assert_eq!(zstd.headers()[CONTENT_ENCODING], "zstd");
+    assert_eq!(zstd.headers()[VARY], "accept-encoding");
+    let zstd_tag = zstd.headers()[ETAG].to_str().unwrap().to_owned();
+    assert_eq!(
+        zstd_tag,
+        format!("{}.zst\"", identity_tag.trim_end_matches('"'))
+    );
+    let body = zstd.bytes().await.unwrap();
+    assert_eq!(zstd::decode_all(&body[..]).unwrap(), plain);
+    assert!(
+        body.len() < gzip_size,
+        "zstd {} vs gzip {gzip_size}",
+        body.len()
+    );
+    let unchanged = get(
+        "targets.json",
+        &[
+            (ACCEPT_ENCODING, "zstd"),
+            (IF_NONE_MATCH, zstd_tag.as_str()),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(unchanged.status(), StatusCode::NOT_MODIFIED);
+
+    // Which coding, by q-value: the highest; zstd on a tie; identity when none is taken.
+    for (asked, sent) in [
+        ("gzip;q=0", None),
+        ("br", None),
+        ("identity", None),
+        ("*;q=0", None),
+        ("gzip;q=0, zstd;q=0", None),
+        ("gzip;q=0, *", Some("zstd")),
+        ("*", Some("zstd")),
+        ("gzip, zstd", Some("zstd")),
+        ("gzip;q=1, zstd;q=0.5", Some("gzip")),
+        ("zstd;q=0, *", Some("gzip")),
+        ("GZIP", Some("gzip")),
+    ] {
+        let response = get("targets.json", &[(ACCEPT_ENCODING, asked)])
+            .await
+            .unwrap();
+        let coding = response
+            .headers()
+            .get(CONTENT_ENCODING)
+            .map(|v| v.to_str().unwrap().to_owned());
+        assert_eq!(coding.as_deref(), sent, "{asked}");
+    }
 
     // The timestamp is small: never compressed.
-    let timestamp = get("timestamp.json", &[(ACCEPT_ENCODING, "gzip")])
+    let timestamp = get("timestamp.json", &[(ACCEPT_ENCODING, "gzip, zstd")])
         .await
         .unwrap();
     assert!(timestamp.headers().get(CONTENT_ENCODING).is_none());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn python_tuf_and_tough_verify_through_gzip() {
+async fn python_tuf_and_tough_verify_through_compression() {
     for backend in Backend::all().await {
         let server = TestServer::start(backend).await;
         let publisher = publish(&server).await;
 
-        // python-tuf, asking for gzip (its urllib3 fetcher does not by default; urllib3
-        // decodes it).
-        let before = server.state.metrics.compressed.get();
-        let cache = tempfile::tempdir().unwrap();
-        let args = [
-            server.tuf_url(GUN),
-            cache.path().to_str().unwrap().to_owned(),
-            "bulk-07".to_owned(),
-            "bulk-59".to_owned(),
-            "missing".to_owned(),
-        ];
-        let out = tokio::task::spawn_blocking(move || {
-            let args: Vec<&str> = args.iter().map(String::as_str).collect();
-            python::run_with_env(
-                "ngclient_fetch.py",
-                &args,
-                &[("NGCLIENT_ACCEPT_ENCODING", "gzip")],
-            )
-        })
-        .await
-        .unwrap();
-        let lines: Vec<&str> = out.lines().collect();
-        assert_eq!(lines.len(), 3, "{out}");
-        assert!(lines[0].starts_with("bulk-07 ") && !lines[0].ends_with("MISSING"));
-        assert!(lines[1].starts_with("bulk-59 ") && !lines[1].ends_with("MISSING"));
-        assert_eq!(lines[2], "missing MISSING");
-        assert!(
-            server.state.metrics.compressed.get() > before,
-            "python-tuf got targets.json gzip-encoded"
-        );
+        // python-tuf, asking for gzip and then zstd (its urllib3 fetcher asks for
+        // neither by default; urllib3 decodes both, zstd through backports.zstd).
+        for coding in ["gzip", "zstd"] {
+            let before = server.state.metrics.compressed.get();
+            let cache = tempfile::tempdir().unwrap();
+            let args = [
+                server.tuf_url(GUN),
+                cache.path().to_str().unwrap().to_owned(),
+                "bulk-07".to_owned(),
+                "bulk-59".to_owned(),
+                "missing".to_owned(),
+            ];
+            let out = tokio::task::spawn_blocking(move || {
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                python::run_with_env(
+                    "ngclient_fetch.py",
+                    &args,
+                    &[("NGCLIENT_ACCEPT_ENCODING", coding)],
+                )
+            })
+            .await
+            .unwrap();
+            let lines: Vec<&str> = out.lines().collect();
+            assert_eq!(lines.len(), 3, "{coding}: {out}");
+            assert!(lines[0].starts_with("bulk-07 ") && !lines[0].ends_with("MISSING"));
+            assert!(lines[1].starts_with("bulk-59 ") && !lines[1].ends_with("MISSING"));
+            assert_eq!(lines[2], "missing MISSING");
+            assert!(
+                server.state.metrics.compressed.get() > before,
+                "python-tuf got targets.json {coding}-encoded"
+            );
+        }
 
         // tough (reqwest with gzip).
         let before = server.state.metrics.compressed.get();
