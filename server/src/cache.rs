@@ -23,10 +23,11 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::BuildHasher;
 use std::io::Write;
-use std::sync::RwLock;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
+use axum::http::HeaderValue;
 use bytes::Bytes;
 use notar_tuf::{Gun, RoleName};
 use time::OffsetDateTime;
@@ -57,7 +58,8 @@ pub enum Slot {
 }
 
 impl Slot {
-    fn immutable(&self) -> bool {
+    /// Versions by number or checksum never change.
+    pub fn immutable(&self) -> bool {
         !matches!(self, Slot::Current(_))
     }
 }
@@ -72,6 +74,9 @@ pub struct Entry {
     pub gzip: Option<Bytes>,
     /// The zstd bytes of `data`, likewise.
     pub zstd: Option<Bytes>,
+    /// The ETags of the identity, gzip and zstd representations: `"<sha256>"`,
+    /// `"<sha256>.gz"` and `"<sha256>.zst"`.
+    pub etags: [HeaderValue; 3],
     loaded: Instant,
 }
 
@@ -82,12 +87,17 @@ impl Entry {
             Some(p) if p.sha256 == meta.sha256 => (p.gzip.clone(), p.zstd.clone()),
             _ => (gzip(&meta.data), zstd(&meta.data)),
         };
+        let etag = |suffix: &str| {
+            HeaderValue::from_str(&format!("\"{}{suffix}\"", meta.sha256))
+                .unwrap_or_else(|_| HeaderValue::from_static("\"\""))
+        };
         Entry {
             data: meta.data.clone(),
             sha256: meta.sha256.clone(),
             expires: meta.expires,
             gzip,
             zstd,
+            etags: [etag(""), etag(".gz"), etag(".zst")],
             loaded: Instant::now(),
         }
     }
@@ -124,7 +134,7 @@ pub fn zstd(data: &[u8]) -> Option<Bytes> {
 
 struct Held {
     slot: Slot,
-    entry: Entry,
+    entry: Arc<Entry>,
     /// The tick of the last hit, for eviction.
     used: AtomicU64,
 }
@@ -241,7 +251,7 @@ impl MetaCache {
 
     /// The entry for (`gun`, `slot`), unless it is missing or a current entry that can no
     /// longer be trusted.
-    pub fn get(&self, gun: &Gun, slot: &Slot) -> Option<Entry> {
+    pub fn get(&self, gun: &Gun, slot: &Slot) -> Option<Arc<Entry>> {
         let shard = read(self.cell(gun));
         let held = shard.map.get(gun)?.iter().find(|h| h.slot == *slot)?;
         if !slot.immutable()
@@ -252,7 +262,7 @@ impl MetaCache {
         }
         held.used
             .store(self.tick.fetch_add(1, Ordering::Relaxed), Ordering::Relaxed);
-        Some(held.entry.clone())
+        Some(Arc::clone(&held.entry))
     }
 
     /// The generation to pass to [`MetaCache::put`] for a store read of `gun` about to
@@ -263,15 +273,15 @@ impl MetaCache {
 
     /// Keeps `meta` for (`gun`, `slot`) unless the repository was written since the read
     /// began (`seen` is the generation then), and returns its entry either way.
-    pub fn put(&self, gun: &Gun, slot: Slot, meta: &StoredMeta, seen: u64) -> Entry {
+    pub fn put(&self, gun: &Gun, slot: Slot, meta: &StoredMeta, seen: u64) -> Arc<Entry> {
         let cell = self.cell(gun);
         let previous = read(cell)
             .map
             .get(gun)
             .and_then(|held| held.iter().find(|h| h.slot == slot))
-            .map(|h| h.entry.clone());
+            .map(|h| Arc::clone(&h.entry));
         // Compress outside the lock.
-        let entry = Entry::of(meta, previous.as_ref());
+        let entry = Arc::new(Entry::of(meta, previous.as_deref()));
         let mut shard = write(cell);
         if cell.generation.load(Ordering::Acquire) != seen {
             return entry;
@@ -282,14 +292,14 @@ impl MetaCache {
         let old = match list.iter_mut().find(|h| h.slot == slot) {
             Some(held) => {
                 let old = held.entry.weight();
-                held.entry = entry.clone();
+                held.entry = Arc::clone(&entry);
                 held.used = used;
                 old
             }
             None => {
                 list.push(Held {
                     slot,
-                    entry: entry.clone(),
+                    entry: Arc::clone(&entry),
                     used,
                 });
                 0
@@ -506,7 +516,7 @@ mod tests {
         let gun = gun("example.com/app");
         let first = cache.put(&gun, current(), &meta(1, 5_000), cache.generation(&gun));
         let again = cache.put(&gun, current(), &meta(1, 5_000), cache.generation(&gun));
-        let (a, b) = (first.gzip.unwrap(), again.gzip.unwrap());
+        let (a, b) = (first.gzip.clone().unwrap(), again.gzip.clone().unwrap());
         assert_eq!(a.as_ptr(), b.as_ptr(), "the compressed bytes are shared");
         assert_eq!(cache.usage().0, 1, "one entry, replaced in place");
     }

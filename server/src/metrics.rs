@@ -59,7 +59,7 @@ pub struct Metrics {
     pub uploads: Family<UploadLabels, Counter>,
     pub signatures: Family<RoleLabels, Counter>,
     pub cache: Family<CacheLabels, Counter>,
-    /// Metadata responses sent gzip-encoded.
+    /// Metadata responses sent compressed (gzip or zstd).
     pub compressed: Counter,
     pool_size: Gauge,
     pool_idle: Gauge,
@@ -68,6 +68,16 @@ pub struct Metrics {
     cache_bytes: Gauge,
     cache_entries: Gauge,
     cache_evictions: Gauge,
+    /// The series every read answered from memory touches, looked up once (on the first
+    /// such read, so that they appear when they first count).
+    hot: std::sync::OnceLock<HotSeries>,
+}
+
+#[derive(Debug)]
+struct HotSeries {
+    ok: Counter,
+    latency: Histogram,
+    hit: Counter,
 }
 
 impl Default for Metrics {
@@ -83,7 +93,7 @@ impl Default for Metrics {
         let compressed = Counter::default();
         registry.register(
             "compressed_responses",
-            "Metadata responses sent with Content-Encoding: gzip",
+            "Metadata responses sent compressed (Content-Encoding: gzip or zstd)",
             compressed.clone(),
         );
         let (pool_size, pool_idle) = (Gauge::default(), Gauge::default());
@@ -92,7 +102,7 @@ impl Default for Metrics {
             (Gauge::default(), Gauge::default(), Gauge::default());
         registry.register(
             "cache_bytes",
-            "Bytes the metadata cache holds (identity and gzip)",
+            "Bytes the metadata cache holds (identity, gzip and zstd)",
             cache_bytes.clone(),
         );
         registry.register(
@@ -157,6 +167,7 @@ impl Default for Metrics {
             cache_bytes,
             cache_entries,
             cache_evictions,
+            hot: std::sync::OnceLock::new(),
         }
     }
 }
@@ -170,6 +181,44 @@ impl Metrics {
         self.latency
             .get_or_create(&OperationLabels { operation })
             .observe(took.as_secs_f64());
+    }
+
+    /// Counts one metadata read answered from memory (`current`: of current metadata, a
+    /// cache hit), as [`Metrics::request`] and [`Metrics::cache_lookup`] would, without
+    /// looking its series up each time.
+    pub fn memory_read(&self, status: u16, current: bool, took: Duration) {
+        if status != 200 {
+            if current {
+                self.cache_lookup(true);
+            }
+            self.request("get_metadata", status, took);
+            return;
+        }
+        let hot = self.hot.get_or_init(|| {
+            let operation = "get_metadata";
+            HotSeries {
+                ok: self
+                    .requests
+                    .get_or_create(&RequestLabels {
+                        operation,
+                        status: 200,
+                    })
+                    .clone(),
+                latency: self
+                    .latency
+                    .get_or_create(&OperationLabels { operation })
+                    .clone(),
+                hit: self
+                    .cache
+                    .get_or_create(&CacheLabels { result: "hit" })
+                    .clone(),
+            }
+        });
+        hot.ok.inc();
+        hot.latency.observe(took.as_secs_f64());
+        if current {
+            hot.hit.inc();
+        }
     }
 
     /// Counts an update accepted (`code` None) or refused with `code`.

@@ -23,7 +23,6 @@ use std::time::Duration;
 use hyper::server::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
@@ -36,6 +35,33 @@ use crate::AppState;
 /// The peer address of a request's connection, as a request extension.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Peer(pub std::net::SocketAddr);
+
+/// What answers a connection's requests: reads of metadata in memory at once
+/// ([`crate::api::fast_read`]), everything else through the router, whose handlers learn
+/// the peer address (for the audit trail) from a [`Peer`] extension.
+#[derive(Clone)]
+struct Front {
+    state: AppState,
+    app: axum::Router,
+    peer: std::net::SocketAddr,
+}
+
+impl hyper::service::Service<hyper::Request<hyper::body::Incoming>> for Front {
+    type Response = axum::response::Response;
+    type Error = std::convert::Infallible;
+    type Future = futures::future::Either<
+        std::future::Ready<Result<Self::Response, Self::Error>>,
+        tower::util::Oneshot<axum::Router, hyper::Request<hyper::body::Incoming>>,
+    >;
+
+    fn call(&self, mut request: hyper::Request<hyper::body::Incoming>) -> Self::Future {
+        if let Some(response) = crate::api::fast_read(&self.state, &request) {
+            return futures::future::Either::Left(std::future::ready(Ok(response)));
+        }
+        request.extensions_mut().insert(Peer(self.peer));
+        futures::future::Either::Right(tower::ServiceExt::oneshot(self.app.clone(), request))
+    }
+}
 
 /// Limits on connections.
 #[derive(Clone, Debug)]
@@ -165,7 +191,7 @@ pub async fn run(
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let freshness = tokio::spawn(crate::api::freshness_loop(state.clone(), stop_rx.clone()));
     let watch = tokio::spawn(crate::api::watch_loop(state.clone(), stop_rx));
-    let app = crate::api::app(state);
+    let app = crate::api::app(state.clone());
     let permits = Arc::new(Semaphore::new(options.max_connections.max(1)));
     let graceful = GracefulShutdown::new();
     // HTTP/1.1 for plain connections and TLS without ALPN, h2 when ALPN chose it: no
@@ -213,14 +239,11 @@ pub async fn run(
         if let Err(e) = stream.set_nodelay(true) {
             tracing::debug!(error = %e, "TCP_NODELAY not set");
         }
-        // Handlers learn the peer address (for the audit trail) from this extension.
-        let service = TowerToHyperService::new(tower::ServiceExt::map_request(
-            app.clone(),
-            move |mut request: hyper::Request<hyper::body::Incoming>| {
-                request.extensions_mut().insert(Peer(peer));
-                request
-            },
-        ));
+        let service = Front {
+            state: state.clone(),
+            app: app.clone(),
+            peer,
+        };
         let (h1, h2) = (Arc::clone(&h1), Arc::clone(&h2));
         let watcher = graceful.watcher();
         let acceptor = options.tls.as_ref().map(TlsReloader::acceptor);

@@ -221,3 +221,68 @@ async fn python_tuf_and_tough_verify_through_compression() {
         );
     }
 }
+
+/// Reads answered from memory skip the router (`api::fast_read`); a `no-cache` read takes
+/// the router and the store. Both must say the same thing, header for header.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_from_memory_answers_as_the_router_does() {
+    let server = TestServer::start(Backend::Sqlite).await;
+    let publisher = publish(&server).await;
+    let raw = reqwest::Client::builder().no_gzip().build().unwrap();
+    let identity_tag = raw
+        .get(publisher.url("targets.json"))
+        .send()
+        .await
+        .unwrap()
+        .headers()[ETAG]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    for file in [
+        "timestamp.json",
+        "targets.json",
+        "1.targets.json",
+        "2.snapshot.json",
+    ] {
+        for headers in [
+            vec![],
+            vec![(ACCEPT_ENCODING, "gzip")],
+            vec![(ACCEPT_ENCODING, "zstd, gzip")],
+            vec![(IF_NONE_MATCH, identity_tag.as_str())],
+        ] {
+            let mut answers = Vec::new();
+            for fresh in [false, true] {
+                // Twice, so that the first (a miss) has filled the cache.
+                for _ in 0..2 {
+                    let mut request = raw.get(publisher.url(file));
+                    for (name, value) in &headers {
+                        request = request.header(name, *value);
+                    }
+                    if fresh {
+                        request = request.header("cache-control", "no-cache");
+                    }
+                    let response = request.send().await.unwrap();
+                    let status = response.status();
+                    let mut seen: Vec<(String, String)> = response
+                        .headers()
+                        .iter()
+                        .filter(|(name, _)| *name != "date")
+                        .map(|(n, v)| (n.to_string(), v.to_str().unwrap().to_owned()))
+                        .collect();
+                    seen.sort();
+                    answers.push((status, seen, response.bytes().await.unwrap()));
+                }
+            }
+            let memory = &answers[1];
+            let router = &answers[3];
+            assert_eq!(memory, router, "{file} {headers:?}");
+        }
+    }
+    let hits = server
+        .state
+        .metrics
+        .cache
+        .get_or_create(&notar_server::metrics::CacheLabels { result: "hit" })
+        .get();
+    assert!(hits > 0, "some reads came from memory");
+}
