@@ -84,7 +84,25 @@ pub async fn sign_tags(
     let Some((first, _)) = tags.first() else {
         return Err(Error::Usage("no tag to sign".into()));
     };
-    let mut repo = match Repository::open(ctx, gun, pin, Warnings::RootOnly).await {
+    // With the passphrase in the environment (CI, scripts), the targets key's unlock
+    // (argon2id: most of a signature's time) runs while the repository is fetched. It is
+    // kept in the keyring, and the steps below take it from there; should it fail, they
+    // unlock again and report the error. A passphrase that would be asked for at the
+    // terminal waits until the key is known to be needed.
+    let early = role.is_none_or(|r| *r == RoleName::targets())
+        && notar_keys::passphrase::env_vars(KeyRole::Targets)
+            .iter()
+            .any(|var| std::env::var_os(var).is_some());
+    let opened = if early {
+        let (opened, _unlocked) = tokio::join!(
+            Repository::open(ctx, gun, pin, Warnings::RootOnly),
+            unlock_targets_key(ctx, gun)
+        );
+        opened
+    } else {
+        Repository::open(ctx, gun, pin, Warnings::RootOnly).await
+    };
+    let mut repo = match opened {
         Ok(repo) => repo,
         Err(Error::NoTrustData { .. }) => {
             if let Some(role) = role.filter(|r| **r != RoleName::targets()) {
