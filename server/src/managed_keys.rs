@@ -30,9 +30,16 @@ pub struct ManagedKeys {
     secret: Arc<Zeroizing<String>>,
     /// Wraps every new key.
     kek: Kek,
-    /// Unlocked keys by key ID; a std mutex, never held across an await.
+    /// Unlocked keys by key ID, at most [`UNLOCKED_MAX`]; a std mutex, never held across an
+    /// await.
     unlocked: Mutex<HashMap<String, Arc<PrivateKey>>>,
 }
+
+/// Unlocked keys kept in memory at most: enough for the repositories in use, bounded
+/// whatever their number (two keys for each of 100,000 repositories would hold some
+/// 100 MB). Unwrapping a key under the KEK takes microseconds, so one dropped (an
+/// arbitrary one, when the map is full) costs little when it is needed again.
+pub const UNLOCKED_MAX: usize = 4096;
 
 impl std::fmt::Debug for ManagedKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -300,11 +307,25 @@ impl ManagedKeys {
 
     fn remember(&self, key: PrivateKey) -> Arc<PrivateKey> {
         let key = Arc::new(key);
+        let mut unlocked = self
+            .unlocked
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if unlocked.len() >= UNLOCKED_MAX && !unlocked.contains_key(key.key_id().as_str()) {
+            if let Some(other) = unlocked.keys().next().cloned() {
+                unlocked.remove(&other);
+            }
+        }
+        unlocked.insert(key.key_id().to_string(), Arc::clone(&key));
+        key
+    }
+
+    /// How many unlocked keys are held (for tests).
+    pub fn unlocked_count(&self) -> usize {
         self.unlocked
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(key.key_id().to_string(), Arc::clone(&key));
-        key
+            .len()
     }
 }
 

@@ -124,3 +124,39 @@ async fn a_wrong_secret_never_writes_a_kek() {
         assert!(refused.to_string().contains("server secret"), "{refused}");
     }
 }
+
+/// Unlocked managed keys are kept up to a bound, whatever the number of repositories, and
+/// one dropped from memory is unwrapped again when it is next needed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unlocked_keys_in_memory_are_bounded() {
+    use notar_server::audit::Origin;
+    use notar_server::managed_keys::UNLOCKED_MAX;
+    use notar_server::path::ManagedRole;
+
+    let server = TestServer::start(Backend::Sqlite).await;
+    let keys = &server.state.keys;
+    let origin = Origin::server();
+    let guns: Vec<Gun> = (0..UNLOCKED_MAX + 50)
+        .map(|i| Gun::new(format!("localhost:5000/many/app-{i}")).unwrap())
+        .collect();
+    let mut first_ids = Vec::new();
+    for gun in &guns {
+        let public = keys
+            .current_public(gun, ManagedRole::Timestamp, &origin)
+            .await
+            .unwrap();
+        first_ids.push(public.key_id());
+        assert!(keys.unlocked_count() <= UNLOCKED_MAX);
+    }
+    assert_eq!(keys.unlocked_count(), UNLOCKED_MAX, "full, not past full");
+    // Every key still signs, those dropped from memory included.
+    for (gun, id) in guns.iter().zip(&first_ids).take(60) {
+        let key = keys
+            .signer(gun, ManagedRole::Timestamp, std::slice::from_ref(id))
+            .await
+            .unwrap()
+            .expect("the key is found");
+        assert_eq!(key.key_id().as_str(), id.as_str());
+    }
+    assert!(keys.unlocked_count() <= UNLOCKED_MAX);
+}
