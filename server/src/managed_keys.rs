@@ -311,10 +311,11 @@ impl ManagedKeys {
             .unlocked
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if unlocked.len() >= UNLOCKED_MAX && !unlocked.contains_key(key.key_id().as_str()) {
-            if let Some(other) = unlocked.keys().next().cloned() {
-                unlocked.remove(&other);
-            }
+        if unlocked.len() >= UNLOCKED_MAX
+            && !unlocked.contains_key(key.key_id().as_str())
+            && let Some(other) = unlocked.keys().next().cloned()
+        {
+            unlocked.remove(&other);
         }
         unlocked.insert(key.key_id().to_string(), Arc::clone(&key));
         key
