@@ -2,7 +2,8 @@
 # Side by side (issue 16, item 5): reads of the same metadata from notar-server (SQLite),
 # notary-server 0.7 (Debian, memory store), nginx serving notar's bytes as static files,
 # and a bare hyper server answering every request with those bytes from memory
-# (notar-bench-bare: the floor of the stack notar-server is built on). All over plain
+# (notar-bench-bare: the floor of the stack notar-server is built on), once bare and once
+# with notar-server's response headers (bare-headers: the same bytes on the wire). All over plain
 # HTTP on loopback, with wrk, interleaved over NOTAR_BENCH_ROUNDS (default 3) rounds of
 # NOTAR_BENCH_DURATION (default 5s) each; medians and ratios. Also: a cold `notar trust
 # inspect` against a cold `notary list` of the 1,000-target repository, and each server's
@@ -84,12 +85,23 @@ http {
 CONF
 nginx -c "$work/nginx.conf"
 wait_for "http://127.0.0.1:$nginx_port/timestamp.json"
-declare -A bare_url
+declare -A bare_url same_url
 for file in timestamp.json targets.json; do
   port=$(free_port)
   "$bare_bin" --listen "127.0.0.1:$port" --file "$work/static/$file" & pids+=($!)
   bare_url[$file]=http://127.0.0.1:$port/
   wait_for "${bare_url[$file]}"
+  # The same, carrying the headers notar-server sends with this file: the same bytes on
+  # the wire, headers included.
+  headers=()
+  while IFS= read -r line; do
+    headers+=(--header "$line")
+  done < <(curl -fsS -D - -o /dev/null "$notar_base/$file" | tr -d '\r' |
+    grep -iE '^(cache-control|vary|etag):')
+  port=$(free_port)
+  "$bare_bin" --listen "127.0.0.1:$port" --file "$work/static/$file" "${headers[@]}" & pids+=($!)
+  same_url[$file]=http://127.0.0.1:$port/
+  wait_for "${same_url[$file]}"
 done
 
 url_of() { # PEER FILE
@@ -98,9 +110,10 @@ url_of() { # PEER FILE
     notary) echo "$notary_base/$2" ;;
     nginx) echo "http://127.0.0.1:$nginx_port/$2" ;;
     bare) echo "${bare_url[$2]}" ;;
+    bare-headers) echo "${same_url[$2]}" ;;
   esac
 }
-peers=(notar notary nginx bare)
+peers=(notar notary nginx bare bare-headers)
 for round in $(seq "$rounds"); do
   for file in timestamp.json targets.json; do
     for peer in "${peers[@]}"; do

@@ -299,11 +299,15 @@ fn respond(
 ) -> Response {
     // Each representation has its own ETag; a validator of any names the same content.
     let coding = Coding::choose(headers, entry);
+    let tag = |coding: Coding| match coding.suffix() {
+        "" => entry.etag.clone(),
+        suffix => HeaderValue::from_str(&format!("\"{}{suffix}\"", entry.sha256))
+            .unwrap_or_else(|_| entry.etag.clone()),
+    };
     let unchanged = headers.contains_key(header::IF_NONE_MATCH)
-        && entry
-            .etags
-            .iter()
-            .any(|tag| tag.to_str().is_ok_and(|tag| if_none_match(headers, tag)));
+        && [Coding::Identity, Coding::Gzip, Coding::Zstd]
+            .into_iter()
+            .any(|c| tag(c).to_str().is_ok_and(|t| if_none_match(headers, t)));
     let mut response = if unchanged {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
@@ -333,7 +337,7 @@ fn respond(
             state.metrics.compressed.inc();
         }
     }
-    h.insert(header::ETAG, entry.etags[coding as usize].clone());
+    h.insert(header::ETAG, tag(coding));
     response
 }
 
@@ -433,12 +437,12 @@ async fn keep(
         .map_err(|e| ApiError::internal(format!("compressing metadata: {e}")))
 }
 
-/// A representation of a document; its number indexes [`crate::cache::Entry::etags`].
+/// A representation of a document.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Coding {
-    Identity = 0,
-    Gzip = 1,
-    Zstd = 2,
+    Identity,
+    Gzip,
+    Zstd,
 }
 
 impl Coding {
@@ -488,6 +492,15 @@ impl Coding {
             Coding::Identity => None,
             Coding::Gzip => Some("gzip"),
             Coding::Zstd => Some("zstd"),
+        }
+    }
+
+    /// What this representation's ETag adds to the identity one's sha256.
+    fn suffix(self) -> &'static str {
+        match self {
+            Coding::Identity => "",
+            Coding::Gzip => ".gz",
+            Coding::Zstd => ".zst",
         }
     }
 }
