@@ -367,19 +367,11 @@ pub fn fast_read<B>(state: &AppState, request: &hyper::Request<B>) -> Option<Res
         }
     };
     let entry = state.cache.get(&gun, &slot)?;
-    if let Slot::Current(role) = &slot {
-        let lifetime = match role.top_level() {
-            Some(RoleType::Timestamp) => Some(state.config.lifetimes.timestamp),
-            Some(RoleType::Snapshot) => Some(state.config.lifetimes.snapshot),
-            _ => None,
-        };
-        if let Some(lifetime) = lifetime {
-            let left = entry.expires - time::OffsetDateTime::now_utc();
-            if left < crate::config::Lifetimes::margin(lifetime) {
-                // Due for re-signing: the ordinary way does that first.
-                return None;
-            }
-        }
+    if let Slot::Current(role) = &slot
+        && due_for_signing(state, role, &entry)
+    {
+        // The ordinary way re-signs first.
+        return None;
     }
     let response = respond(state, &entry, cache_control, headers);
     state.metrics.memory_read(
@@ -528,6 +520,17 @@ fn if_none_match(headers: &HeaderMap, etag: &str) -> bool {
         })
 }
 
+/// Whether `entry`, the current version of `role`, is a timestamp or snapshot so close to
+/// expiry that the server re-signs it before serving.
+fn due_for_signing(state: &AppState, role: &RoleName, entry: &crate::cache::Entry) -> bool {
+    let lifetime = match role.top_level() {
+        Some(RoleType::Timestamp) => state.config.lifetimes.timestamp,
+        Some(RoleType::Snapshot) => state.config.lifetimes.snapshot,
+        _ => return false,
+    };
+    entry.expires - time::OffsetDateTime::now_utc() < crate::config::Lifetimes::margin(lifetime)
+}
+
 /// The current version of `role`, from memory when fresh. A timestamp (or server snapshot)
 /// close to expiry is re-signed first, so that nobody is served metadata about to expire.
 async fn current(
@@ -554,13 +557,7 @@ async fn current(
             }
         }
     };
-    let lifetime = match role.top_level() {
-        Some(RoleType::Timestamp) => state.config.lifetimes.timestamp,
-        Some(RoleType::Snapshot) => state.config.lifetimes.snapshot,
-        _ => return Ok(Some(entry)),
-    };
-    let left = entry.expires - time::OffsetDateTime::now_utc();
-    if left >= crate::config::Lifetimes::margin(lifetime) {
+    if !due_for_signing(state, role, &entry) {
         return Ok(Some(entry));
     }
     update::refresh(state, gun).await?;
