@@ -152,7 +152,7 @@ struct Shard {
 }
 
 impl Shard {
-    /// Drops every entry of `gun`; returns how many bytes that freed.
+    /// Drops every entry of `gun`, and their bytes from the count.
     fn remove(&mut self, gun: &Gun) {
         if let Some(held) = self.map.remove(gun) {
             self.bytes -= held.iter().map(|h| h.entry.weight()).sum::<usize>();

@@ -386,6 +386,16 @@ impl Publisher {
         (root, targets)
     }
 
+    /// DELETEs the repository's trust data and returns the status.
+    pub async fn delete(&self) -> reqwest::StatusCode {
+        self.http
+            .delete(self.url(""))
+            .send()
+            .await
+            .expect("DELETE")
+            .status()
+    }
+
     /// GETs `file` and returns status and body.
     pub async fn get(&self, file: &str) -> (reqwest::StatusCode, Vec<u8>) {
         let response = self.http.get(self.url(file)).send().await.expect("GET");

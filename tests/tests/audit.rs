@@ -43,13 +43,7 @@ async fn every_write_is_a_chained_record_and_tampering_is_found() {
             .upload(vec![("targets".into(), signed.as_bytes().to_vec())])
             .await;
         assert_eq!(response.status(), StatusCode::OK);
-        let delete = publisher
-            .http
-            .delete(publisher.url(""))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(delete.status(), StatusCode::OK);
+        assert_eq!(publisher.delete().await, StatusCode::OK);
 
         let all = records(&server).await;
         let actions: Vec<&str> = all.iter().map(|r| r.action.as_str()).collect();

@@ -87,13 +87,7 @@ async fn a_write_through_one_server_is_served_by_the_other_within_the_ttl() {
         assert_eq!(body, via_b.get("timestamp.json").await.1, "the same bytes");
 
         // A deletion through B: A stops serving within the TTL.
-        let deleted = via_b
-            .http
-            .delete(via_b.url(""))
-            .send()
-            .await
-            .expect("DELETE");
-        assert!(deleted.status().is_success());
+        assert!(via_b.delete().await.is_success());
         let (status, _, took) = until(&via_a, "timestamp.json", TTL * 5, |s, _| {
             s == StatusCode::NOT_FOUND
         })

@@ -829,13 +829,7 @@ on_every_backend!(managed_keys_and_deletion, |server: TestServer| async move {
     assert_eq!(feed["count"], 3, "three timestamps so far: {feed}");
     assert_eq!(feed["records"][0]["Category"], "update");
     assert_eq!(feed["records"][0]["GUN"], "example.com/keys");
-    let deleted = publisher
-        .http
-        .delete(publisher.url(""))
-        .send()
-        .await
-        .expect("DELETE");
-    assert_eq!(deleted.status(), StatusCode::OK);
+    assert_eq!(publisher.delete().await, StatusCode::OK);
     for role in ROLES {
         assert_eq!(
             publisher.get(&format!("{role}.json")).await.0,
@@ -1171,12 +1165,6 @@ on_every_backend!(pending_delegations, |server: TestServer| async move {
         StatusCode::ACCEPTED
     );
     assert_eq!(pending_roles(&publisher).await.len(), 1);
-    let deleted = publisher
-        .http
-        .delete(publisher.url(""))
-        .send()
-        .await
-        .expect("DELETE");
-    assert!(deleted.status().is_success());
+    assert!(publisher.delete().await.is_success());
     assert!(pending_roles(&publisher).await.is_empty());
 });
