@@ -20,8 +20,8 @@ use time::OffsetDateTime;
 use crate::metadata::{Authority, Role, RoleType};
 use crate::rules::{self, Freshness, Rejection};
 use crate::{
-    Error as TufError, KeyId, PublicKey, RoleName, Root, Signed, Snapshot, TargetFile, TargetName,
-    Targets, Timestamp, Verified,
+    Error as TufError, KeyId, MetaFile, PublicKey, RoleName, Root, Signed, Snapshot, TargetFile,
+    TargetName, Targets, Timestamp, Verified,
 };
 
 /// Downloads metadata. `name` is a file name relative to the metadata base URL
@@ -483,18 +483,18 @@ impl<F: Fetch> Updater<F> {
         if let Some(trusted) = &self.snapshot {
             // The kept copy is the one the timestamp pins: nothing to download. An expired
             // copy is downloaded again, in case the repository re-signed it.
-            if trusted.version == meta.version
+            if meta.version.is_none_or(|v| v == trusted.version)
                 && rules::matches_pin("snapshot", trusted.as_bytes(), &meta).is_ok()
                 && !trusted.expires.is_expired_at(self.now)
             {
                 return Ok(());
             }
         }
-        let name = if self.root.consistent_snapshot.unwrap_or(false) {
-            format!("{}.snapshot.json", meta.version)
-        } else {
-            "snapshot.json".to_owned()
-        };
+        let name = pinned_file_name(
+            "snapshot",
+            &meta,
+            self.root.consistent_snapshot.unwrap_or(false),
+        );
         let limit = meta.length.unwrap_or(self.limits.snapshot_max_bytes);
         let bytes = self
             .download("snapshot", &name, limit)
@@ -556,7 +556,7 @@ impl<F: Fetch> Updater<F> {
         };
         let usable = |copy: &Signed<Targets>| {
             let t = copy.untrusted();
-            t.version == meta.version
+            meta.version.is_none_or(|v| v == t.version)
                 && rules::matches_pin(role, copy.as_bytes(), &meta).is_ok()
                 && !t.expires.is_expired_at(self.now)
                 && copy.check(&authority.borrow()).is_ok()
@@ -575,11 +575,11 @@ impl<F: Fetch> Updater<F> {
             self.current.insert(name.clone(), authority.id());
             return Ok(());
         }
-        let file = if self.root.consistent_snapshot.unwrap_or(false) {
-            format!("{}.{}.json", meta.version, encode_role(role))
-        } else {
-            format!("{}.json", encode_role(role))
-        };
+        let file = pinned_file_name(
+            &encode_role(role),
+            &meta,
+            self.root.consistent_snapshot.unwrap_or(false),
+        );
         let limit = meta.length.unwrap_or(self.limits.targets_max_bytes);
         let bytes = self
             .download(role, &file, limit)
@@ -887,7 +887,7 @@ impl<F: Fetch> Updater<F> {
                 .snapshot
                 .as_ref()
                 .and_then(|s| s.meta.get(&format!("{name}.json")))
-                .is_some_and(|m| m.version == kept.untrusted().version);
+                .is_some_and(|m| m.version.is_none_or(|v| v == kept.untrusted().version));
             if pinned && !self.targets.contains_key(name) {
                 files.push((
                     format!("{}.json", encode_role(name.as_str())),
@@ -931,4 +931,18 @@ pub fn verify_target(name: &str, target: &TargetFile, bytes: &[u8]) -> Result<()
 fn still_verifies<T: Role>(root: &Root, copy: &Verified<T>) -> bool {
     root.authority(T::TYPE)
         .is_some_and(|a| copy.signed().check(&a).is_ok())
+}
+
+/// The file name under which to fetch `role` as `pin` pins it: `N.role.json` with consistent
+/// snapshots, `role.<sha256>.json` for a pin without a version (the Notary dialect, whose
+/// clients fetch by checksum), else `role.json`.
+fn pinned_file_name(role: &str, pin: &MetaFile, consistent: bool) -> String {
+    match (
+        pin.version,
+        pin.hashes.as_ref().and_then(|h| h.get("sha256")),
+    ) {
+        (Some(version), _) if consistent => format!("{version}.{role}.json"),
+        (None, Some(sha256)) => format!("{role}.{}.json", sha256.to_ascii_lowercase()),
+        _ => format!("{role}.json"),
+    }
 }

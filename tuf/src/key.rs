@@ -91,6 +91,9 @@ pub struct KeyVal {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PublicKey {
     pub keytype: String,
+    /// Empty for the key objects of the Notary dialect, which carry no scheme (their
+    /// keytype names the algorithm); TUF 1.0 metadata must name one ([`crate::Role::tuf_only`]).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub scheme: String,
     pub keyval: KeyVal,
     /// Fields this version does not know (`keyid_hash_algorithms`, …), kept verbatim.
@@ -157,11 +160,58 @@ impl PublicKey {
                     .map_err(|e| bad(format!("rsa PEM: {e}")))?;
                 Ok(Verifier::RsaPssSha256(rsa::pss::VerifyingKey::new(key)))
             }
+            ("ed25519", "") => {
+                let bytes: [u8; 32] = base64_decode(&self.keyval.public)
+                    .and_then(|b| b.try_into().ok())
+                    .ok_or_else(|| bad("ed25519 public key must be 32 bytes of base64".into()))?;
+                let key = ed25519_dalek::VerifyingKey::from_bytes(&bytes)
+                    .map_err(|e| bad(format!("ed25519: {e}")))?;
+                Ok(Verifier::Ed25519(key))
+            }
+            ("ecdsa" | "rsa", "") => {
+                let der = base64_decode(&self.keyval.public)
+                    .ok_or_else(|| bad("the public key is not base64".into()))?;
+                spki_verifier(&self.keytype, &der).map_err(bad)
+            }
+            ("ecdsa-x509" | "rsa-x509", "") => {
+                let cert =
+                    crate::x509::Certificate::from_key_value(&self.keyval.public).map_err(bad)?;
+                spki_verifier(&self.keytype, cert.spki_der()).map_err(bad)
+            }
             (keytype, scheme) => Err(Error::UnsupportedKey {
                 keytype: keytype.into(),
                 scheme: scheme.into(),
             }),
         }
+    }
+}
+
+/// Standard base64 (the Notary dialect's encoding of keys, hashes and signatures).
+pub(crate) fn base64_decode(text: &str) -> Option<Vec<u8>> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.decode(text).ok()
+}
+
+/// A verifier from a DER SubjectPublicKeyInfo, of the family `keytype` names (`ecdsa…`
+/// must hold a P-256 key, `rsa…` an RSA key of at least 2048 bits, as Notary requires).
+fn spki_verifier(keytype: &str, der: &[u8]) -> Result<Verifier, String> {
+    if keytype.starts_with("ecdsa") {
+        use p256::pkcs8::DecodePublicKey;
+        p256::ecdsa::VerifyingKey::from_public_key_der(der)
+            .map(Verifier::EcdsaP256)
+            .map_err(|e| format!("not a P-256 public key: {e}"))
+    } else {
+        use rsa::pkcs8::DecodePublicKey;
+        use rsa::traits::PublicKeyParts;
+        let key = rsa::RsaPublicKey::from_public_key_der(der)
+            .map_err(|e| format!("not an RSA public key: {e}"))?;
+        if key.size() * 8 < 2048 {
+            return Err(format!(
+                "RSA key of {} bits (2048 at least)",
+                key.size() * 8
+            ));
+        }
+        Ok(Verifier::RsaPssSha256(rsa::pss::VerifyingKey::new(key)))
     }
 }
 

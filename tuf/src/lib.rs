@@ -10,6 +10,8 @@
 //!   from), the one threshold rule, and `Verified<T>`, which only the verifier makes.
 //! - [`rules`] is the rulebook: every rule for accepting new metadata, used by the server's
 //!   upload validation and by the client workflow alike.
+//! - [`notary`] parses and writes the Notary v1 dialect into and out of the same model, and
+//!   [`x509`] reads the certificates that stand for its root keys.
 //! - [`delegation`] matches target names against delegated `paths` and `path_hash_prefixes`.
 
 pub mod cjson;
@@ -20,8 +22,10 @@ pub mod expiry;
 pub mod key;
 pub mod metadata;
 pub mod names;
+pub mod notary;
 pub mod rules;
 pub mod signed;
+pub mod x509;
 
 pub use error::Error;
 pub use expiry::Expiry;

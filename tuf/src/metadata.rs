@@ -85,6 +85,38 @@ pub trait Role: Serialize + DeserializeOwned {
     fn validate(&self) -> Result<(), Error> {
         Ok(())
     }
+    /// Rules of TUF 1.0 that the Notary dialect does not share (every key names a scheme,
+    /// every `meta` entry a version), checked when TUF 1.0 bytes are parsed.
+    fn tuf_only(&self) -> Result<(), Error> {
+        Ok(())
+    }
+}
+
+/// TUF 1.0 §4.2: a key object names its scheme.
+fn schemes_named<'a>(
+    role: &str,
+    keys: impl IntoIterator<Item = (&'a KeyId, &'a PublicKey)>,
+) -> Result<(), Error> {
+    for (id, key) in keys {
+        if key.scheme.is_empty() {
+            return Err(Error::BadRole {
+                role: role.into(),
+                reason: format!("key {} has no scheme", id.short()),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// TUF 1.0 §4.4: every `meta` entry pins a version.
+fn versions_pinned(role: &str, meta: &BTreeMap<String, MetaFile>) -> Result<(), Error> {
+    match meta.iter().find(|(_, m)| m.version.is_none()) {
+        Some((file, _)) => Err(Error::BadRole {
+            role: role.into(),
+            reason: format!("the meta entry for {file} has no version"),
+        }),
+        None => Ok(()),
+    }
 }
 
 /// The three accessors every role struct implements the same way.
@@ -239,6 +271,9 @@ impl Role for Root {
             check_role_keys(role.as_str(), &keys.keyids)?;
         }
         Ok(())
+    }
+    fn tuf_only(&self) -> Result<(), Error> {
+        schemes_named("root", &self.keys)
     }
 }
 
@@ -421,12 +456,20 @@ impl Role for Targets {
         }
         Ok(())
     }
+    fn tuf_only(&self) -> Result<(), Error> {
+        match &self.delegations {
+            Some(d) => schemes_named("targets", &d.keys),
+            None => Ok(()),
+        }
+    }
 }
 
 /// A `meta` entry of snapshot or timestamp (TUF 1.0 §4.4 `METAFILES`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MetaFile {
-    pub version: Version,
+    /// Always set in TUF 1.0. The Notary dialect pins files by hash alone and has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<Version>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub length: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -440,12 +483,22 @@ impl MetaFile {
     pub fn new(version: Version, bytes: Option<&[u8]>) -> Self {
         use sha2::{Digest, Sha256};
         MetaFile {
-            version,
+            version: Some(version),
             length: bytes.map(|b| b.len() as u64),
             hashes: bytes
                 .map(|b| BTreeMap::from([("sha256".to_owned(), hex::encode(Sha256::digest(b)))])),
             extra: BTreeMap::new(),
         }
+    }
+
+    /// [`MetaFile::new`] with sha512 beside sha256, as Notary pins files.
+    pub fn sha256_sha512(version: Version, bytes: &[u8]) -> Self {
+        use sha2::{Digest, Sha512};
+        let mut meta = MetaFile::new(version, Some(bytes));
+        if let Some(hashes) = meta.hashes.as_mut() {
+            hashes.insert("sha512".into(), hex::encode(Sha512::digest(bytes)));
+        }
+        meta
     }
 }
 
@@ -479,6 +532,9 @@ impl Snapshot {
 impl Role for Snapshot {
     const TYPE: RoleType = RoleType::Snapshot;
     role_fields!();
+    fn tuf_only(&self) -> Result<(), Error> {
+        versions_pinned("snapshot", &self.meta)
+    }
 }
 
 /// Timestamp metadata (TUF 1.0 §4.6): the current snapshot.
@@ -525,6 +581,9 @@ impl Role for Timestamp {
                 reason: "meta must hold exactly \"snapshot.json\"".into(),
             })
         }
+    }
+    fn tuf_only(&self) -> Result<(), Error> {
+        versions_pinned("timestamp", &self.meta)
     }
 }
 

@@ -306,14 +306,15 @@ pub fn check_hash(
 
 /// The version a role has must be the version its pin names.
 pub fn pinned_version(role: &str, pin: &MetaFile, got: Version) -> Result<(), Rejection> {
-    if pin.version == got {
-        Ok(())
-    } else {
-        Err(Rejection::VersionMismatch {
+    match pin.version {
+        // A pin without a version (the Notary dialect) pins by its hashes alone.
+        None => Ok(()),
+        Some(expected) if expected == got => Ok(()),
+        Some(expected) => Err(Rejection::VersionMismatch {
             role: role.to_owned(),
-            expected: pin.version.get(),
+            expected: expected.get(),
             got: got.get(),
-        })
+        }),
     }
 }
 
@@ -325,11 +326,9 @@ pub fn snapshot_succession(trusted: &Snapshot, new: &Snapshot) -> Result<Freshne
         let Some(now) = new.meta.get(file) else {
             return Err(Rejection::Dropped { file: file.clone() });
         };
-        version_order(
-            &format!("snapshot ({file})"),
-            Some(old.version),
-            now.version,
-        )?;
+        if let (Some(old), Some(now)) = (old.version, now.version) {
+            version_order(&format!("snapshot ({file})"), Some(old), now)?;
+        }
     }
     Ok(freshness)
 }
@@ -338,12 +337,11 @@ pub fn snapshot_succession(trusted: &Snapshot, new: &Snapshot) -> Result<Freshne
 /// snapshot (§5.4.3).
 pub fn timestamp_succession(trusted: &Timestamp, new: &Timestamp) -> Result<Freshness, Rejection> {
     let freshness = version_order("timestamp", Some(trusted.version), new.version)?;
-    if let (Some(old), Some(now)) = (trusted.snapshot_meta(), new.snapshot_meta()) {
-        version_order(
-            "timestamp (snapshot version)",
-            Some(old.version),
-            now.version,
-        )?;
+    if let (Some(old), Some(now)) = (
+        trusted.snapshot_meta().and_then(|m| m.version),
+        new.snapshot_meta().and_then(|m| m.version),
+    ) {
+        version_order("timestamp (snapshot version)", Some(old), now)?;
     }
     Ok(freshness)
 }

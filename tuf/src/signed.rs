@@ -71,11 +71,29 @@ impl<T: Role> Signed<T> {
             });
         }
         signed.validate()?;
+        signed.tuf_only()?;
         Ok(Signed {
             raw,
             canonical,
             signed,
             signatures: envelope.signatures,
+        })
+    }
+
+    /// Metadata a dialect layer parsed ([`crate::notary`]): `raw` as received, `canonical`
+    /// the bytes its signatures cover, `signed` already translated into the model.
+    pub(crate) fn from_dialect(
+        raw: Arc<[u8]>,
+        canonical: Vec<u8>,
+        signed: T,
+        signatures: Vec<Signature>,
+    ) -> Result<Self, Error> {
+        signed.validate()?;
+        Ok(Signed {
+            raw,
+            canonical,
+            signed,
+            signatures,
         })
     }
 
