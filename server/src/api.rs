@@ -9,6 +9,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use bytes::{Bytes, BytesMut};
+use notar_tuf::notary::Dialect;
 use notar_tuf::{Gun, RoleName, RoleType};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -199,8 +200,11 @@ async fn dispatch(state: &AppState, request: Request) -> Result<Response, ApiErr
             state
                 .metrics
                 .upload(applied.as_ref().err().map(|e| e.kind.code()));
-            applied?;
-            Ok(axum::Json(json!({})).into_response())
+            match applied? {
+                // notary-server answers an update with an empty 200.
+                Dialect::Notary => Ok(StatusCode::OK.into_response()),
+                Dialect::Tuf => Ok(axum::Json(json!({})).into_response()),
+            }
         }
         (Route::Repository(gun), Method::DELETE) => {
             if !state.store.delete_as(&gun, &origin).await? {
@@ -211,13 +215,15 @@ async fn dispatch(state: &AppState, request: Request) -> Result<Response, ApiErr
             Ok(axum::Json(json!({})).into_response())
         }
         (Route::Key(gun, role), Method::GET) => {
+            let dialect = key_dialect(state, &gun, request.headers()).await?;
             let key = state.keys.current_public(&gun, role, &origin).await?;
-            Ok(axum::Json(key).into_response())
+            Ok(axum::Json(in_dialect(dialect, &key)?).into_response())
         }
         (Route::Key(gun, role), Method::POST) => {
+            let dialect = key_dialect(state, &gun, request.headers()).await?;
             let key = state.keys.rotate(&gun, role, &origin).await?;
             tracing::info!(gun = %gun, role = ?role, key_id = %key.key_id(), actor = actor.unwrap_or("-"), "rotated a server-managed key");
-            Ok(axum::Json(key).into_response())
+            Ok(axum::Json(in_dialect(dialect, &key)?).into_response())
         }
         (Route::Pending(gun), Method::POST) => {
             let (uploads, _permit) = read_upload(state, request).await?;
@@ -251,6 +257,44 @@ async fn dispatch(state: &AppState, request: Request) -> Result<Response, ApiErr
             "method not allowed on this path",
         )),
     }
+}
+
+/// The media type with which a client asks for server-managed keys as TUF 1.0 key objects
+/// for a repository that has no root yet (the notar client always sends it).
+pub const TUF_KEY_MEDIA_TYPE: &str = "application/vnd.notar.tuf-key+json";
+
+/// How to write a server-managed key for `gun`: in the dialect its root fixed; before the
+/// first root, as TUF 1.0 if the client asks for it ([`TUF_KEY_MEDIA_TYPE`]) and otherwise
+/// as Notary writes keys, since the stock `notary` and `docker trust` clients ask for this
+/// key before they make a root and cannot say which dialect they speak.
+async fn key_dialect(
+    state: &AppState,
+    gun: &Gun,
+    headers: &HeaderMap,
+) -> Result<Dialect, ApiError> {
+    if let Some(root) = state.store.current(gun, &RoleName::root()).await? {
+        return Dialect::of_bytes(&root.data)
+            .map_err(|e| ApiError::internal(format!("stored root of {gun}: {e}")));
+    }
+    let asks_tuf = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains(TUF_KEY_MEDIA_TYPE));
+    Ok(if asks_tuf {
+        Dialect::Tuf
+    } else {
+        Dialect::Notary
+    })
+}
+
+fn in_dialect(
+    dialect: Dialect,
+    key: &notar_tuf::PublicKey,
+) -> Result<notar_tuf::PublicKey, ApiError> {
+    dialect
+        .key(key)
+        .map_err(|e| ApiError::internal(format!("writing a managed key in {dialect}: {e}")))
 }
 
 async fn get_metadata(

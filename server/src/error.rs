@@ -87,6 +87,8 @@ pub struct ApiError {
     pub detail: Option<Value>,
     /// Response headers the error needs (`WWW-Authenticate`, `Retry-After`).
     pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// A status other than the kind's, where a dialect's clients expect one.
+    pub status: Option<StatusCode>,
 }
 
 impl ApiError {
@@ -96,7 +98,47 @@ impl ApiError {
             message: message.into(),
             detail: None,
             headers: Vec::new(),
+            status: None,
         }
+    }
+
+    /// The error as notary-server answers it, for an update of a Notary repository: `VERSION`
+    /// is a 400, and a rejected update carries its reason as a validation error the stock
+    /// clients decode (`{"Name":"ErrBadRoot","Error":{"Msg":…}}`), so that they print it.
+    /// Those clients read 1 KiB of an error body at most: the message is cut to fit.
+    pub fn as_notary(mut self) -> Self {
+        const MAX_MESSAGE: usize = 700;
+        if self.kind == ErrorKind::Version {
+            self.status = Some(StatusCode::BAD_REQUEST);
+        }
+        if !matches!(
+            self.kind,
+            ErrorKind::Version | ErrorKind::InvalidUpdate | ErrorKind::MalformedUpload
+        ) {
+            return self;
+        }
+        let role = self
+            .detail
+            .as_ref()
+            .and_then(|d| d.get("role"))
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let name = match role {
+            "root" => "ErrBadRoot",
+            "snapshot" => "ErrBadSnapshot",
+            r if r == "targets" || r.starts_with("targets/") => "ErrBadTargets",
+            _ => "ErrValidation",
+        };
+        if self.message.len() > MAX_MESSAGE {
+            let mut end = MAX_MESSAGE;
+            while !self.message.is_char_boundary(end) {
+                end -= 1;
+            }
+            self.message.truncate(end);
+            self.message.push('…');
+        }
+        self.detail = Some(json!({ "Name": name, "Error": { "Msg": self.message } }));
+        self
     }
 
     /// Adds a response header; a value that is not a valid header is dropped.
@@ -161,7 +203,7 @@ impl From<StoreError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status = self.kind.status();
+        let status = self.status.unwrap_or_else(|| self.kind.status());
         let (message, detail) = if status.is_server_error() {
             tracing::error!(code = self.kind.code(), error = %self.message, "request failed");
             let public = match self.kind {

@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use notar_keys::{KdfParams, Kek, KekSalt, PrivateKey};
+use notar_tuf::notary::Dialect;
 use notar_tuf::{Gun, KeyId, PublicKey};
 use zeroize::Zeroizing;
 
@@ -205,6 +206,44 @@ impl ManagedKeys {
             .collect())
     }
 
+    /// IDs of every key the server ever handed out for (gun, role), as `dialect` writes
+    /// key objects (a Notary key ID hashes the Notary form of the key).
+    pub async fn key_ids_in(
+        &self,
+        gun: &Gun,
+        role: ManagedRole,
+        dialect: Dialect,
+    ) -> Result<Vec<KeyId>, ApiError> {
+        if dialect == Dialect::Tuf {
+            return self.key_ids(gun, role).await;
+        }
+        let mut ids = Vec::new();
+        for stored in self.store.keys(gun, &role.role_name()).await? {
+            ids.push(notary_id(&*self.unlock(&stored).await?)?);
+        }
+        Ok(ids)
+    }
+
+    /// [`Self::signer`] for key IDs written in `dialect`.
+    pub async fn signer_in(
+        &self,
+        gun: &Gun,
+        role: ManagedRole,
+        wanted: &[KeyId],
+        dialect: Dialect,
+    ) -> Result<Option<Arc<PrivateKey>>, ApiError> {
+        if dialect == Dialect::Tuf {
+            return self.signer(gun, role, wanted).await;
+        }
+        for stored in self.store.keys(gun, &role.role_name()).await?.iter().rev() {
+            let key = self.unlock(stored).await?;
+            if wanted.contains(&notary_id(&key)?) {
+                return Ok(Some(key));
+            }
+        }
+        Ok(None)
+    }
+
     /// The newest key of (gun, role) among `wanted` (the key IDs root lists for the role).
     pub async fn signer(
         &self,
@@ -343,4 +382,11 @@ async fn blocking<T: Send + 'static>(
 async fn derive_kek(secret: &Arc<Zeroizing<String>>, salt: String) -> Result<Kek, SecretError> {
     let secret = Arc::clone(secret);
     blocking(move || Kek::derive(secret.as_str(), &KekSalt::from_stored(salt))).await
+}
+
+/// The key ID of `key` in its Notary form.
+fn notary_id(key: &PrivateKey) -> Result<KeyId, ApiError> {
+    notar_tuf::notary::notary_key(&key.public_key())
+        .map(|k| k.key_id())
+        .map_err(|e| ApiError::internal(format!("a managed key has no Notary form: {e}")))
 }

@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
+use notar_tuf::notary::Dialect;
 use notar_tuf::{
     Gun, MetaFile, Role, RoleName, RoleType, Root, Signed, Snapshot, Timestamp, Version,
 };
@@ -20,21 +21,38 @@ use crate::store::NewMeta;
 use crate::validate::{self, RepoState, ServerKeyIds, SnapshotSigner};
 
 /// Validates and stores one upload of (role, bytes) pairs for `gun`, made by `actor`.
+/// Returns the repository's dialect; errors of a Notary repository come as Notary's.
 pub async fn apply_update(
     state: &AppState,
     gun: &Gun,
     uploads: Vec<(RoleName, Bytes)>,
     origin: &Origin,
+) -> Result<Dialect, ApiError> {
+    let repo = RepoState::from_stored(gun, &state.store.current_all(gun).await?)?;
+    let dialect = validate::upload_dialect(&repo, &uploads).map_err(|e| match repo.dialect {
+        Some(Dialect::Notary) => e.as_notary(),
+        _ => e,
+    })?;
+    match store_update(state, gun, &repo, dialect, uploads, origin).await {
+        Ok(()) => Ok(dialect),
+        Err(e) if dialect == Dialect::Notary => Err(e.as_notary()),
+        Err(e) => Err(e),
+    }
+}
+
+async fn store_update(
+    state: &AppState,
+    gun: &Gun,
+    repo: &RepoState,
+    dialect: Dialect,
+    uploads: Vec<(RoleName, Bytes)>,
+    origin: &Origin,
 ) -> Result<(), ApiError> {
     let now = OffsetDateTime::now_utc();
-    let repo = RepoState::from_stored(&state.store.current_all(gun).await?)?;
-    let server_keys = ServerKeyIds {
-        timestamp: state.keys.key_ids(gun, ManagedRole::Timestamp).await?,
-        snapshot: state.keys.key_ids(gun, ManagedRole::Snapshot).await?,
-    };
-    let accepted = validate::check_update(&repo, uploads, &server_keys, now)?;
+    let server_keys = server_key_ids(state, gun, dialect).await?;
+    let accepted = validate::check_update(repo, uploads, &server_keys, now)?;
     let root = accepted
-        .root(&repo)
+        .root(repo)
         .ok_or_else(|| ApiError::internal("an accepted update has no root"))?;
 
     let mut files = Vec::new();
@@ -48,7 +66,12 @@ pub async fn apply_update(
         (Some(uploaded), _) => uploaded.signed().clone(),
         (None, SnapshotSigner::Server) => {
             let version = next_version(repo.snapshot.as_ref().map(|s| s.version));
-            sign_snapshot(state, gun, root, version, &accepted.targets_after, now).await?
+            let pinned = Pinned {
+                dialect,
+                root,
+                targets: &accepted.targets_after,
+            };
+            sign_snapshot(state, gun, &pinned, version, now).await?
         }
         (None, SnapshotSigner::Client) => {
             return Err(ApiError::internal(
@@ -58,7 +81,8 @@ pub async fn apply_update(
     };
     files.push(new_meta(RoleName::snapshot(), &snapshot));
     let timestamp_version = next_version(repo.timestamp.as_ref().map(|t| t.version));
-    let timestamp = sign_timestamp(state, gun, root, timestamp_version, &snapshot, now).await?;
+    let timestamp =
+        sign_timestamp(state, gun, dialect, root, timestamp_version, &snapshot, now).await?;
     files.push(new_meta(RoleName::timestamp(), &timestamp));
 
     let result = state.store.commit_as(gun, &files, origin).await;
@@ -93,11 +117,9 @@ pub async fn stage_pending(
         }
     };
     let now = OffsetDateTime::now_utc();
-    let repo = RepoState::from_stored(&state.store.current_all(gun).await?)?;
-    let server_keys = ServerKeyIds {
-        timestamp: state.keys.key_ids(gun, ManagedRole::Timestamp).await?,
-        snapshot: state.keys.key_ids(gun, ManagedRole::Snapshot).await?,
-    };
+    let repo = RepoState::from_stored(gun, &state.store.current_all(gun).await?)?;
+    let server_keys =
+        server_key_ids(state, gun, validate::upload_dialect(&repo, &uploads)?).await?;
     let accepted = validate::check_update_with(
         &repo,
         vec![(RoleName::targets(), bytes.clone())],
@@ -132,7 +154,8 @@ pub async fn stage_pending(
 /// Losing a race to another writer is not an error: that writer refreshed it.
 pub async fn refresh(state: &AppState, gun: &Gun) -> Result<bool, ApiError> {
     let now = OffsetDateTime::now_utc();
-    let repo = RepoState::from_stored(&state.store.current_all(gun).await?)?;
+    let repo = RepoState::from_stored(gun, &state.store.current_all(gun).await?)?;
+    let dialect = repo.dialect_or_tuf();
     let (Some(root), Some(snapshot), Some(timestamp)) =
         (&repo.root, &repo.snapshot, &repo.timestamp)
     else {
@@ -142,7 +165,10 @@ pub async fn refresh(state: &AppState, gun: &Gun) -> Result<bool, ApiError> {
     let due = |expires: notar_tuf::Expiry, lifetime: time::Duration| {
         expires.datetime() - now < crate::config::Lifetimes::margin(lifetime)
     };
-    let server_keys = state.keys.key_ids(gun, ManagedRole::Snapshot).await?;
+    let server_keys = state
+        .keys
+        .key_ids_in(gun, ManagedRole::Snapshot, dialect)
+        .await?;
     let server_snapshot = root
         .role_keys(RoleType::Snapshot)
         .is_some_and(|r| !r.keyids.is_empty() && r.keyids.iter().all(|k| server_keys.contains(k)));
@@ -161,15 +187,12 @@ pub async fn refresh(state: &AppState, gun: &Gun) -> Result<bool, ApiError> {
             .iter()
             .map(|(n, t)| (n.clone(), (t.version, Bytes::copy_from_slice(t.as_bytes()))))
             .collect();
-        let signed = sign_snapshot(
-            state,
-            gun,
+        let pinned = Pinned {
+            dialect,
             root,
-            snapshot.version.next(),
-            &targets_after,
-            now,
-        )
-        .await?;
+            targets: &targets_after,
+        };
+        let signed = sign_snapshot(state, gun, &pinned, snapshot.version.next(), now).await?;
         files.push(new_meta(RoleName::snapshot(), &signed));
         signed
     } else {
@@ -178,6 +201,7 @@ pub async fn refresh(state: &AppState, gun: &Gun) -> Result<bool, ApiError> {
     let ts = sign_timestamp(
         state,
         gun,
+        dialect,
         root,
         timestamp.version.next(),
         &snapshot_signed,
@@ -197,6 +221,34 @@ pub async fn refresh(state: &AppState, gun: &Gun) -> Result<bool, ApiError> {
     }
 }
 
+/// The IDs of the keys this server made for `gun`, as `dialect` writes key IDs.
+async fn server_key_ids(
+    state: &AppState,
+    gun: &Gun,
+    dialect: Dialect,
+) -> Result<ServerKeyIds, ApiError> {
+    Ok(ServerKeyIds {
+        timestamp: state
+            .keys
+            .key_ids_in(gun, ManagedRole::Timestamp, dialect)
+            .await?,
+        snapshot: state
+            .keys
+            .key_ids_in(gun, ManagedRole::Snapshot, dialect)
+            .await?,
+    })
+}
+
+/// notary-server's lifetime for the snapshots it signs (`NotaryDefaultExpiries`).
+const NOTARY_SNAPSHOT_LIFETIME: time::Duration = time::Duration::days(3 * 365);
+
+/// What a snapshot the server signs pins: every targets role (Notary adds root).
+struct Pinned<'a> {
+    dialect: Dialect,
+    root: &'a notar_tuf::Verified<Root>,
+    targets: &'a BTreeMap<RoleName, (Version, Bytes)>,
+}
+
 fn next_version(stored: Option<Version>) -> Version {
     stored.map_or(Version::ONE, Version::next)
 }
@@ -213,6 +265,7 @@ fn new_meta<T: Role>(role: RoleName, signed: &Signed<T>) -> NewMeta {
 async fn managed_signer(
     state: &AppState,
     gun: &Gun,
+    dialect: Dialect,
     root: &Root,
     role: ManagedRole,
 ) -> Result<std::sync::Arc<notar_keys::PrivateKey>, ApiError> {
@@ -224,52 +277,80 @@ async fn managed_signer(
         .role_keys(role_type)
         .map(|r| r.keyids.clone())
         .unwrap_or_default();
-    state.keys.signer(gun, role, &wanted).await?.ok_or_else(|| {
-        ApiError::invalid_update(
-            "root",
-            format!("the server holds no {role_type} key that root lists"),
-        )
-    })
+    state
+        .keys
+        .signer_in(gun, role, &wanted, dialect)
+        .await?
+        .ok_or_else(|| {
+            ApiError::invalid_update(
+                "root",
+                format!("the server holds no {role_type} key that root lists"),
+            )
+        })
 }
 
 async fn sign_snapshot(
     state: &AppState,
     gun: &Gun,
-    root: &Root,
+    pinned: &Pinned<'_>,
     version: Version,
-    targets_after: &BTreeMap<RoleName, (Version, Bytes)>,
     now: OffsetDateTime,
 ) -> Result<Signed<Snapshot>, ApiError> {
-    let key = managed_signer(state, gun, root, ManagedRole::Snapshot).await?;
-    let mut snapshot = Snapshot::new(
-        version,
-        notar_tuf::Expiry::after(now, state.config.lifetimes.snapshot),
-    );
-    for (name, (v, bytes)) in targets_after {
-        snapshot
-            .meta
-            .insert(format!("{name}.json"), MetaFile::new(*v, Some(bytes)));
+    let dialect = pinned.dialect;
+    let key = managed_signer(state, gun, dialect, pinned.root, ManagedRole::Snapshot).await?;
+    // Stock Notary clients warn on every command while the snapshot has less than six
+    // months left, so a Notary repository's snapshot lives as long as notary-server makes
+    // it (three years); the timestamp, re-signed daily, is what keeps it fresh.
+    let lifetime = match dialect {
+        Dialect::Tuf => state.config.lifetimes.snapshot,
+        Dialect::Notary => state
+            .config
+            .lifetimes
+            .snapshot
+            .max(NOTARY_SNAPSHOT_LIFETIME),
+    };
+    let mut snapshot = Snapshot::new(version, notar_tuf::Expiry::after(now, lifetime));
+    let pin = |v: Version, bytes: &[u8]| match dialect {
+        Dialect::Tuf => MetaFile::new(v, Some(bytes)),
+        Dialect::Notary => MetaFile::sha256_sha512(v, bytes),
+    };
+    for (name, (v, bytes)) in pinned.targets {
+        snapshot.meta.insert(format!("{name}.json"), pin(*v, bytes));
+    }
+    if dialect == Dialect::Notary {
+        snapshot.meta.insert(
+            "root.json".into(),
+            pin(pinned.root.version, pinned.root.as_bytes()),
+        );
     }
     state.metrics.signed("snapshot");
-    Signed::sign(snapshot, &[key.as_ref()])
+    dialect
+        .sign(snapshot, &[key.as_ref()])
         .map_err(|e| ApiError::internal(format!("signing snapshot: {e}")))
 }
 
 async fn sign_timestamp(
     state: &AppState,
     gun: &Gun,
+    dialect: Dialect,
     root: &Root,
     version: Version,
     snapshot: &Signed<Snapshot>,
     now: OffsetDateTime,
 ) -> Result<Signed<Timestamp>, ApiError> {
-    let key = managed_signer(state, gun, root, ManagedRole::Timestamp).await?;
+    let key = managed_signer(state, gun, dialect, root, ManagedRole::Timestamp).await?;
+    let snapshot_version = snapshot.untrusted().version;
+    let pin = match dialect {
+        Dialect::Tuf => MetaFile::new(snapshot_version, Some(snapshot.as_bytes())),
+        Dialect::Notary => MetaFile::sha256_sha512(snapshot_version, snapshot.as_bytes()),
+    };
     let timestamp = Timestamp::new(
         version,
         notar_tuf::Expiry::after(now, state.config.lifetimes.timestamp),
-        MetaFile::new(snapshot.untrusted().version, Some(snapshot.as_bytes())),
+        pin,
     );
     state.metrics.signed("timestamp");
-    Signed::sign(timestamp, &[key.as_ref()])
+    dialect
+        .sign(timestamp, &[key.as_ref()])
         .map_err(|e| ApiError::internal(format!("signing timestamp: {e}")))
 }

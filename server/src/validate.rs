@@ -13,6 +13,7 @@
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
+use notar_tuf::notary::{self, Dialect};
 use notar_tuf::rules::{self, Rejection};
 use notar_tuf::{
     Error as TufError, KeyId, Role, RoleName, RoleType, Root, Signed, Snapshot, Targets, Timestamp,
@@ -26,6 +27,10 @@ use crate::store::StoredMeta;
 /// What is stored for a GUN, parsed. Everything in it was verified when it was accepted.
 #[derive(Debug, Default)]
 pub struct RepoState {
+    /// The repository's name (a Notary root certificate must name it).
+    pub gun: String,
+    /// The dialect the first root fixed, once there is a root.
+    pub dialect: Option<Dialect>,
     pub root: Option<Verified<Root>>,
     /// `targets` and every delegated role, by name.
     pub targets: BTreeMap<RoleName, Verified<Targets>>,
@@ -34,38 +39,59 @@ pub struct RepoState {
 }
 
 impl RepoState {
-    /// Parses the newest stored version of every role.
-    pub fn from_stored(rows: &[StoredMeta]) -> Result<Self, ApiError> {
+    /// Parses the newest stored version of every role of `gun`, in its dialect.
+    pub fn from_stored(gun: &notar_tuf::Gun, rows: &[StoredMeta]) -> Result<Self, ApiError> {
         let corrupt = |role: &RoleName, e: TufError| {
             ApiError::internal(format!("stored {role} no longer parses: {e}"))
         };
-        let mut state = RepoState::default();
+        let mut state = RepoState {
+            gun: gun.to_string(),
+            ..RepoState::default()
+        };
+        let mut dialects = Vec::new();
         for row in rows {
             let data = row.data.to_vec();
-            match row.role.top_level() {
+            let role = &row.role;
+            match role.top_level() {
                 Some(RoleType::Root) => {
-                    state.root = Some(
-                        Verified::from_trusted_store(data).map_err(|e| corrupt(&row.role, e))?,
-                    )
+                    let (dialect, root) =
+                        Verified::from_trusted_store_either(data).map_err(|e| corrupt(role, e))?;
+                    state.dialect = Some(dialect);
+                    state.root = Some(root);
                 }
                 Some(RoleType::Snapshot) => {
-                    state.snapshot = Some(
-                        Verified::from_trusted_store(data).map_err(|e| corrupt(&row.role, e))?,
-                    )
+                    let (dialect, snapshot) =
+                        Verified::from_trusted_store_either(data).map_err(|e| corrupt(role, e))?;
+                    dialects.push((role, dialect));
+                    state.snapshot = Some(snapshot);
                 }
                 Some(RoleType::Timestamp) => {
-                    state.timestamp = Some(
-                        Verified::from_trusted_store(data).map_err(|e| corrupt(&row.role, e))?,
-                    )
+                    let (dialect, timestamp) =
+                        Verified::from_trusted_store_either(data).map_err(|e| corrupt(role, e))?;
+                    dialects.push((role, dialect));
+                    state.timestamp = Some(timestamp);
                 }
                 Some(RoleType::Targets) | None => {
-                    let targets =
-                        Verified::from_trusted_store(data).map_err(|e| corrupt(&row.role, e))?;
-                    state.targets.insert(row.role.clone(), targets);
+                    let (dialect, targets) =
+                        Verified::from_trusted_store_either(data).map_err(|e| corrupt(role, e))?;
+                    dialects.push((role, dialect));
+                    state.targets.insert(role.clone(), targets);
                 }
             }
         }
+        if let Some(fixed) = state.dialect
+            && let Some((role, other)) = dialects.into_iter().find(|(_, d)| *d != fixed)
+        {
+            return Err(ApiError::internal(format!(
+                "stored {role} is written in {other}, its root in {fixed}"
+            )));
+        }
         Ok(state)
+    }
+
+    /// The dialect of this repository, or [`Dialect::Tuf`] before its first root.
+    pub fn dialect_or_tuf(&self) -> Dialect {
+        self.dialect.unwrap_or(Dialect::Tuf)
     }
 }
 
@@ -88,6 +114,8 @@ pub enum SnapshotSigner {
 /// An update that passed every rule.
 #[derive(Debug)]
 pub struct Accepted {
+    /// The dialect of the repository after the update.
+    pub dialect: Dialect,
     /// The new root, if the update rotates root.
     pub root: Option<Verified<Root>>,
     /// New versions of `targets` and delegated roles.
@@ -106,9 +134,51 @@ impl Accepted {
     }
 }
 
-fn parse<T: Role>(role: &RoleName, bytes: Bytes) -> Result<Signed<T>, ApiError> {
-    Signed::<T>::from_bytes(bytes.to_vec())
+fn parse<T: Role + 'static>(
+    dialect: Dialect,
+    role: &RoleName,
+    bytes: Bytes,
+) -> Result<Signed<T>, ApiError> {
+    dialect
+        .parse::<T>(bytes.to_vec())
         .map_err(|e| ApiError::malformed(format!("{role}: {e}")).with_detail(detail(role)))
+}
+
+/// The dialect an upload is written in: every file the same, and the repository's own once
+/// its first root fixed it. A mix, or a change of dialect, is refused.
+pub fn upload_dialect(
+    state: &RepoState,
+    uploads: &[(RoleName, Bytes)],
+) -> Result<Dialect, ApiError> {
+    let mut seen: Option<(&RoleName, Dialect)> = None;
+    for (role, bytes) in uploads {
+        let dialect = Dialect::of_bytes(bytes)
+            .map_err(|e| ApiError::malformed(format!("{role}: {e}")).with_detail(detail(role)))?;
+        match seen {
+            Some((first, other)) if other != dialect => {
+                return Err(ApiError::invalid_update(
+                    role.as_str(),
+                    format!(
+                        "the update mixes dialects: {first} is written in {other}, {role} in {dialect}"
+                    ),
+                ));
+            }
+            _ => seen = Some((role, dialect)),
+        }
+    }
+    let dialect = seen.map_or(state.dialect_or_tuf(), |(_, d)| d);
+    if let Some(fixed) = state.dialect
+        && fixed != dialect
+    {
+        return Err(ApiError::invalid_update(
+            "root",
+            format!(
+                "{} is a {fixed} repository (its first root fixed the dialect); this update is written in {dialect}",
+                state.gun
+            ),
+        ));
+    }
+    Ok(dialect)
 }
 
 fn detail(role: &RoleName) -> serde_json::Value {
@@ -179,6 +249,7 @@ pub fn check_update_with(
     now: OffsetDateTime,
     unpublished: Unpublished,
 ) -> Result<Accepted, ApiError> {
+    let dialect = upload_dialect(state, &uploads)?;
     let mut files: BTreeMap<RoleName, Bytes> = BTreeMap::new();
     for (role, bytes) in uploads {
         if role.top_level() == Some(RoleType::Timestamp) {
@@ -199,7 +270,14 @@ pub fn check_update_with(
 
     // Root.
     let new_root = match files.remove(&RoleName::root()) {
-        Some(bytes) => Some(check_root(state, parse(&RoleName::root(), bytes)?, now)?),
+        Some(bytes) => {
+            let root = check_root(state, parse(dialect, &RoleName::root(), bytes)?, now)?;
+            if dialect == Dialect::Notary {
+                notary::check_root_certificates(&root, &state.gun, now)
+                    .map_err(|e| ApiError::invalid_update("root", e.to_string()))?;
+            }
+            Some(root)
+        }
         None => None,
     };
     let root = new_root.as_ref().or(state.root.as_ref()).ok_or_else(|| {
@@ -214,7 +292,7 @@ pub fn check_update_with(
     let mut accepted: BTreeMap<RoleName, Verified<Targets>> = BTreeMap::new();
     let targets_name = RoleName::targets();
     if let Some(bytes) = files.remove(&targets_name) {
-        let signed: Signed<Targets> = parse(&targets_name, bytes)?;
+        let signed: Signed<Targets> = parse(dialect, &targets_name, bytes)?;
         newer(
             &targets_name,
             signed.untrusted().version,
@@ -251,8 +329,10 @@ pub fn check_update_with(
     }
 
     let snapshot_bytes = files.remove(&RoleName::snapshot());
-    check_delegated(state, &mut accepted, files, now)?;
-    if unpublished == Unpublished::Refuse {
+    check_delegated(state, dialect, &mut accepted, files, now)?;
+    // Notary clients skip a delegation without metadata, as the specification of their
+    // dialect allows; only TUF 1.0 clients need every delegated role published.
+    if unpublished == Unpublished::Refuse && dialect == Dialect::Tuf {
         for (delegator, targets) in &accepted {
             let Some(delegations) = &targets.delegations else {
                 continue;
@@ -290,12 +370,18 @@ pub fn check_update_with(
             (t.version, Bytes::copy_from_slice(t.as_bytes())),
         );
     }
+    if dialect == Dialect::Notary {
+        // Notary drops a removed delegation from the snapshot: only roles still delegated
+        // are pinned.
+        let reachable = reachable_roles(state, &accepted);
+        targets_after.retain(|name, _| reachable.contains(name));
+    }
 
     // Snapshot.
     let snapshot = match (snapshot_bytes, snapshot_signer) {
         (Some(bytes), _) => {
             let name = RoleName::snapshot();
-            let signed: Signed<Snapshot> = parse(&name, bytes)?;
+            let signed: Signed<Snapshot> = parse(dialect, &name, bytes)?;
             newer(
                 &name,
                 signed.untrusted().version,
@@ -306,7 +392,26 @@ pub fn check_update_with(
                 .ok_or_else(|| ApiError::invalid_update("root", "root lists no snapshot role"))?;
             let verified = verify(signed, &authority)?;
             let verified = unexpired(&name, verified, now)?;
-            if let Some(stored) = &state.snapshot {
+            if dialect == Dialect::Notary {
+                // Notary pins root too, and by sha256 always.
+                let root_bytes = Bytes::copy_from_slice(root.as_bytes());
+                check_snapshot_meta(
+                    &verified,
+                    &BTreeMap::from([(RoleName::root(), (root.version, root_bytes))]),
+                )?;
+                for meta in verified.meta.values() {
+                    if !meta
+                        .hashes
+                        .as_ref()
+                        .is_some_and(|h| h.contains_key("sha256"))
+                    {
+                        return Err(ApiError::invalid_update(
+                            "snapshot",
+                            "a Notary snapshot pins every file by sha256",
+                        ));
+                    }
+                }
+            } else if let Some(stored) = &state.snapshot {
                 rules::snapshot_succession(stored, &verified).map_err(reject)?;
             }
             check_snapshot_meta(&verified, &targets_after)?;
@@ -322,6 +427,7 @@ pub fn check_update_with(
     };
 
     Ok(Accepted {
+        dialect,
         root: new_root,
         targets: accepted.into_iter().collect(),
         snapshot,
@@ -388,6 +494,7 @@ fn check_server_keys(
 /// delegates it (stored, or earlier in this upload) is known.
 fn check_delegated(
     state: &RepoState,
+    dialect: Dialect,
     accepted: &mut BTreeMap<RoleName, Verified<Targets>>,
     mut pending: BTreeMap<RoleName, Bytes>,
     now: OffsetDateTime,
@@ -402,7 +509,7 @@ fn check_delegated(
             let Some(bytes) = pending.remove(&name) else {
                 continue;
             };
-            let signed: Signed<Targets> = parse(&name, bytes)?;
+            let signed: Signed<Targets> = parse(dialect, &name, bytes)?;
             newer(
                 &name,
                 signed.untrusted().version,
@@ -442,6 +549,27 @@ fn check_delegated(
         }
     }
     Ok(())
+}
+
+/// The targets roles reachable from `targets` through delegations after the update.
+fn reachable_roles(
+    state: &RepoState,
+    accepted: &BTreeMap<RoleName, Verified<Targets>>,
+) -> std::collections::BTreeSet<RoleName> {
+    let mut reachable = std::collections::BTreeSet::new();
+    let mut queue = vec![RoleName::targets()];
+    while let Some(name) = queue.pop() {
+        if !reachable.insert(name.clone()) {
+            continue;
+        }
+        let Some(targets) = accepted.get(&name).or_else(|| state.targets.get(&name)) else {
+            continue;
+        };
+        for role in targets.delegations.iter().flat_map(|d| d.roles.iter()) {
+            queue.push(role.name.clone());
+        }
+    }
+    reachable
 }
 
 /// The targets role that delegates `name`: this upload's version of a role wins over the

@@ -26,7 +26,7 @@ fn get(addr: &str, path: &str) -> String {
         .expect("timeout");
     write!(
         stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: application/vnd.notar.tuf-key+json\r\nConnection: close\r\n\r\n"
     )
     .expect("write");
     let mut response = String::new();

@@ -10,6 +10,7 @@
     reason = "test support: a failed set-up step should stop the test with its message"
 )]
 
+pub mod notary_cli;
 pub mod process;
 pub mod python;
 pub mod registry;

@@ -284,6 +284,10 @@ impl Publisher {
     pub async fn server_key(&self, role: &str) -> PublicKey {
         self.http
             .get(self.url(&format!("{role}.key")))
+            .header(
+                reqwest::header::ACCEPT,
+                notar_server::api::TUF_KEY_MEDIA_TYPE,
+            )
             .send()
             .await
             .expect("GET key")

@@ -66,6 +66,7 @@ pub fn delegation(
         terminating,
         paths: Some(paths.iter().map(|p| (*p).to_owned()).collect()),
         path_hash_prefixes: None,
+        path_rule: Default::default(),
         extra: BTreeMap::new(),
     }
 }

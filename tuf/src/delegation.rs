@@ -8,14 +8,19 @@
 
 use sha2::{Digest, Sha256};
 
-use crate::metadata::DelegatedRole;
+use crate::metadata::{DelegatedRole, PathRule};
 
 impl DelegatedRole {
     /// Whether this role is trusted for `target`. A role with neither `paths` nor
     /// `path_hash_prefixes` is trusted for nothing.
     pub fn matches(&self, target: &str) -> bool {
         if let Some(paths) = &self.paths {
-            return paths.iter().any(|pattern| path_matches(pattern, target));
+            return match self.path_rule {
+                PathRule::Pattern => paths.iter().any(|pattern| path_matches(pattern, target)),
+                PathRule::Prefix => paths
+                    .iter()
+                    .any(|prefix| target.starts_with(prefix.as_str())),
+            };
         }
         if let Some(prefixes) = &self.path_hash_prefixes {
             let digest = hex::encode(Sha256::digest(target.as_bytes()));
@@ -158,6 +163,7 @@ mod tests {
             terminating: false,
             paths: None,
             path_hash_prefixes: Some(prefixes),
+            path_rule: Default::default(),
             extra: Default::default(),
         };
         assert!(role(vec![digest[..2].to_owned()]).matches("latest"));

@@ -31,8 +31,8 @@ pub use error::Error;
 pub use expiry::Expiry;
 pub use key::{KeyId, PublicKey, Signer};
 pub use metadata::{
-    DelegatedRole, Delegations, MetaFile, Role, RoleKeys, RoleType, Root, Snapshot, TargetFile,
-    Targets, Timestamp,
+    DelegatedRole, Delegations, MetaFile, PathRule, Role, RoleKeys, RoleType, Root, Snapshot,
+    TargetFile, Targets, Timestamp,
 };
 pub use names::{Gun, RoleName, TargetName, Version};
 pub use signed::{Signature, Signed, Verified};

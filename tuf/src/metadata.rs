@@ -320,8 +320,22 @@ pub struct DelegatedRole {
     pub paths: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path_hash_prefixes: Option<Vec<String>>,
+    /// How `paths` read: TUF 1.0 patterns, or Notary prefixes (set by the dialect layer;
+    /// never on the wire).
+    #[serde(skip)]
+    pub path_rule: PathRule,
     #[serde(flatten)]
     pub extra: BTreeMap<String, Value>,
+}
+
+/// How the `paths` of a delegated role are read.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum PathRule {
+    /// TUF 1.0 §4.5: shell-glob patterns, segment by segment.
+    #[default]
+    Pattern,
+    /// Notary: a target is delegated when its name starts with a path (`""` is every name).
+    Prefix,
 }
 
 /// The `delegations` of a targets role.
@@ -367,6 +381,7 @@ impl Delegations {
             terminating: false,
             paths: Some(paths),
             path_hash_prefixes: None,
+            path_rule: PathRule::Pattern,
             extra: BTreeMap::new(),
         });
     }

@@ -30,7 +30,7 @@ use time::OffsetDateTime;
 
 use crate::key::{KeyVal, Signer};
 use crate::metadata::{Role, RoleType};
-use crate::{Error, Expiry, PublicKey, Root, Signature, Signed, cjson};
+use crate::{Error, Expiry, PathRule, PublicKey, Root, Signature, Signed, Targets, cjson};
 
 /// The two ways metadata is written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -80,7 +80,7 @@ impl Dialect {
     }
 
     /// Parses `bytes` written in this dialect.
-    pub fn parse<T: Role>(self, bytes: impl Into<Arc<[u8]>>) -> Result<Signed<T>, Error> {
+    pub fn parse<T: Role + 'static>(self, bytes: impl Into<Arc<[u8]>>) -> Result<Signed<T>, Error> {
         match self {
             Dialect::Tuf => Signed::from_bytes(bytes),
             Dialect::Notary => parse(bytes),
@@ -111,7 +111,9 @@ impl fmt::Display for Dialect {
 }
 
 /// Parses bytes in whichever dialect they are written.
-pub fn parse_either<T: Role>(bytes: impl Into<Arc<[u8]>>) -> Result<(Dialect, Signed<T>), Error> {
+pub fn parse_either<T: Role + 'static>(
+    bytes: impl Into<Arc<[u8]>>,
+) -> Result<(Dialect, Signed<T>), Error> {
     let raw: Arc<[u8]> = bytes.into();
     let dialect = Dialect::of_bytes(&raw)?;
     Ok((dialect, dialect.parse(raw)?))
@@ -146,7 +148,7 @@ const KEY_TYPES: [&str; 5] = ["ed25519", "ecdsa", "rsa", "ecdsa-x509", "rsa-x509
 
 /// Parses Notary-dialect bytes of role `T`: strict JSON, the capitalised `_type`, no
 /// `spec_version`, and every field well-formed. Signatures are not checked here.
-pub fn parse<T: Role>(bytes: impl Into<Arc<[u8]>>) -> Result<Signed<T>, Error> {
+pub fn parse<T: Role + 'static>(bytes: impl Into<Arc<[u8]>>) -> Result<Signed<T>, Error> {
     let raw: Arc<[u8]> = bytes.into();
     let what = format!("{} metadata", T::TYPE);
     let document = cjson::parse_strict(&raw, &what)?;
@@ -171,7 +173,14 @@ pub fn parse<T: Role>(bytes: impl Into<Arc<[u8]>>) -> Result<Signed<T>, Error> {
     let canonical = cjson::to_canonical(&envelope.signed)?;
     let mut model = envelope.signed;
     to_model(T::TYPE, &mut model)?;
-    let signed: T = T::deserialize(&model).map_err(|e| Error::malformed(&what, e))?;
+    let mut signed: T = T::deserialize(&model).map_err(|e| Error::malformed(&what, e))?;
+    if let Some(targets) = (&mut signed as &mut dyn std::any::Any).downcast_mut::<Targets>()
+        && let Some(delegations) = targets.delegations.as_mut()
+    {
+        for role in &mut delegations.roles {
+            role.path_rule = PathRule::Prefix;
+        }
+    }
     let signatures = envelope
         .signatures
         .into_iter()
@@ -301,12 +310,28 @@ fn to_model(role: RoleType, signed: &mut Value) -> Result<(), Error> {
     match role {
         RoleType::Root => check_key_types(role, object.get("keys"))?,
         RoleType::Targets => {
+            // Go writes an empty list or map as null (`"roles": null` once the last
+            // delegation is removed); the model reads them as empty.
+            empty_if_null(object, "targets", Value::Object(Map::new()));
             if let Some(targets) = object.get_mut("targets").and_then(Value::as_object_mut) {
                 for (name, target) in targets {
                     hashes_to_hex(role, name, target)?;
                 }
             }
-            if let Some(delegations) = object.get("delegations") {
+            if let Some(delegations) = object.get_mut("delegations").and_then(Value::as_object_mut)
+            {
+                empty_if_null(delegations, "keys", Value::Object(Map::new()));
+                empty_if_null(delegations, "roles", Value::Array(Vec::new()));
+                for delegated in delegations
+                    .get_mut("roles")
+                    .and_then(Value::as_array_mut)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_object_mut)
+                {
+                    empty_if_null(delegated, "keyids", Value::Array(Vec::new()));
+                    empty_if_null(delegated, "paths", Value::Array(Vec::new()));
+                }
                 check_key_types(role, delegations.get("keys"))?;
             }
         }
@@ -358,6 +383,12 @@ fn from_model(role: RoleType, signed: &mut Value) -> Result<(), Error> {
         }
     }
     Ok(())
+}
+
+fn empty_if_null(object: &mut Map<String, Value>, field: &str, empty: Value) {
+    if object.get(field).is_some_and(Value::is_null) {
+        object.insert(field.to_owned(), empty);
+    }
 }
 
 fn check_key_types(role: RoleType, keys: Option<&Value>) -> Result<(), Error> {

@@ -288,6 +288,16 @@ impl<T: Role> Verified<T> {
         Signed::from_bytes(bytes).map(Verified)
     }
 
+    /// [`Verified::from_trusted_store`] for bytes in either dialect.
+    pub fn from_trusted_store_either(
+        bytes: impl Into<Arc<[u8]>>,
+    ) -> Result<(crate::notary::Dialect, Self), Error>
+    where
+        T: 'static,
+    {
+        crate::notary::parse_either(bytes).map(|(dialect, signed)| (dialect, Verified(signed)))
+    }
+
     /// Fails if this metadata is expired at `now`.
     pub fn check_expiry(&self, now: time::OffsetDateTime) -> Result<(), Error> {
         let expires = self.0.signed.expires();

@@ -311,6 +311,7 @@ fn delegation(name: &str, signer: &SigningKey, paths: &[&str], terminating: bool
         terminating,
         paths: Some(paths.iter().map(|p| (*p).to_owned()).collect()),
         path_hash_prefixes: None,
+        path_rule: Default::default(),
         extra: BTreeMap::new(),
     }
 }

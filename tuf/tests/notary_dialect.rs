@@ -1,6 +1,11 @@
 //! The Notary dialect layer against metadata the real notary-server 0.7 served
 //! (`fixtures/notary-0.7/`): it parses into the one model, the rulebook verifies it, and what
 //! Notar writes in the dialect parses back the same way. Each refusal has its own test.
+#![allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    reason = "tests: a failed step should stop the test with its message"
+)]
 
 use notar_tuf::notary::{self, Dialect};
 use notar_tuf::rules;

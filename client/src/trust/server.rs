@@ -265,7 +265,9 @@ impl Server {
         let action = format!("rotating the server's {role} key for {gun}");
         let response = self
             .client
-            .send(gun, &url, "*", |http| http.post(&url))
+            .send(gun, &url, "*", |http| {
+                http.post(&url).header(reqwest::header::ACCEPT, ACCEPT)
+            })
             .await
             .map_err(|e| send_error(&action, e))?;
         if !response.status().is_success() {
@@ -462,6 +464,9 @@ impl Fetch for HttpFetch {
 
 /// GETs `url`: `Ok(None)` on 404; never holds more than `max_len` bytes of the body, whatever
 /// `Content-Length` says, because the body is read chunk by chunk and the count checked first.
+/// What this client reads: TUF 1.0 keys (`notar-server`'s media type for them) and JSON.
+const ACCEPT: &str = "application/vnd.notar.tuf-key+json, application/json";
+
 async fn get_limited(
     client: &Client,
     gun: &Gun,
@@ -482,7 +487,9 @@ async fn get_limited(
     };
     let mut response = client
         .send(gun, url, actions, |http| {
-            let request = http.get(url);
+            // Server-managed keys come as TUF 1.0 key objects only when asked for (a server
+            // answers stock Notary clients in their own form); metadata ignores the header.
+            let request = http.get(url).header(reqwest::header::ACCEPT, ACCEPT);
             if client.fresh.load(std::sync::atomic::Ordering::Relaxed) {
                 request.header(reqwest::header::CACHE_CONTROL, "no-cache")
             } else {
