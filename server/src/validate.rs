@@ -152,7 +152,8 @@ pub fn upload_dialect(
 ) -> Result<Dialect, ApiError> {
     let mut seen: Option<(&RoleName, Dialect)> = None;
     for (role, bytes) in uploads {
-        let dialect = Dialect::of_bytes(bytes)
+        let kind = role.top_level().map_or("targets", RoleType::as_str);
+        let dialect = Dialect::of_document(bytes, &format!("{kind} metadata"))
             .map_err(|e| ApiError::malformed(format!("{role}: {e}")).with_detail(detail(role)))?;
         match seen {
             Some((first, other)) if other != dialect => {

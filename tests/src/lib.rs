@@ -11,6 +11,7 @@
 )]
 
 pub mod notary_cli;
+pub mod notary_repo;
 pub mod process;
 pub mod python;
 pub mod registry;

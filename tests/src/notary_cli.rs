@@ -38,6 +38,8 @@ pub struct Notary {
     pub server: String,
     pub trust_dir: PathBuf,
     pub ca: PathBuf,
+    /// More environment for every command (a passphrase for one more key).
+    pub env: Vec<(String, String)>,
 }
 
 /// What a command printed and how it ended.
@@ -71,7 +73,15 @@ impl Notary {
             server: server.to_owned(),
             trust_dir: trust_dir.to_path_buf(),
             ca: ca.to_path_buf(),
+            env: Vec::new(),
         }
+    }
+
+    /// The same with `name=value` in the environment of every command.
+    pub fn with_env(&self, name: &str, value: &str) -> Self {
+        let mut with = self.clone();
+        with.env.push((name.to_owned(), value.to_owned()));
+        with
     }
 
     /// The same server and CA with another trust directory.
@@ -98,6 +108,7 @@ impl Notary {
             .arg(&self.ca)
             .args(args)
             .envs(PASSPHRASES)
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -119,6 +130,16 @@ impl Notary {
             stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
         }
     }
+}
+
+/// Runs `openssl ARGS…` (keys and certificates made as the Notary lab made them).
+pub fn openssl(args: &[&str]) {
+    let status = std::process::Command::new("openssl")
+        .args(args)
+        .stderr(Stdio::null())
+        .status()
+        .expect("openssl runs");
+    assert!(status.success(), "openssl {args:?}");
 }
 
 /// Replaces what differs between two runs of the same commands: 64-hex key IDs (not the
@@ -172,7 +193,9 @@ pub const LAB_DIGESTS: [&str; 3] = [
 
 fn mask_host_port(line: &str) -> String {
     let mut out = line.to_owned();
-    for host in ["localhost:", "127.0.0.1:"] {
+    // Test servers listen on 127.0.0.1 (the lab's was localhost:4443); registry names such
+    // as `localhost:5000/…` in GUNs stay.
+    for host in ["127.0.0.1:"] {
         while let Some(start) = out.find(host) {
             let digits = out[start + host.len()..]
                 .bytes()
@@ -195,15 +218,80 @@ mod tests {
     fn normalising_keeps_digests_and_hides_ids_hosts_and_times() {
         let id = "ab".repeat(32);
         let text = format!(
-            "v1 {} {id}\ntime=\"2026-11-28T12:15:22Z\" level=warning msg=\"x\"\nlocalhost:4443 does not",
+            "v1 {} {id}\ntime=\"2026-11-28T12:15:22Z\" level=warning msg=\"x\"\n127.0.0.1:4443 does not localhost:5000/a",
             LAB_DIGESTS[0]
         );
         assert_eq!(
             normalise(&text),
             format!(
-                "v1 {} <id>\ntime=<t> level=warning msg=\"x\"\n<server> does not",
+                "v1 {} <id>\ntime=<t> level=warning msg=\"x\"\n<server> does not localhost:5000/a",
                 LAB_DIGESTS[0]
             )
         );
+    }
+}
+
+/// The Docker CLI's `docker trust` (no engine here), with its own `DOCKER_CONFIG` and the
+/// trust server's CA where Docker looks for it (`$DOCKER_CONFIG/tls/<host:port>/ca.crt`).
+#[derive(Clone, Debug)]
+pub struct DockerTrust {
+    pub server: String,
+    pub config: PathBuf,
+}
+
+/// Whether the Docker CLI is here; in CI its absence is a failure.
+pub fn docker_available() -> bool {
+    let found = std::process::Command::new("docker")
+        .args(["trust", "--help"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        found || std::env::var_os("CI").is_none(),
+        "the Docker CLI (docker trust) must be installed in CI"
+    );
+    found
+}
+
+impl DockerTrust {
+    /// `server` is `https://host:port`; its CA is copied into the config's `tls/`.
+    pub fn new(server: &str, config: &Path, ca: &Path) -> Self {
+        let host = server.trim_start_matches("https://").trim_end_matches('/');
+        let tls = config.join("tls").join(host);
+        std::fs::create_dir_all(&tls).expect("tls dir");
+        std::fs::copy(ca, tls.join("ca.crt")).expect("copy CA");
+        DockerTrust {
+            server: server.to_owned(),
+            config: config.to_path_buf(),
+        }
+    }
+
+    /// Runs `docker trust ARGS…` with the root and repository passphrases of the lab.
+    pub async fn run(&self, args: &[&str]) -> Output {
+        let mut command = tokio::process::Command::new("docker");
+        command
+            .arg("trust")
+            .args(args)
+            .env("DOCKER_CONFIG", &self.config)
+            .env("DOCKER_CONTENT_TRUST_SERVER", &self.server)
+            .env("DOCKER_CONTENT_TRUST_ROOT_PASSPHRASE", PASSPHRASES[0].1)
+            .env(
+                "DOCKER_CONTENT_TRUST_REPOSITORY_PASSPHRASE",
+                PASSPHRASES[1].1,
+            )
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let output = tokio::time::timeout(std::time::Duration::from_secs(60), command.output())
+            .await
+            .unwrap_or_else(|_| panic!("docker trust {args:?} did not finish within a minute"))
+            .expect("docker runs");
+        Output {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
     }
 }

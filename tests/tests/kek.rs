@@ -60,8 +60,7 @@ async fn new_keys_are_wrapped_and_old_ones_rewrapped_on_first_use() {
         let (stored, id) = legacy_key(&old, TEST_SECRET);
         assert!(store.add_key(&stored, true).await.unwrap());
         let mut publisher = Publisher::new(&server, old.as_str(), SnapshotKey::Server);
-        let (_, body) = publisher.get("timestamp.key").await;
-        let served: notar_tuf::PublicKey = serde_json::from_slice(&body).unwrap();
+        let served = publisher.server_key("timestamp").await;
         assert_eq!(served.key_id().as_str(), id);
         publisher.init(&["v1"]).await;
         let rows = timestamp_rows(store, &old).await;

@@ -167,7 +167,7 @@ async fn the_stock_notary_cli_runs_the_lab_workflow() {
 
     // Delegations: a certificate for targets/releases, a bare key for targets/qa.
     let (key, cert) = (lab.file("releases.key"), lab.file("releases.crt"));
-    openssl(&[
+    notary_cli::openssl(&[
         "ecparam",
         "-name",
         "prime256v1",
@@ -176,7 +176,7 @@ async fn the_stock_notary_cli_runs_the_lab_workflow() {
         "-out",
         &lab.file("releases.ec"),
     ]);
-    openssl(&[
+    notary_cli::openssl(&[
         "pkcs8",
         "-topk8",
         "-nocrypt",
@@ -185,7 +185,7 @@ async fn the_stock_notary_cli_runs_the_lab_workflow() {
         "-out",
         &key,
     ]);
-    openssl(&[
+    notary_cli::openssl(&[
         "req",
         "-new",
         "-x509",
@@ -410,13 +410,4 @@ async fn the_stock_notary_cli_runs_the_lab_workflow() {
         normalise(gone.stdout.trim()),
         format!("* fatal: <server> does not have trust data for {repo3}")
     );
-}
-
-fn openssl(args: &[&str]) {
-    let status = std::process::Command::new("openssl")
-        .args(args)
-        .stderr(std::process::Stdio::null())
-        .status()
-        .expect("openssl runs");
-    assert!(status.success(), "openssl {args:?}");
 }

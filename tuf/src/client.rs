@@ -18,6 +18,7 @@ use std::num::NonZeroU32;
 use time::OffsetDateTime;
 
 use crate::metadata::{Authority, Role, RoleType};
+use crate::notary::Dialect;
 use crate::rules::{self, Freshness, Rejection};
 use crate::{
     Error as TufError, KeyId, MetaFile, PublicKey, RoleName, Root, Signed, Snapshot, TargetFile,
@@ -120,6 +121,8 @@ pub struct FoundTarget {
 pub struct Updater<F> {
     fetch: F,
     limits: Limits,
+    /// The dialect of the trusted root, which every later file must be written in.
+    dialect: Dialect,
     /// The time the update started; every expiry is judged against it.
     now: OffsetDateTime,
     root: Verified<Root>,
@@ -288,12 +291,13 @@ impl<F: Fetch> Updater<F> {
         now: OffsetDateTime,
         limits: Limits,
     ) -> Result<Self, UpdateError> {
-        let root = Signed::<Root>::from_bytes(trusted_root)
-            .map_err(|e| UpdateError::invalid("root", e))
-            .and_then(|signed| Ok(rules::first_root(signed)?))?;
+        let (dialect, root) = crate::notary::parse_either::<Root>(trusted_root)
+            .map_err(|e| UpdateError::invalid("root", e))?;
+        let root = rules::first_root(root)?;
         Ok(Updater {
             fetch,
             limits,
+            dialect,
             now,
             root,
             timestamp: None,
@@ -340,7 +344,9 @@ impl<F: Fetch> Updater<F> {
             }
             Some(RoleType::Root) => {}
             None => {
-                let signed = Signed::<Targets>::from_bytes(bytes)
+                let signed = self
+                    .dialect
+                    .parse::<Targets>(bytes)
                     .map_err(|e| UpdateError::invalid(role.as_str(), e))?;
                 self.kept.insert(role.clone(), signed);
             }
@@ -348,7 +354,7 @@ impl<F: Fetch> Updater<F> {
         Ok(())
     }
 
-    fn verify_top<T: Role>(&self, bytes: Vec<u8>) -> Result<Verified<T>, UpdateError> {
+    fn verify_top<T: Role + 'static>(&self, bytes: Vec<u8>) -> Result<Verified<T>, UpdateError> {
         let role = T::TYPE.as_str();
         let authority = self
             .root
@@ -357,7 +363,10 @@ impl<F: Fetch> Updater<F> {
                 role: role.into(),
                 reason: "root does not list this role".into(),
             })?;
-        let signed = Signed::<T>::from_bytes(bytes).map_err(|e| UpdateError::invalid(role, e))?;
+        let signed = self
+            .dialect
+            .parse::<T>(bytes)
+            .map_err(|e| UpdateError::invalid(role, e))?;
         Ok(rules::verify_role(signed, &authority)?)
     }
 
@@ -387,8 +396,10 @@ impl<F: Fetch> Updater<F> {
                 });
             }
             walked += 1;
-            let signed =
-                Signed::<Root>::from_bytes(bytes).map_err(|e| UpdateError::invalid("root", e))?;
+            let signed = self
+                .dialect
+                .parse::<Root>(bytes)
+                .map_err(|e| UpdateError::invalid("root", e))?;
             // §5.3.3–§5.3.4: exactly N+1, signed by the trusted root's keys and its own.
             let verified = rules::next_root(&self.root, signed)?;
             let rotated = |role: RoleType| {
@@ -586,8 +597,10 @@ impl<F: Fetch> Updater<F> {
             .await?
             .ok_or_else(|| UpdateError::NotFound { role: role.into() })?;
         rules::matches_pin(role, &bytes, &meta)?;
-        let signed =
-            Signed::<Targets>::from_bytes(bytes).map_err(|e| UpdateError::invalid(role, e))?;
+        let signed = self
+            .dialect
+            .parse::<Targets>(bytes)
+            .map_err(|e| UpdateError::invalid(role, e))?;
         let new = rules::verify_role(signed, &authority.borrow())?;
         rules::pinned_version(role, &meta, new.version)?;
         rules::unexpired(role, new.expires, self.now)?;

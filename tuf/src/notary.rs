@@ -46,7 +46,12 @@ impl Dialect {
     /// Notary, a lower-case `_type` is TUF 1.0. A capitalised `_type` beside a
     /// `spec_version` is neither, and refused.
     pub fn of_bytes(bytes: &[u8]) -> Result<Dialect, Error> {
-        Self::of_value(&cjson::parse_strict(bytes, "metadata")?)
+        Self::of_document(bytes, "metadata")
+    }
+
+    /// [`Dialect::of_bytes`], naming the document `what` ("targets metadata") in errors.
+    pub fn of_document(bytes: &[u8], what: &str) -> Result<Dialect, Error> {
+        Self::of_value(&cjson::parse_strict(bytes, what)?)
     }
 
     fn of_value(document: &Value) -> Result<Dialect, Error> {

@@ -140,7 +140,7 @@ impl Repository {
         if !matches!(error, Error::Untrusted { .. }) {
             return error;
         }
-        let Some(trusted) = trusted.and_then(|b| Signed::<Root>::from_bytes(b).ok()) else {
+        let Some(trusted) = trusted.and_then(|b| parse_root(b).ok()) else {
             return error;
         };
         let limit = Limits::default().root_max_bytes;
@@ -155,7 +155,7 @@ impl Repository {
         let Ok(Some(first)) = self.updater.fetcher().fetch("1.root.json", limit).await else {
             return error;
         };
-        let Ok(first) = Signed::<Root>::from_bytes(first) else {
+        let Ok(first) = parse_root(first) else {
             return error;
         };
         let server_v1_keys = root_keys(first.untrusted());
@@ -337,7 +337,7 @@ async fn pinned_chain(
             break;
         };
         checked = version;
-        let Ok(root) = Signed::<Root>::from_bytes(bytes) else {
+        let Ok(root) = parse_root(bytes) else {
             if chain.is_empty() {
                 continue;
             }
@@ -404,4 +404,10 @@ pub fn signed_by_root_key(root: &Signed<Root>, key: &KeyId) -> bool {
         threshold: NonZeroU32::MIN,
     };
     root.check(&authority).is_ok()
+}
+
+/// A root in whichever dialect it is written (TUF 1.0, or Notary's for repositories the
+/// stock clients made).
+fn parse_root(bytes: Vec<u8>) -> Result<Signed<Root>, notar_tuf::Error> {
+    notar_tuf::notary::parse_either::<Root>(bytes).map(|(_, root)| root)
 }
