@@ -311,13 +311,19 @@ async fn fetch_root(gun: &Gun, fetch: &HttpFetch, version: u64) -> Result<Option
         })
 }
 
+/// The root to trust on first use: version 1, or, for a Notary repository whose first
+/// publish was already a root rotation (`notary key rotate … snapshot -r` before the first
+/// publish uploads root version 2, which notary-server accepts as a first root), version 2.
 async fn fetch_first_root(ctx: &Context, gun: &Gun, fetch: &HttpFetch) -> Result<Vec<u8>, Error> {
-    fetch_root(gun, fetch, 1)
-        .await?
-        .ok_or_else(|| Error::NoTrustData {
-            gun: gun.clone(),
-            server: ctx.server.url().to_owned(),
-        })
+    for version in [1, 2] {
+        if let Some(root) = fetch_root(gun, fetch, version).await? {
+            return Ok(root);
+        }
+    }
+    Err(Error::NoTrustData {
+        gun: gun.clone(),
+        server: ctx.server.url().to_owned(),
+    })
 }
 
 /// The chain of roots on the server that starts at the oldest root listing `pin` as a root
@@ -334,6 +340,10 @@ async fn pinned_chain(
     let mut checked = 0;
     for version in 1..=Limits::default().max_root_rotations {
         let Some(bytes) = fetch_root(gun, fetch, version).await? else {
+            // A Notary repository may start at root version 2 (see fetch_first_root).
+            if version == 1 {
+                continue;
+            }
             break;
         };
         checked = version;

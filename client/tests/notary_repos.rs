@@ -1,0 +1,185 @@
+//! `notar` on repositories the stock `notary` 0.7 client signed (Notary dialect): inspect,
+//! resolve and an enforced pull from a real registry (Debian's `docker-registry`), with the
+//! same refusals as for TUF 1.0 repositories: a tag nobody signed, a signed length the
+//! manifest does not have, and a repository re-created under another root.
+
+#![expect(clippy::expect_used, reason = "a failed setup step fails the test")]
+
+use std::path::Path;
+use std::time::Duration;
+
+use notar_tests::notary_cli::{self, Notary};
+use notar_tests::registry::{TestImage, TestRegistry, digest};
+use notar_tests::server::{Backend, TestServer};
+
+mod common;
+use common::Run;
+
+fn path_str(path: &Path) -> &str {
+    path.to_str().expect("utf-8 path")
+}
+
+struct World {
+    server: TestServer,
+    registry: TestRegistry,
+    dir: tempfile::TempDir,
+    ca: std::path::PathBuf,
+    notary: Notary,
+}
+
+impl World {
+    async fn start() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let pki = notar_tests::tls::TestPki::new("notary-repos");
+        let (ca, cert, key) = pki.write(dir.path());
+        let server = TestServer::start_tls(Backend::Sqlite, &cert, &key).await;
+        let notary = Notary::new(&server.url, &dir.path().join("notary"), &ca);
+        World {
+            server,
+            registry: TestRegistry::start().await,
+            dir,
+            ca,
+            notary,
+        }
+    }
+
+    async fn notar(&self, args: &[&str]) -> Run {
+        let trust = self.dir.path().join("notar");
+        let env = [
+            ("NOTAR_SERVER", self.server.url.as_str()),
+            ("NOTAR_CA_CERT", path_str(&self.ca)),
+            ("NOTAR_TRUST_DIR", path_str(&trust)),
+            ("HOME", path_str(self.dir.path())),
+        ];
+        common::run_notar(args, &env, Duration::from_secs(120)).await
+    }
+
+    async fn store(&self, repository: &str, tag: &str, image: &TestImage) {
+        for (_, bytes) in &image.blobs {
+            self.registry.put_blob(repository, bytes).await;
+        }
+        self.registry
+            .put_manifest(repository, tag, image.media_type, &image.manifest)
+            .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notar_reads_and_pulls_what_the_stock_notary_client_signed() {
+    if !notary_cli::available() {
+        eprintln!("skipped: the stock notary CLI is not installed");
+        return;
+    }
+    let w = World::start().await;
+    let gun = format!("{}/team/app", w.registry.host);
+    let image = TestImage::single("linux", "amd64", 2, 2048);
+    w.store("team/app", "v1", &image).await;
+    w.store("team/app", "unsigned", &image).await;
+    let hex = digest(&image.manifest)
+        .trim_start_matches("sha256:")
+        .to_owned();
+    let size = image.manifest.len().to_string();
+
+    // As Docker initialises a repository: server-held snapshot, then the tag.
+    w.notary.run(&["init", &gun]).await.expect_code(0);
+    w.notary
+        .run(&["key", "rotate", &gun, "snapshot", "-r"])
+        .await
+        .expect_code(0);
+    w.notary
+        .run(&["addhash", &gun, "v1", &size, "--sha256", &hex, "-p"])
+        .await
+        .expect_code(0);
+    // A second tag signed with a length the manifest does not have.
+    let wrong = (image.manifest.len() + 1).to_string();
+    w.notary
+        .run(&[
+            "addhash",
+            &gun,
+            "v1-bad-size",
+            &wrong,
+            "--sha256",
+            &hex,
+            "-p",
+        ])
+        .await
+        .expect_code(0);
+    w.store("team/app", "v1-bad-size", &image).await;
+
+    let inspected = w.notar(&["trust", "inspect", &gun]).await.ok().json();
+    let tags: Vec<&str> = inspected[0]["SignedTags"]
+        .as_array()
+        .expect("tags")
+        .iter()
+        .filter_map(|t| t["SignedTag"].as_str())
+        .collect();
+    assert_eq!(tags, ["v1", "v1-bad-size"]);
+    assert_eq!(inspected[0]["SignedTags"][0]["Digest"], hex.as_str());
+    assert_eq!(inspected[0]["SignedTags"][0]["Signers"][0], "Repo Admin");
+
+    let resolved = w
+        .notar(&["trust", "resolve", &format!("{gun}:v1")])
+        .await
+        .ok();
+    assert_eq!(resolved.stdout.trim(), format!("{gun}@sha256:{hex}"));
+
+    let out = w.dir.path().join("out");
+    let pulled = w
+        .notar(&["pull", &format!("{gun}:v1"), "-o", path_str(&out), "--json"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(pulled["digest"], digest(&image.manifest));
+    assert_eq!(pulled["verified"], true);
+    assert!(out.join("index.json").exists());
+
+    // Refusals, exit 1, nothing written.
+    let refused_out = w.dir.path().join("refused");
+    let unsigned = w
+        .notar(&[
+            "pull",
+            &format!("{gun}:unsigned"),
+            "-o",
+            path_str(&refused_out),
+        ])
+        .await
+        .expect_code(1);
+    assert!(unsigned.stderr.contains("unsigned"), "{}", unsigned.stderr);
+    let bad_size = w
+        .notar(&[
+            "pull",
+            &format!("{gun}:v1-bad-size"),
+            "-o",
+            path_str(&refused_out),
+        ])
+        .await
+        .expect_code(1);
+    assert!(
+        bad_size.stderr.contains("length") || bad_size.stderr.contains("size"),
+        "{}",
+        bad_size.stderr
+    );
+    assert!(!refused_out.exists());
+
+    // The repository deleted and made again with another root: notar, which trusts the
+    // first root, refuses it.
+    w.notary
+        .run(&["delete", &gun, "--remote"])
+        .await
+        .expect_code(0);
+    let other = w.notary.with_trust_dir(&w.dir.path().join("notary-2"));
+    other.run(&["init", &gun]).await.expect_code(0);
+    other
+        .run(&["addhash", &gun, "v1", &size, "--sha256", &hex, "-p"])
+        .await
+        .expect_code(0);
+    let changed = w
+        .notar(&["trust", "resolve", &format!("{gun}:v1")])
+        .await
+        .expect_code(1);
+    assert!(
+        changed.stderr.contains("root"),
+        "a new root is not trusted silently: {}",
+        changed.stderr
+    );
+}
