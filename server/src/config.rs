@@ -192,6 +192,14 @@ pub enum Command {
         #[arg(long)]
         keep: u64,
     },
+    /// Import a Notary server: every repository in its database (`tuf_files`, `changefeed`),
+    /// every version byte for byte, checked before anything is written. Server-held keys
+    /// are not imported yet: owners move them with `notary key rotate <gun> timestamp -r`
+    Import {
+        /// The Notary server's database: postgres://USER@HOST:PORT/DB
+        #[arg(long)]
+        from: String,
+    },
     /// Print the token issuer's certificate (PEM), for the root certificate bundles of
     /// registries and other trust servers; makes the issuer key if there is none yet.
     IssuerCert,

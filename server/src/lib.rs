@@ -19,6 +19,7 @@ pub mod cache;
 pub mod check;
 pub mod config;
 pub mod error;
+pub mod import;
 pub mod issuer;
 pub mod managed_keys;
 pub mod metrics;

@@ -39,6 +39,7 @@ async fn main() -> ExitCode {
             Err(e) => Err(e),
         },
         Some(Command::Restore { file }) => restore(&config, &file).await,
+        Some(Command::Import { from }) => import(&config, &from).await,
         Some(Command::Audit(AuditCommand::Verify)) => match audit_verify(&config).await {
             Ok(true) => Ok(()),
             Ok(false) => return ExitCode::from(1),
@@ -365,6 +366,45 @@ async fn prune(config: &Config, keep: u64) -> Result<(), Box<dyn std::error::Err
         std::io::stdout().lock(),
         "Removed {total} old metadata files from {} repositories (kept the newest {keep} of each role, and every root)",
         guns.len()
+    )?;
+    Ok(())
+}
+
+async fn import(config: &Config, from: &str) -> Result<(), Box<dyn std::error::Error>> {
+    use std::io::Write;
+    if !from.starts_with("postgres://") && !from.starts_with("postgresql://") {
+        return Err(format!(
+            "--from {from:?}: only a Notary server's PostgreSQL database (postgres://…) can be imported"
+        )
+        .into());
+    }
+    let started = std::time::Instant::now();
+    let (files, changes) = notar_server::import::read_postgres(from).await?;
+    let plan = notar_server::import::plan(files, changes)?;
+    notar_server::secure_data_dir(config)?;
+    let store = notar_server::store::sql::SqlStore::connect(&config.database).await?;
+    let origin = notar_server::audit::Origin {
+        actor: Some("notar-server import".into()),
+        remote: None,
+    };
+    let written = store.import_as(&plan.repos, &origin).await;
+    store.close().await;
+    written?;
+    let notary = plan
+        .dialects
+        .values()
+        .filter(|d| **d == notar_tuf::notary::Dialect::Notary)
+        .count();
+    writeln!(
+        std::io::stdout().lock(),
+        "Imported {} repositories ({notary} in the Notary dialect): {} metadata files, {} changes, in {:.1} s.\n\
+         Server-held timestamp and snapshot keys stay with notary-signer: until an owner runs \
+         `notary key rotate <gun> timestamp -r` (and `snapshot -r` where the server held it), \
+         a repository is served but cannot be updated",
+        plan.repos.len(),
+        plan.files(),
+        plan.changes(),
+        started.elapsed().as_secs_f64()
     )?;
     Ok(())
 }

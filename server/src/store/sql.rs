@@ -139,6 +139,97 @@ impl SqlStore {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+
+    /// Writes repositories imported from another server, every version of every role as
+    /// it was stored there, with their change logs, in one transaction: all or nothing. A
+    /// repository that has trust data here already makes the whole import fail.
+    pub async fn import_as(
+        &self,
+        repos: &[ImportedRepo],
+        origin: &Origin,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for repo in repos {
+            let gun = &repo.gun;
+            let existing = sqlx::query("SELECT id FROM tuf_files WHERE gun = $1 LIMIT 1")
+                .bind(gun.as_str())
+                .fetch_optional(&mut *tx)
+                .await?;
+            if existing.is_some() {
+                return Err(StoreError::Unsupported(format!(
+                    "{gun} has trust data on this server already: nothing was imported"
+                )));
+            }
+            for file in &repo.files {
+                sqlx::query(
+                    "INSERT INTO tuf_files \
+                     (gun, role, version, sha256, data, expires_at, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .bind(gun.as_str())
+                .bind(file.role.as_str())
+                .bind(to_i64(file.version.get(), "version")?)
+                .bind(hex::encode(Sha256::digest(&file.data)))
+                .bind(&file.data[..])
+                .bind(file.expires.unix_timestamp())
+                .bind(file.created)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| conflict_or(gun, e))?;
+            }
+            for change in &repo.changes {
+                sqlx::query(
+                    "INSERT INTO changes (created_at, gun, version, sha256, category, actor) \
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(change.created)
+                .bind(gun.as_str())
+                .bind(change.version)
+                .bind(change.sha256.as_str())
+                .bind(change.category.as_str())
+                .bind(origin.actor.as_deref())
+                .execute(&mut *tx)
+                .await?;
+            }
+            let details = vec![serde_json::json!({
+                "files": repo.files.len(),
+                "changes": repo.changes.len(),
+            })];
+            self.append_audit(&mut tx, gun, "import", details, origin, &[])
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+/// A repository as another server stored it, for [`SqlStore::import_as`].
+#[derive(Debug)]
+pub struct ImportedRepo {
+    pub gun: Gun,
+    /// Every version of every role, oldest first.
+    pub files: Vec<ImportedFile>,
+    /// Its change log, oldest first.
+    pub changes: Vec<ImportedChange>,
+}
+
+/// One stored version of one role: the exact bytes, and when it was stored (unix seconds).
+#[derive(Debug)]
+pub struct ImportedFile {
+    pub role: RoleName,
+    pub version: Version,
+    pub data: Bytes,
+    pub expires: OffsetDateTime,
+    pub created: i64,
+}
+
+/// One change log entry (unix seconds).
+#[derive(Debug)]
+pub struct ImportedChange {
+    pub created: i64,
+    pub version: i64,
+    pub sha256: String,
+    pub category: ChangeCategory,
 }
 
 /// Per-connection SQLite settings: wait up to 5 s for another writer instead of failing

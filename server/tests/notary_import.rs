@@ -1,0 +1,305 @@
+//! Migrating a real notary-server (Debian's `notary-server` 0.7 on PostgreSQL, filled by the
+//! stock `notary` CLI) with `notar-server import --from postgres://…`: every version byte for
+//! byte, so the stock client's cached trust data stays valid against notar-server; the old
+//! clients keep listing, and publish again once the timestamp key is moved here. A damaged
+//! row stops the import before anything is written and is named.
+#![allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    reason = "tests: a failed step should stop the test with its message"
+)]
+
+#[allow(dead_code, reason = "not every test uses every helper")]
+mod common;
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use notar_tests::notary_cli::{self, Notary};
+use notar_tests::server::Backend;
+
+/// Notary's server schema (`tuf_files`, `changefeed`), as its PostgreSQL migrations make it.
+const NOTARY_SCHEMA: &str = r#"
+CREATE TABLE tuf_files (
+  id serial PRIMARY KEY,
+  created_at timestamp NULL DEFAULT NULL,
+  updated_at timestamp NULL DEFAULT NULL,
+  deleted_at timestamp NULL DEFAULT NULL,
+  gun varchar(255) NOT NULL,
+  role varchar(255) NOT NULL,
+  version integer NOT NULL,
+  data bytea NOT NULL,
+  sha256 char(64) DEFAULT NULL,
+  UNIQUE (gun, role, version)
+);
+CREATE INDEX tuf_files_sha256_idx ON tuf_files(sha256);
+CREATE TABLE change_category (category VARCHAR(20) PRIMARY KEY);
+INSERT INTO change_category VALUES ('update'), ('deletion');
+CREATE TABLE changefeed (
+  id serial PRIMARY KEY,
+  created_at timestamp DEFAULT CURRENT_TIMESTAMP,
+  gun varchar(255) NOT NULL,
+  version integer NOT NULL,
+  sha256 CHAR(64) DEFAULT NULL,
+  category VARCHAR(20) NOT NULL DEFAULT 'update' REFERENCES change_category
+);
+CREATE INDEX idx_changefeed_gun ON changefeed (gun);
+"#;
+
+const GUN: &str = "example.com/migrated/app";
+const OTHER: &str = "example.com/migrated/other";
+
+struct NotaryServer {
+    child: Child,
+    url: String,
+}
+
+impl Drop for NotaryServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+async fn start_notary_server(
+    dir: &Path,
+    db_url: &str,
+    cert: &Path,
+    key: &Path,
+    ca: &Path,
+) -> NotaryServer {
+    let port = free_port();
+    let config = serde_json::json!({
+        "server": {
+            "http_addr": format!("127.0.0.1:{port}"),
+            "tls_cert_file": cert,
+            "tls_key_file": key,
+        },
+        "trust_service": { "type": "local" },
+        "storage": { "backend": "postgres", "db_url": format!("{db_url}?sslmode=disable") },
+        "logging": { "level": "info" },
+    });
+    let path = dir.join("notary-server.json");
+    std::fs::write(&path, config.to_string()).expect("config");
+    let child = Command::new("notary-server")
+        .arg("-config")
+        .arg(&path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(
+            std::fs::File::create(dir.join("notary-server.log")).expect("log"),
+        ))
+        .spawn()
+        .expect("notary-server starts");
+    let server = NotaryServer {
+        child,
+        url: format!("https://127.0.0.1:{port}"),
+    };
+    let client = reqwest::Client::builder()
+        .add_root_certificate(
+            reqwest::Certificate::from_pem(&std::fs::read(ca).expect("CA")).expect("CA"),
+        )
+        .build()
+        .expect("client");
+    for _ in 0..200 {
+        if client
+            .get(format!("{}/_notary_server/health", server.url))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            return server;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!(
+        "notary-server did not become healthy: {}",
+        std::fs::read_to_string(dir.join("notary-server.log")).unwrap_or_default()
+    );
+}
+
+fn import(data_dir: &Path, from: &str) -> std::process::Output {
+    Command::new(common::BIN)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(["import", "--from", from])
+        .env("NOTAR_SERVER_SECRET", "import test secret")
+        .output()
+        .expect("notar-server import runs")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_notary_server_on_postgres_is_imported_and_its_clients_keep_working() {
+    if !notary_cli::available() {
+        eprintln!("skipped: the stock notary CLI is not installed");
+        return;
+    }
+    let Some(Backend::Postgres(db_url)) = Backend::postgres().await else {
+        return;
+    };
+    {
+        use sqlx::Connection;
+        let mut db = sqlx::PgConnection::connect(&db_url).await.expect("connect");
+        sqlx::raw_sql(NOTARY_SCHEMA)
+            .execute(&mut db)
+            .await
+            .expect("Notary schema");
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path();
+    let pki = notar_tests::tls::TestPki::new("migration");
+    let (ca, cert, key) = pki.write(path);
+    std::fs::write(path.join("v1.txt"), "hello\n").expect("write");
+
+    // The old world: notary-server on PostgreSQL, repositories made by the stock client.
+    let notary_server = start_notary_server(path, &db_url, &cert, &key, &ca).await;
+    let owner = Notary::new(&notary_server.url, &path.join("trust"), &ca);
+    let v1 = path.join("v1.txt");
+    let v1 = v1.to_str().expect("utf-8");
+    owner.run(&["init", GUN]).await.expect_code(0);
+    owner.run(&["add", GUN, "v1", v1]).await.expect_code(0);
+    owner.run(&["publish", GUN]).await.expect_code(0);
+    owner
+        .run(&["add", GUN, "v2", v1, "-p"])
+        .await
+        .expect_code(0);
+    owner
+        .run(&["key", "rotate", GUN, "targets"])
+        .await
+        .expect_code(0);
+    owner.run(&["init", OTHER, "-p"]).await.expect_code(0);
+    let before = owner.run(&["list", GUN]).await.expect_code(0).stdout;
+    drop(notary_server);
+
+    // A damaged row: the import stops, names it, and writes nothing.
+    let data_dir = path.join("notar");
+    {
+        use sqlx::Connection;
+        let mut db = sqlx::PgConnection::connect(&db_url).await.expect("connect");
+        let original: Vec<u8> = sqlx::query_scalar("SELECT data FROM tuf_files WHERE id = 3")
+            .fetch_one(&mut db)
+            .await
+            .expect("row 3");
+        sqlx::query("UPDATE tuf_files SET data = $1 WHERE id = 3")
+            .bind(&b"{\"signed\":"[..])
+            .execute(&mut db)
+            .await
+            .expect("damage");
+        let refused = import(&data_dir, &db_url);
+        assert_eq!(refused.status.code(), Some(2));
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert!(
+            stderr.contains("tuf_files row 3: the sha256 column"),
+            "{stderr}"
+        );
+        // Undone, the same data directory takes the whole import, which it would refuse
+        // had the failed run written any repository.
+        sqlx::query("UPDATE tuf_files SET data = $1 WHERE id = 3")
+            .bind(&original)
+            .execute(&mut db)
+            .await
+            .expect("undo");
+    }
+
+    let started = std::time::Instant::now();
+    let imported = import(&data_dir, &db_url);
+    let elapsed = started.elapsed();
+    let stdout = String::from_utf8_lossy(&imported.stdout);
+    assert!(
+        imported.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&imported.stderr)
+    );
+    let files = count(&db_url, "SELECT COUNT(*) FROM tuf_files").await;
+    let changes = count(&db_url, "SELECT COUNT(*) FROM changefeed").await;
+    assert!(
+        stdout.starts_with(&format!(
+            "Imported 2 repositories (2 in the Notary dialect): {files} metadata files, {changes} changes"
+        )),
+        "{stdout}"
+    );
+    eprintln!("imported 2 repositories, {files} files, {changes} changes in {elapsed:?}");
+    let again = import(&data_dir, &db_url);
+    assert_eq!(again.status.code(), Some(2), "a second import is refused");
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("has trust data on this server already")
+    );
+
+    // The new world: notar-server on what was imported.
+    let (mut server, addr) = common::start(
+        path,
+        &[],
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--tls-cert",
+            cert.to_str().expect("utf-8"),
+            "--tls-key",
+            key.to_str().expect("utf-8"),
+            "--data-dir",
+            data_dir.to_str().expect("utf-8"),
+        ],
+        "import test secret",
+    );
+    let url = format!("https://{addr}");
+    let owner = Notary::new(&url, &path.join("trust"), &ca);
+    // The owner's cache came from notary-server: the same bytes, so it simply goes on.
+    assert_eq!(
+        owner.run(&["list", GUN]).await.expect_code(0).stdout,
+        before
+    );
+    let reader = owner.with_trust_dir(&path.join("reader"));
+    assert_eq!(
+        reader.run(&["list", GUN]).await.expect_code(0).stdout,
+        before
+    );
+
+    // Publishing needs the timestamp key, which stayed with the old server's signer…
+    let refused = owner
+        .run(&["add", GUN, "v3", v1, "-p"])
+        .await
+        .expect_code(1);
+    assert!(
+        refused
+            .stdout
+            .contains("the server holds no timestamp key that root lists"),
+        "{}",
+        refused.stdout
+    );
+    owner.run(&["reset", GUN, "--all"]).await.expect_code(0);
+    // …until the owner moves it here; then the old client publishes and rotates again.
+    owner
+        .run(&["key", "rotate", GUN, "timestamp", "-r"])
+        .await
+        .expect_code(0);
+    owner
+        .run(&["add", GUN, "v3", v1, "-p"])
+        .await
+        .expect_code(0);
+    owner
+        .run(&["key", "rotate", GUN, "targets"])
+        .await
+        .expect_code(0);
+    let listed = reader.run(&["list", GUN]).await.expect_code(0).stdout;
+    assert!(listed.contains("v3 "), "{listed}");
+    assert!(listed.contains("v1 ") && listed.contains("v2 "), "{listed}");
+    let _ = server.kill();
+    let _ = server.wait();
+}
+
+async fn count(db_url: &str, query: &str) -> i64 {
+    use sqlx::Connection;
+    let mut db = sqlx::PgConnection::connect(db_url).await.expect("connect");
+    sqlx::query_scalar::<_, i64>(query)
+        .fetch_one(&mut db)
+        .await
+        .expect("count")
+}
