@@ -11,6 +11,8 @@
 #
 # notary-server serves its own repository (the same 1,000 targets, in its dialect and
 # with its keys), so its byte counts differ; nginx and the bare server serve notar's.
+# notar-notary is notar-server serving a Notary-dialect repository of the same 1,000
+# targets, made by the stock notary CLI: the Notary dialect beside TUF 1.0 on one server.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
@@ -69,6 +71,15 @@ for i in $(seq 1000); do N addhash "$gun" "tag-$i" 1 --sha256 "$hash" >/dev/null
 N publish "$gun" >/dev/null
 notary_base=http://127.0.0.1:$notary_port/v2/$gun/_trust/tuf
 
+log "notar-server: the same 1,000 targets in the Notary dialect, through the notary CLI"
+notary_gun=bench.example/notary-1000
+NN() { notary -s "http://127.0.0.1:$notar_port" -d "$work/notary-trust-notar" "$@"; }
+NN init "$notary_gun" >/dev/null
+NN key rotate "$notary_gun" snapshot -r >/dev/null
+for i in $(seq 1000); do NN addhash "$notary_gun" "tag-$i" 1 --sha256 "$hash" >/dev/null; done
+NN publish "$notary_gun" >/dev/null
+notar_notary_base=http://127.0.0.1:$notar_port/v2/$notary_gun/_trust/tuf
+
 log "nginx and the bare server on notar's bytes"
 nginx_port=$(free_port)
 cat >"$work/nginx.conf" <<CONF
@@ -107,13 +118,14 @@ done
 url_of() { # PEER FILE
   case $1 in
     notar) echo "$notar_base/$2" ;;
+    notar-notary) echo "$notar_notary_base/$2" ;;
     notary) echo "$notary_base/$2" ;;
     nginx) echo "http://127.0.0.1:$nginx_port/$2" ;;
     bare) echo "${bare_url[$2]}" ;;
     bare-headers) echo "${same_url[$2]}" ;;
   esac
 }
-peers=(notar notary nginx bare bare-headers)
+peers=(notar notar-notary notary nginx bare bare-headers)
 for round in $(seq "$rounds"); do
   for file in timestamp.json targets.json; do
     for peer in "${peers[@]}"; do
@@ -146,9 +158,10 @@ rows=()
 for file in timestamp.json targets.json; do
   nb=$(curl -fsS "$(url_of notar "$file")" | wc -c)
   yb=$(curl -fsS "$(url_of notary "$file")" | wc -c)
+  zb=$(curl -fsS "$(url_of notar-notary "$file")" | wc -c)
   bare=$(med_col "bare-$file" 1)
   for peer in "${peers[@]}"; do
-    bytes=$nb; [ "$peer" = notary ] && bytes=$yb
+    bytes=$nb; [ "$peer" = notary ] && bytes=$yb; [ "$peer" = notar-notary ] && bytes=$zb
     rps=$(med_col "$peer-$file" 1)
     rows+=("| $file | $peer | $bytes | $rps | $(med_col "$peer-$file" 2) | $(ratio "$rps" "$bare") |")
   done

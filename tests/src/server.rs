@@ -110,6 +110,20 @@ impl TestServer {
         Self::start_serving(backend, Some(dir), data_dir, |_, _| {}, Some(tls)).await
     }
 
+    /// [`TestServer::start_tls`] with settings adjusted by `adjust`, which knows the
+    /// address the server will listen on.
+    pub async fn start_tls_bound(
+        backend: Backend,
+        cert: &std::path::Path,
+        key: &std::path::Path,
+        adjust: impl FnOnce(&mut Config, SocketAddr),
+    ) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let data_dir = dir.path().to_path_buf();
+        let tls = notar_server::serve::TlsReloader::load(cert, key).expect("TLS files load");
+        Self::start_serving(backend, Some(dir), data_dir, adjust, Some(tls)).await
+    }
+
     /// Starts with settings adjusted by `adjust`.
     pub async fn start_with(backend: Backend, adjust: impl FnOnce(&mut Config)) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");

@@ -411,3 +411,82 @@ async fn the_stock_notary_cli_runs_the_lab_workflow() {
         format!("* fatal: <server> does not have trust data for {repo3}")
     );
 }
+
+/// With token authentication on (the built-in issuer), the stock client logs in as Notary
+/// clients do: a 401 with a Bearer challenge on `GET /v2/`, basic credentials from
+/// `NOTARY_AUTH` at the realm, a token with the scope each request needs. Without
+/// credentials it gets Notary's message for a 401.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stock_notary_cli_logs_in_through_the_token_issuer() {
+    use notar_server::accounts::{Account, Accounts, hash_password};
+    use notar_server::config::{AuthConfig, Config};
+    if !notary_cli::available() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let pki = notar_tests::tls::TestPki::new("notary-auth");
+    let (ca, cert, key) = pki.write(dir.path());
+    let mut accounts = Accounts::default();
+    accounts.users.insert(
+        "alice".into(),
+        Account {
+            password: hash_password("alice pw").expect("hash"),
+            groups: vec!["team".into()],
+        },
+    );
+    let issuer_dir = dir.path().join("issuer");
+    std::fs::create_dir_all(&issuer_dir).expect("dir");
+    accounts
+        .save(&issuer_dir.join("accounts.toml"))
+        .expect("accounts");
+    std::fs::write(
+        issuer_dir.join("policy.toml"),
+        "[[grant]]\nto = [\"group:team\"]\nrepositories = [\"example.com/*\"]\nactions = [\"pull\", \"push\", \"*\"]\n",
+    )
+    .expect("policy");
+    let server = TestServer::start_tls_bound(Backend::Sqlite, &cert, &key, |config, addr| {
+        config.auth = Some(AuthConfig {
+            token: notar_server::auth::TokenSettings {
+                realm: format!("https://{addr}/auth/token"),
+                service: "notar".into(),
+                issuer: "notar".into(),
+            },
+            root_certs: None,
+            issuer: Some(Config::default_issuer(&issuer_dir, "notar")),
+        });
+    })
+    .await;
+    std::fs::write(dir.path().join("f.txt"), "hello\n").expect("write");
+    let gun = "example.com/app";
+    let alice = Notary::new(&server.url, &dir.path().join("alice"), &ca)
+        .with_env("NOTARY_AUTH", "YWxpY2U6YWxpY2UgcHc="); // alice:alice pw
+    alice.run(&["init", gun]).await.expect_code(0);
+    let file = dir.path().join("f.txt");
+    step(
+        &alice,
+        &["add", gun, "v1", file.to_str().expect("utf-8"), "-p"],
+        0,
+        &auto_published(
+            &format!("Addition of target \"v1\" to repository \"{gun}\" staged for next publish."),
+            gun,
+        ),
+    )
+    .await;
+    step(
+        &alice.with_trust_dir(&dir.path().join("reader")),
+        &["list", gun],
+        0,
+        &list(&[V1]),
+    )
+    .await;
+    let anonymous =
+        Notary::new(&server.url, &dir.path().join("anonymous"), &ca).with_env("NOTARY_AUTH", "");
+    let refused = anonymous.run(&["list", gun]).await.expect_code(1);
+    assert!(
+        refused.stdout.contains(
+            "* fatal: you are not authorized to perform this operation: server returned 401."
+        ),
+        "{}",
+        refused.stdout
+    );
+}
