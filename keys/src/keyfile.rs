@@ -149,7 +149,7 @@ pub fn encrypt_key(
     passphrase: &str,
     params: KdfParams,
 ) -> Result<Vec<u8>> {
-    seal(key.seed(), key.key_id(), role, gun, passphrase, params)
+    seal(key.seed()?, key.key_id(), role, gun, passphrase, params)
 }
 
 /// Decrypts the key in a key file.
@@ -450,7 +450,7 @@ pub(crate) mod tests {
         let key = decrypt_key(file, "fixture passphrase").expect("decrypts");
         assert_eq!(key.key_id().as_str(), key_id);
         let seed: [u8; SEED_LEN] = core::array::from_fn(|i| u8::try_from(i).expect("< 32"));
-        assert_eq!(key.seed(), &seed);
+        assert_eq!(key.seed().expect("ed25519"), &seed);
         assert!(matches!(
             decrypt_key(file, "fixture passphrase!"),
             Err(Error::WrongPassphrase { .. })
@@ -463,7 +463,10 @@ pub(crate) mod tests {
         let (key, file) = encrypted(KeyRole::Targets, Some(&gun));
         let restored = decrypt_key(&file, PASS).expect("decrypts");
         assert_eq!(restored.key_id(), key.key_id());
-        assert_eq!(restored.seed(), key.seed());
+        assert_eq!(
+            restored.seed().expect("ed25519"),
+            key.seed().expect("ed25519")
+        );
         let verifier = key.public_key().verifier().expect("ed25519");
         assert!(verifier.verify(b"m", &Signer::sign(&restored, b"m")));
 
@@ -492,7 +495,9 @@ pub(crate) mod tests {
         );
         assert!(header.contains(key.key_id().as_str()));
         assert_eq!(body, format!("{}\n", &body[..144]));
-        assert!(!String::from_utf8_lossy(&file).contains(&hex::encode(key.seed())));
+        assert!(
+            !String::from_utf8_lossy(&file).contains(&hex::encode(key.seed().expect("ed25519")))
+        );
     }
 
     #[test]
@@ -645,7 +650,7 @@ pub(crate) mod tests {
         let key = PrivateKey::generate().expect("rng");
         let other = PrivateKey::generate().expect("rng");
         let file = seal(
-            key.seed(),
+            key.seed().expect("ed25519"),
             other.key_id(),
             KeyRole::Targets,
             None,

@@ -30,7 +30,7 @@ pub use kdf::KdfParams;
 pub use keyfile::{KeyHeader, decrypt_key, encrypt_key, read_header};
 pub use passphrase::{PassphraseSource, Prompt};
 pub use pem::public_key_from_pem;
-pub use private_key::PrivateKey;
+pub use private_key::{Algorithm, PrivateKey};
 pub use role::KeyRole;
 pub use store::{DamagedKeyFile, KeyInfo, KeyListing, KeyStore, PRIVATE_DIR};
 pub use wrapped::{Kek, KekSalt, is_wrapped};

@@ -1,4 +1,5 @@
-//! The ed25519 private key.
+//! Private keys: ed25519 (what Notar makes), and ECDSA P-256 (what notary-signer made, for
+//! the server-held keys of repositories imported from a Notary server).
 
 use std::fmt;
 
@@ -12,15 +13,31 @@ use crate::{Error, Result};
 /// The length of an ed25519 seed, the only secret an ed25519 key has.
 pub(crate) const SEED_LEN: usize = 32;
 
-/// An ed25519 private key in memory.
+/// A private key in memory.
 ///
-/// The secret is wiped when the key is dropped (`ed25519_dalek::SigningKey` zeroizes itself).
-/// There is deliberately no `Clone` and no `Serialize`: the only way out of memory is an
-/// encrypted key file ([`crate::encrypt_key`]), and `Debug` prints the key ID only.
+/// The secret is wiped when the key is dropped (both `ed25519_dalek::SigningKey` and
+/// `p256::ecdsa::SigningKey` zeroize themselves). There is deliberately no `Clone` and no
+/// `Serialize`: the only ways out of memory are an encrypted key file
+/// ([`crate::encrypt_key`], ed25519 only) and a key wrapped under the server's KEK, and
+/// `Debug` prints the key ID only.
 pub struct PrivateKey {
-    signing: SigningKey,
+    secret: Secret,
     /// Cached: computing it means canonical JSON and sha256, and it is asked for often.
     key_id: KeyId,
+}
+
+enum Secret {
+    Ed25519(SigningKey),
+    P256(p256::ecdsa::SigningKey),
+}
+
+/// The algorithm of a [`PrivateKey`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Algorithm {
+    Ed25519,
+    /// ECDSA on P-256 with SHA-256; signatures are the raw 64 bytes `r‖s`, as Notary writes
+    /// them (verifiers of TUF 1.0 accept them beside DER).
+    EcdsaP256,
 }
 
 impl PrivateKey {
@@ -35,12 +52,84 @@ impl PrivateKey {
     pub(crate) fn from_seed(seed: &[u8; SEED_LEN]) -> Self {
         let signing = SigningKey::from_bytes(seed);
         let key_id = PublicKey::ed25519(&signing.verifying_key()).key_id();
-        PrivateKey { signing, key_id }
+        PrivateKey {
+            secret: Secret::Ed25519(signing),
+            key_id,
+        }
     }
 
-    /// The seed, borrowed; only the key file format reads it.
-    pub(crate) fn seed(&self) -> &[u8; SEED_LEN] {
-        self.signing.as_bytes()
+    /// The ed25519 key whose 32-byte seed starts `bytes` (Go's 64-byte private key is the
+    /// seed, then the public key).
+    pub fn ed25519_from_bytes(bytes: &[u8]) -> Result<Self> {
+        let seed: Zeroizing<[u8; SEED_LEN]> = bytes
+            .get(..SEED_LEN)
+            .and_then(|s| <[u8; SEED_LEN]>::try_from(s).ok())
+            .map(Zeroizing::new)
+            .ok_or_else(|| Error::Corrupt {
+                path: None,
+                reason: "not an ed25519 private key".into(),
+            })?;
+        Ok(Self::from_seed(&seed))
+    }
+
+    /// The P-256 key whose secret scalar is `scalar` (32 bytes, big-endian).
+    pub fn p256_from_scalar(scalar: &[u8]) -> Result<Self> {
+        let signing = p256::ecdsa::SigningKey::from_slice(scalar).map_err(|_| Error::Corrupt {
+            path: None,
+            reason: "not a P-256 private key".into(),
+        })?;
+        Ok(Self::from_p256(signing))
+    }
+
+    /// The P-256 key of a SEC1 `EC PRIVATE KEY` DER (what notary-signer stores).
+    pub fn p256_from_sec1_der(der: &[u8]) -> Result<Self> {
+        let secret = p256::SecretKey::from_sec1_der(der).map_err(|_| Error::Corrupt {
+            path: None,
+            reason: "not a SEC1 P-256 private key".into(),
+        })?;
+        Ok(Self::from_p256(p256::ecdsa::SigningKey::from(secret)))
+    }
+
+    fn from_p256(signing: p256::ecdsa::SigningKey) -> Self {
+        let key_id = p256_public(&signing).key_id();
+        PrivateKey {
+            secret: Secret::P256(signing),
+            key_id,
+        }
+    }
+
+    pub fn algorithm(&self) -> Algorithm {
+        match self.secret {
+            Secret::Ed25519(_) => Algorithm::Ed25519,
+            Secret::P256(_) => Algorithm::EcdsaP256,
+        }
+    }
+
+    /// The ed25519 seed, borrowed; only the key file formats read it. Key files hold
+    /// ed25519 keys only: a P-256 key is refused.
+    pub(crate) fn seed(&self) -> Result<&[u8; SEED_LEN]> {
+        match &self.secret {
+            Secret::Ed25519(signing) => Ok(signing.as_bytes()),
+            Secret::P256(_) => Err(Error::Corrupt {
+                path: None,
+                reason: format!(
+                    "key {} is an ECDSA P-256 key; key files hold ed25519 keys only",
+                    self.key_id.short()
+                ),
+            }),
+        }
+    }
+
+    /// The secret bytes (ed25519 seed or P-256 scalar), for the KEK wrap only.
+    pub(crate) fn secret_bytes(&self) -> Zeroizing<[u8; SEED_LEN]> {
+        match &self.secret {
+            Secret::Ed25519(signing) => Zeroizing::new(*signing.as_bytes()),
+            Secret::P256(signing) => {
+                let mut out = Zeroizing::new([0u8; SEED_LEN]);
+                out.copy_from_slice(&signing.to_bytes());
+                out
+            }
+        }
     }
 
     /// The TUF key ID of this key's public key.
@@ -50,7 +139,10 @@ impl PrivateKey {
 
     /// The TUF public key object, as it goes into root or a delegation.
     pub fn public_key(&self) -> PublicKey {
-        PublicKey::ed25519(&self.signing.verifying_key())
+        match &self.secret {
+            Secret::Ed25519(signing) => PublicKey::ed25519(&signing.verifying_key()),
+            Secret::P256(signing) => p256_public(signing),
+        }
     }
 }
 
@@ -60,7 +152,32 @@ impl Signer for PrivateKey {
     }
 
     fn sign(&self, message: &[u8]) -> Vec<u8> {
-        Signer::sign(&self.signing, message)
+        match &self.secret {
+            Secret::Ed25519(signing) => Signer::sign(signing, message),
+            Secret::P256(signing) => {
+                use p256::ecdsa::signature::Signer as _;
+                let signature: p256::ecdsa::Signature = signing.sign(message);
+                signature.to_bytes().to_vec()
+            }
+        }
+    }
+}
+
+/// The TUF 1.0 key object of a P-256 key: `ecdsa`, `ecdsa-sha2-nistp256`, PEM SPKI.
+fn p256_public(signing: &p256::ecdsa::SigningKey) -> PublicKey {
+    use p256::pkcs8::EncodePublicKey;
+    let pem = signing
+        .verifying_key()
+        .to_public_key_pem(p256::pkcs8::LineEnding::LF)
+        .unwrap_or_default();
+    PublicKey {
+        keytype: "ecdsa".into(),
+        scheme: "ecdsa-sha2-nistp256".into(),
+        keyval: notar_tuf::key::KeyVal {
+            public: pem,
+            extra: Default::default(),
+        },
+        extra: Default::default(),
     }
 }
 
@@ -98,6 +215,21 @@ mod tests {
         let sig = Signer::sign(&key, b"tag -> digest");
         assert!(verifier.verify(b"tag -> digest", &sig));
         assert!(!verifier.verify(b"tag -> other", &sig));
+    }
+
+    #[test]
+    fn p256_keys_sign_raw_signatures_that_verify_and_stay_out_of_key_files() {
+        let key = PrivateKey::p256_from_scalar(&[7; 32]).expect("scalar");
+        assert_eq!(key.algorithm(), Algorithm::EcdsaP256);
+        let public = key.public_key();
+        assert_eq!(&public.key_id(), key.key_id());
+        let sig = Signer::sign(&key, b"timestamp");
+        assert_eq!(sig.len(), 64, "r||s, as Notary writes ECDSA signatures");
+        let verifier = public.verifier().expect("P-256 is supported");
+        assert!(verifier.verify(b"timestamp", &sig));
+        assert!(!verifier.verify(b"timestamps", &sig));
+        assert!(key.seed().is_err(), "key files hold ed25519 keys only");
+        assert!(!format!("{key:?}").contains("0707"));
     }
 
     #[test]

@@ -97,7 +97,7 @@ impl KeyStore {
         passphrase: &str,
         params: KdfParams,
     ) -> Result<KeyInfo> {
-        self.save_seed(key.seed(), key.key_id(), role, gun, passphrase, params)
+        self.save_seed(key.seed()?, key.key_id(), role, gun, passphrase, params)
     }
 
     /// [`KeyStore::save`] on a blocking thread.
@@ -110,7 +110,7 @@ impl KeyStore {
         params: KdfParams,
     ) -> Result<KeyInfo> {
         let store = self.clone();
-        let seed = Zeroizing::new(*key.seed());
+        let seed = Zeroizing::new(*key.seed()?);
         let key_id = key.key_id().clone();
         let gun = gun.cloned();
         tokio::task::spawn_blocking(move || {

@@ -64,7 +64,13 @@ struct Header {
     version: u64,
     cipher: String,
     key_id: String,
+    /// Absent for ed25519 (the body is its seed); `ecdsa-p256` for a P-256 key (the body
+    /// is its scalar), as imported from notary-signer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    algorithm: Option<String>,
 }
+
+const P256: &str = "ecdsa-p256";
 
 fn wrap_error(reason: &str) -> Error {
     Error::Sealed {
@@ -110,10 +116,14 @@ impl Kek {
             version: FORMAT_VERSION,
             cipher: CIPHER.to_owned(),
             key_id: key.key_id().to_string(),
+            algorithm: match key.algorithm() {
+                crate::Algorithm::Ed25519 => None,
+                crate::Algorithm::EcdsaP256 => Some(P256.to_owned()),
+            },
         };
         let line = serde_json::to_string(&header).map_err(|_| wrap_error("the header"))?;
         let nonce: [u8; NONCE_LEN] = random()?;
-        let mut body = Zeroizing::new(*key.seed());
+        let mut body = key.secret_bytes();
         let tag = self
             .cipher()
             .encrypt_in_place_detached(
@@ -155,7 +165,12 @@ impl Kek {
                 Tag::from_slice(tag),
             )
             .map_err(|_| wrap_error("it does not open under this KEK for this key"))?;
-        let key = PrivateKey::from_seed(&seed);
+        let key = match header.algorithm.as_deref() {
+            None => PrivateKey::from_seed(&seed),
+            Some(P256) => PrivateKey::p256_from_scalar(seed.as_ref())
+                .map_err(|_| wrap_error("its P-256 scalar is not a key"))?,
+            Some(_) => return Err(wrap_error("its key algorithm is not known to this build")),
+        };
         if key.key_id().as_str() != header.key_id {
             return Err(wrap_error("it holds another key than its header names"));
         }
@@ -206,6 +221,20 @@ mod tests {
         let (other, _) = fresh("server secret");
         assert!(other.unwrap(&blob, "example.com/app\ntimestamp").is_err());
         assert!(Kek::derive("another secret", &salt).is_err());
+    }
+
+    #[test]
+    fn a_p256_key_wraps_and_opens_as_itself() {
+        let (kek, _) = fresh("server secret");
+        let key = PrivateKey::p256_from_scalar(&[9; 32]).unwrap();
+        let blob = kek.wrap(&key, "ctx").unwrap();
+        assert!(String::from_utf8_lossy(&blob).contains(r#""algorithm":"ecdsa-p256""#));
+        let opened = kek.unwrap(&blob, "ctx").unwrap();
+        assert_eq!(opened.key_id(), key.key_id());
+        assert_eq!(opened.algorithm(), crate::Algorithm::EcdsaP256);
+        // An ed25519 wrap has no algorithm field: its format is unchanged.
+        let ed = kek.wrap(&PrivateKey::generate().unwrap(), "ctx").unwrap();
+        assert!(!String::from_utf8_lossy(&ed).contains("algorithm"));
     }
 
     #[test]

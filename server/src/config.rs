@@ -193,12 +193,16 @@ pub enum Command {
         keep: u64,
     },
     /// Import a Notary server: every repository in its database (`tuf_files`, `changefeed`),
-    /// every version byte for byte, checked before anything is written. Server-held keys
-    /// are not imported yet: owners move them with `notary key rotate <gun> timestamp -r`
+    /// every version byte for byte, and with --signer-from the server-held keys from
+    /// notary-signer's (passphrases in NOTARY_SIGNER_<ALIAS>), all checked before anything
+    /// is written
     Import {
         /// The Notary server's database: postgres://USER@HOST:PORT/DB
         #[arg(long)]
         from: String,
+        /// notary-signer's database, for the timestamp and snapshot keys it holds
+        #[arg(long)]
+        signer_from: Option<String>,
     },
     /// Print the token issuer's certificate (PEM), for the root certificate bundles of
     /// registries and other trust servers; makes the issuer key if there is none yet.

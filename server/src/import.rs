@@ -8,10 +8,14 @@
 //! first damaged row stops the import and is named. Then [`SqlStore::import_as`] writes it
 //! all in one transaction.
 //!
-//! The server-held timestamp and snapshot keys live in notary-signer's database, encrypted
-//! as JWE; they are not imported yet. Until their owners move them to this server
-//! (`notary key rotate <gun> timestamp -r`, and `snapshot -r` where the server held it),
-//! imported repositories are served as they are but cannot be updated.
+//! The server-held timestamp and snapshot keys live in notary-signer's database
+//! (`private_keys`), each encrypted as a JWE under the passphrase of its alias. Given that
+//! database and the passphrases (`NOTARY_SIGNER_<ALIAS>`, as notary-signer reads them),
+//! [`plan_keys`] opens every key of an imported repository ([`crate::jwe`]), checks that it
+//! is the key its row names, and the server keeps it as its own managed key: repositories
+//! go on updating without their owners re-signing anything. Without it, imported
+//! repositories are served but not updated until an owner moves the keys here
+//! (`notary key rotate <gun> timestamp -r`, and `snapshot -r` where the server held it).
 
 use std::collections::BTreeMap;
 
@@ -115,6 +119,134 @@ pub async fn read_postgres(url: &str) -> Result<(Vec<NotaryFile>, Vec<NotaryChan
     .collect::<Result<Vec<_>, sqlx::Error>>()?;
     pool.close().await;
     Ok((files, changes))
+}
+
+/// One row of notary-signer's `private_keys`.
+#[derive(Clone)]
+pub struct SignerKey {
+    pub id: i64,
+    pub key_id: String,
+    pub algorithm: String,
+    pub passphrase_alias: String,
+    pub gun: String,
+    pub role: String,
+    pub private: Vec<u8>,
+    pub created: i64,
+}
+
+impl std::fmt::Debug for SignerKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignerKey")
+            .field("id", &self.id)
+            .field("key_id", &self.key_id)
+            .field("gun", &self.gun)
+            .field("role", &self.role)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Reads the live keys of notary-signer's PostgreSQL database.
+pub async fn read_signer_postgres(url: &str) -> Result<Vec<SignerKey>, ImportError> {
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect(url)
+        .await?;
+    let keys = sqlx::query(
+        "SELECT id, key_id, algorithm, passphrase_alias, gun, role, private, \
+         COALESCE(CAST(EXTRACT(EPOCH FROM created_at) AS BIGINT), 0) AS created \
+         FROM private_keys WHERE deleted_at IS NULL ORDER BY id",
+    )
+    .fetch_all(&pool)
+    .await?
+    .iter()
+    .map(|row| {
+        Ok(SignerKey {
+            id: i64::from(row.try_get::<i32, _>("id")?),
+            key_id: row.try_get("key_id")?,
+            algorithm: row.try_get("algorithm")?,
+            passphrase_alias: row.try_get("passphrase_alias")?,
+            gun: row.try_get("gun")?,
+            role: row.try_get("role")?,
+            private: row.try_get("private")?,
+            created: row.try_get("created")?,
+        })
+    })
+    .collect::<Result<Vec<_>, sqlx::Error>>()?;
+    pool.close().await;
+    Ok(keys)
+}
+
+/// A server-held key of an imported repository, opened.
+#[derive(Debug)]
+pub struct ImportedKey {
+    pub gun: Gun,
+    pub role: crate::path::ManagedRole,
+    pub key: notar_keys::PrivateKey,
+    pub created: time::OffsetDateTime,
+}
+
+/// Opens the timestamp and snapshot keys of the repositories in `plan` with the passphrase
+/// `passphrase` gives for each alias. A key that does not open, or opens to another key
+/// than its row names, stops the import and is named; keys of other repositories are left.
+pub fn plan_keys(
+    keys: Vec<SignerKey>,
+    passphrase: impl Fn(&str) -> Option<zeroize::Zeroizing<String>>,
+    plan: &Plan,
+) -> Result<Vec<ImportedKey>, ImportError> {
+    let mut out = Vec::new();
+    for row in keys {
+        let bad = |reason: String| damaged("private_keys", row.id, reason);
+        let Some(gun) = plan
+            .repos
+            .iter()
+            .map(|r| &r.gun)
+            .find(|g| g.as_str() == row.gun)
+        else {
+            continue;
+        };
+        let role = match row.role.as_str() {
+            "timestamp" => crate::path::ManagedRole::Timestamp,
+            "snapshot" => crate::path::ManagedRole::Snapshot,
+            _ => continue,
+        };
+        let secret = passphrase(&row.passphrase_alias).ok_or_else(|| {
+            bad(format!(
+                "no passphrase for its alias {:?}: set NOTARY_SIGNER_{}",
+                row.passphrase_alias,
+                row.passphrase_alias.to_ascii_uppercase()
+            ))
+        })?;
+        let compact = std::str::from_utf8(&row.private)
+            .map_err(|_| bad("the private key is not a compact JWE".into()))?;
+        let plain = crate::jwe::decrypt(compact, &secret).map_err(|e| bad(e.to_string()))?;
+        let key = match row.algorithm.as_str() {
+            "ecdsa" => notar_keys::PrivateKey::p256_from_sec1_der(&plain),
+            "ed25519" => notar_keys::PrivateKey::ed25519_from_bytes(&plain),
+            other => {
+                return Err(bad(format!(
+                    "a {other} key; ecdsa and ed25519 are imported"
+                )));
+            }
+        }
+        .map_err(|e| bad(e.to_string()))?;
+        let notary_id = notar_tuf::notary::notary_key(&key.public_key())
+            .map(|k| k.key_id())
+            .map_err(|e| bad(e.to_string()))?;
+        if notary_id.as_str() != row.key_id {
+            return Err(bad(format!(
+                "it opens to key {notary_id}, not to the key {} its row names",
+                row.key_id
+            )));
+        }
+        out.push(ImportedKey {
+            gun: gun.clone(),
+            role,
+            key,
+            created: time::OffsetDateTime::from_unix_timestamp(row.created)
+                .unwrap_or(time::OffsetDateTime::UNIX_EPOCH),
+        });
+    }
+    Ok(out)
 }
 
 /// What an import brings, per repository, checked.

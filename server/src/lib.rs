@@ -21,6 +21,7 @@ pub mod config;
 pub mod error;
 pub mod import;
 pub mod issuer;
+pub mod jwe;
 pub mod managed_keys;
 pub mod metrics;
 pub mod path;

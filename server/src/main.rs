@@ -39,7 +39,9 @@ async fn main() -> ExitCode {
             Err(e) => Err(e),
         },
         Some(Command::Restore { file }) => restore(&config, &file).await,
-        Some(Command::Import { from }) => import(&config, &from).await,
+        Some(Command::Import { from, signer_from }) => {
+            import(&config, &from, signer_from.as_deref()).await
+        }
         Some(Command::Audit(AuditCommand::Verify)) => match audit_verify(&config).await {
             Ok(true) => Ok(()),
             Ok(false) => return ExitCode::from(1),
@@ -370,42 +372,87 @@ async fn prune(config: &Config, keep: u64) -> Result<(), Box<dyn std::error::Err
     Ok(())
 }
 
-async fn import(config: &Config, from: &str) -> Result<(), Box<dyn std::error::Error>> {
+async fn import(
+    config: &Config,
+    from: &str,
+    signer_from: Option<&str>,
+) -> Result<(), Box<dyn std::error::Error>> {
     use std::io::Write;
-    if !from.starts_with("postgres://") && !from.starts_with("postgresql://") {
-        return Err(format!(
-            "--from {from:?}: only a Notary server's PostgreSQL database (postgres://…) can be imported"
-        )
-        .into());
+    for url in std::iter::once(from).chain(signer_from) {
+        if !url.starts_with("postgres://") && !url.starts_with("postgresql://") {
+            return Err(format!(
+                "{url:?}: only PostgreSQL databases (postgres://…) of notary-server and notary-signer can be imported"
+            )
+            .into());
+        }
     }
     let started = std::time::Instant::now();
     let (files, changes) = notar_server::import::read_postgres(from).await?;
     let plan = notar_server::import::plan(files, changes)?;
+    let keys = match signer_from {
+        Some(url) => notar_server::import::plan_keys(
+            notar_server::import::read_signer_postgres(url).await?,
+            |alias| {
+                std::env::var(format!("NOTARY_SIGNER_{}", alias.to_ascii_uppercase()))
+                    .ok()
+                    .map(zeroize::Zeroizing::new)
+            },
+            &plan,
+        )?,
+        None => Vec::new(),
+    };
     notar_server::secure_data_dir(config)?;
-    let store = notar_server::store::sql::SqlStore::connect(&config.database).await?;
+    let secret = open_secret(config).await?;
     let origin = notar_server::audit::Origin {
         actor: Some("notar-server import".into()),
         remote: None,
     };
-    let written = store.import_as(&plan.repos, &origin).await;
-    store.close().await;
-    written?;
+    {
+        let store = notar_server::store::sql::SqlStore::connect(&config.database).await?;
+        let written = store.import_as(&plan.repos, &origin).await;
+        store.close().await;
+        written?;
+    }
+    if !keys.is_empty() {
+        let state =
+            AppState::open(config.clone(), secret, notar_keys::KdfParams::default()).await?;
+        for imported in &keys {
+            state
+                .keys
+                .import(
+                    &imported.gun,
+                    imported.role,
+                    &imported.key,
+                    imported.created,
+                    &origin,
+                )
+                .await
+                .map_err(|e| e.message)?;
+        }
+    }
     let notary = plan
         .dialects
         .values()
         .filter(|d| **d == notar_tuf::notary::Dialect::Notary)
         .count();
+    let mut out = std::io::stdout().lock();
     writeln!(
-        std::io::stdout().lock(),
-        "Imported {} repositories ({notary} in the Notary dialect): {} metadata files, {} changes, in {:.1} s.\n\
-         Server-held timestamp and snapshot keys stay with notary-signer: until an owner runs \
-         `notary key rotate <gun> timestamp -r` (and `snapshot -r` where the server held it), \
-         a repository is served but cannot be updated",
+        out,
+        "Imported {} repositories ({notary} in the Notary dialect): {} metadata files, {} changes, {} server-held keys, in {:.1} s.",
         plan.repos.len(),
         plan.files(),
         plan.changes(),
+        keys.len(),
         started.elapsed().as_secs_f64()
     )?;
+    if signer_from.is_none() {
+        writeln!(
+            out,
+            "Server-held timestamp and snapshot keys stay with notary-signer (give --signer-from to \
+             import them): until an owner runs `notary key rotate <gun> timestamp -r` (and \
+             `snapshot -r` where the server held it), a repository is served but cannot be updated"
+        )?;
+    }
     Ok(())
 }
 

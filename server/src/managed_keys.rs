@@ -206,6 +206,43 @@ impl ManagedKeys {
             .collect())
     }
 
+    /// Keeps `key`, made elsewhere (notary-signer's, for an imported repository), as a
+    /// managed key of (gun, role), wrapped under this server's KEK like its own. A key
+    /// already held is left as it is. Returns whether it was added.
+    pub async fn import(
+        &self,
+        gun: &Gun,
+        role: ManagedRole,
+        key: &PrivateKey,
+        created: time::OffsetDateTime,
+        origin: &Origin,
+    ) -> Result<bool, ApiError> {
+        let name = role.role_name();
+        let key_id = key.key_id().to_string();
+        if self
+            .store
+            .keys(gun, &name)
+            .await?
+            .iter()
+            .any(|k| k.key_id == key_id)
+        {
+            return Ok(false);
+        }
+        let context = wrap_context(gun, name.as_str(), &key_id);
+        let encrypted = self
+            .kek
+            .wrap(key, &context)
+            .map_err(|e| ApiError::internal(format!("wrapping an imported {role:?} key: {e}")))?;
+        let stored = StoredKey {
+            gun: gun.clone(),
+            role: name,
+            key_id,
+            encrypted,
+            created,
+        };
+        Ok(self.store.add_key_as(&stored, false, origin).await?)
+    }
+
     /// IDs of every key the server ever handed out for (gun, role), as `dialect` writes
     /// key objects (a Notary key ID hashes the Notary form of the key).
     pub async fn key_ids_in(

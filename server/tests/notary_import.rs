@@ -72,10 +72,10 @@ fn free_port() -> u16 {
 async fn start_notary_server(
     dir: &Path,
     db_url: &str,
-    cert: &Path,
-    key: &Path,
-    ca: &Path,
+    trust_service: serde_json::Value,
+    pki: (&Path, &Path, &Path),
 ) -> NotaryServer {
+    let (ca, cert, key) = pki;
     let port = free_port();
     let config = serde_json::json!({
         "server": {
@@ -83,7 +83,7 @@ async fn start_notary_server(
             "tls_cert_file": cert,
             "tls_key_file": key,
         },
-        "trust_service": { "type": "local" },
+        "trust_service": trust_service,
         "storage": { "backend": "postgres", "db_url": format!("{db_url}?sslmode=disable") },
         "logging": { "level": "info" },
     });
@@ -127,14 +127,110 @@ async fn start_notary_server(
 }
 
 fn import(data_dir: &Path, from: &str) -> std::process::Output {
+    import_with(data_dir, &["--from", from], &[])
+}
+
+fn import_with(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
     Command::new(common::BIN)
         .arg("--data-dir")
         .arg(data_dir)
-        .args(["import", "--from", from])
+        .arg("import")
+        .args(args)
+        .envs(env.iter().copied())
         .env("NOTAR_SERVER_SECRET", "import test secret")
         .output()
         .expect("notar-server import runs")
 }
+
+/// notary-signer's schema (`private_keys`), as its PostgreSQL migration makes it.
+const SIGNER_SCHEMA: &str = r#"
+CREATE TABLE private_keys (
+  id serial PRIMARY KEY,
+  created_at timestamp NULL DEFAULT NULL,
+  updated_at timestamp NULL DEFAULT NULL,
+  deleted_at timestamp NULL DEFAULT NULL,
+  key_id varchar(255) NOT NULL,
+  encryption_alg varchar(255) NOT NULL,
+  keywrap_alg varchar(255) NOT NULL,
+  algorithm varchar(50) NOT NULL,
+  passphrase_alias varchar(50) NOT NULL,
+  public bytea NOT NULL,
+  private bytea NOT NULL,
+  gun varchar(255) NOT NULL,
+  role varchar(255) NOT NULL,
+  last_used timestamp NULL DEFAULT NULL,
+  CONSTRAINT key_id UNIQUE (key_id),
+  CONSTRAINT key_id_2 UNIQUE (key_id, algorithm)
+);
+"#;
+
+async fn database_with(schema: &str) -> Option<String> {
+    let Some(Backend::Postgres(db_url)) = Backend::postgres().await else {
+        return None;
+    };
+    use sqlx::Connection;
+    let mut db = sqlx::PgConnection::connect(&db_url).await.expect("connect");
+    sqlx::raw_sql(schema)
+        .execute(&mut db)
+        .await
+        .expect("schema");
+    Some(db_url)
+}
+
+/// notary-signer on `db_url` over gRPC with mutual TLS; killed on drop.
+struct Signer(Child, u16);
+
+impl Drop for Signer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn start_signer(dir: &Path, db_url: &str, pki: (&Path, &Path, &Path)) -> Signer {
+    let (ca, cert, key) = pki;
+    let port = free_port();
+    let config = serde_json::json!({
+        "server": {
+            "grpc_addr": format!("127.0.0.1:{port}"),
+            "tls_cert_file": cert,
+            "tls_key_file": key,
+            "client_ca_file": ca,
+        },
+        "storage": {
+            "backend": "postgres",
+            "db_url": format!("{db_url}?sslmode=disable"),
+            "default_alias": "importalias",
+        },
+        "logging": { "level": "info" },
+    });
+    let path = dir.join("notary-signer.json");
+    std::fs::write(&path, config.to_string()).expect("config");
+    let child = Command::new("notary-signer")
+        .arg("-config")
+        .arg(&path)
+        .env("NOTARY_SIGNER_IMPORTALIAS", SIGNER_PASSPHRASE)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(
+            std::fs::File::create(dir.join("notary-signer.log")).expect("log"),
+        ))
+        .spawn()
+        .expect("notary-signer starts");
+    let signer = Signer(child, port);
+    for _ in 0..200 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return signer;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!(
+        "notary-signer did not listen: {}",
+        std::fs::read_to_string(dir.join("notary-signer.log")).unwrap_or_default()
+    );
+}
+
+const SIGNER_PASSPHRASE: &str = "signer alias passphrase";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_notary_server_on_postgres_is_imported_and_its_clients_keep_working() {
@@ -160,7 +256,13 @@ async fn a_notary_server_on_postgres_is_imported_and_its_clients_keep_working() 
     std::fs::write(path.join("v1.txt"), "hello\n").expect("write");
 
     // The old world: notary-server on PostgreSQL, repositories made by the stock client.
-    let notary_server = start_notary_server(path, &db_url, &cert, &key, &ca).await;
+    let notary_server = start_notary_server(
+        path,
+        &db_url,
+        serde_json::json!({ "type": "local" }),
+        (&ca, &cert, &key),
+    )
+    .await;
     let owner = Notary::new(&notary_server.url, &path.join("trust"), &ca);
     let v1 = path.join("v1.txt");
     let v1 = v1.to_str().expect("utf-8");
@@ -302,4 +404,151 @@ async fn count(db_url: &str, query: &str) -> i64 {
         .fetch_one(&mut db)
         .await
         .expect("count")
+}
+
+/// With notary-signer's database and passphrase, the server-held keys come along: the old
+/// clients publish to notar-server at once, the server signing timestamps (and a held
+/// snapshot) with the very ECDSA keys notary-signer made. A wrong passphrase stops the
+/// import, naming the key's row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notary_signer_keys_are_imported_and_repositories_keep_updating() {
+    if !notary_cli::available() {
+        return;
+    }
+    let Some(server_db) = database_with(NOTARY_SCHEMA).await else {
+        return;
+    };
+    let signer_db = database_with(SIGNER_SCHEMA)
+        .await
+        .expect("a second database");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path();
+    let pki = notar_tests::tls::TestPki::new("signer");
+    let (ca, cert, key) = pki.write(path);
+    std::fs::write(path.join("v1.txt"), "hello\n").expect("write");
+    let v1 = path.join("v1.txt");
+    let v1 = v1.to_str().expect("utf-8");
+
+    let signer = start_signer(path, &signer_db, (&ca, &cert, &key)).await;
+    let notary_server = start_notary_server(
+        path,
+        &server_db,
+        serde_json::json!({
+            "type": "remote",
+            "hostname": "127.0.0.1",
+            "port": signer.1.to_string(),
+            "key_algorithm": "ecdsa",
+            "tls_ca_file": ca,
+            "tls_client_cert": cert,
+            "tls_client_key": key,
+        }),
+        (&ca, &cert, &key),
+    )
+    .await;
+    let owner = Notary::new(&notary_server.url, &path.join("trust"), &ca);
+    // One repository with a client-held snapshot, one with the server holding it.
+    owner.run(&["init", GUN]).await.expect_code(0);
+    owner
+        .run(&["add", GUN, "v1", v1, "-p"])
+        .await
+        .expect_code(0);
+    owner.run(&["init", OTHER]).await.expect_code(0);
+    owner
+        .run(&["key", "rotate", OTHER, "snapshot", "-r"])
+        .await
+        .expect_code(0);
+    owner
+        .run(&["add", OTHER, "v1", v1, "-p"])
+        .await
+        .expect_code(0);
+    drop(notary_server);
+    drop(signer);
+    let algorithms: Vec<String> =
+        sqlx_strings(&signer_db, "SELECT DISTINCT algorithm FROM private_keys").await;
+    assert_eq!(algorithms, ["ecdsa"], "notary-signer made ECDSA keys");
+
+    let data_dir = path.join("notar");
+    let wrong = import_with(
+        &data_dir,
+        &["--from", &server_db, "--signer-from", &signer_db],
+        &[("NOTARY_SIGNER_IMPORTALIAS", "not the passphrase")],
+    );
+    assert_eq!(wrong.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&wrong.stderr);
+    assert!(
+        stderr.contains("private_keys row") && stderr.contains("the passphrase does not open it"),
+        "{stderr}"
+    );
+    let imported = import_with(
+        &data_dir,
+        &["--from", &server_db, "--signer-from", &signer_db],
+        &[("NOTARY_SIGNER_IMPORTALIAS", SIGNER_PASSPHRASE)],
+    );
+    let stdout = String::from_utf8_lossy(&imported.stdout);
+    assert!(
+        imported.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&imported.stderr)
+    );
+    assert!(
+        stdout.contains(", 3 server-held keys,"),
+        "two timestamp keys and one snapshot key: {stdout}"
+    );
+
+    let (mut server, addr) = common::start(
+        path,
+        &[],
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--tls-cert",
+            cert.to_str().expect("utf-8"),
+            "--tls-key",
+            key.to_str().expect("utf-8"),
+            "--data-dir",
+            data_dir.to_str().expect("utf-8"),
+        ],
+        "import test secret",
+    );
+    let owner = Notary::new(&format!("https://{addr}"), &path.join("trust"), &ca);
+    let reader = owner.with_trust_dir(&path.join("reader"));
+    for gun in [GUN, OTHER] {
+        owner
+            .run(&["add", gun, "v2", v1, "-p"])
+            .await
+            .expect_code(0);
+        let listed = reader.run(&["list", gun]).await.expect_code(0).stdout;
+        assert!(
+            listed.contains("v1 ") && listed.contains("v2 "),
+            "{gun}: {listed}"
+        );
+    }
+    let timestamp: serde_json::Value = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(pki.ca_pem.as_bytes()).expect("CA"))
+        .build()
+        .expect("client")
+        .get(format!(
+            "https://{addr}/v2/{OTHER}/_trust/tuf/timestamp.json"
+        ))
+        .send()
+        .await
+        .expect("GET")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(
+        timestamp["signatures"][0]["method"], "ecdsa",
+        "signed by notary-signer's ECDSA key, now held here"
+    );
+    let _ = server.kill();
+    let _ = server.wait();
+}
+
+async fn sqlx_strings(db_url: &str, query: &str) -> Vec<String> {
+    use sqlx::Connection;
+    let mut db = sqlx::PgConnection::connect(db_url).await.expect("connect");
+    sqlx::query_scalar::<_, String>(query)
+        .fetch_all(&mut db)
+        .await
+        .expect("query")
 }
