@@ -193,9 +193,8 @@ pub enum Command {
         keep: u64,
     },
     /// Import a Notary server: every repository in its database (`tuf_files`, `changefeed`),
-    /// every version byte for byte, and with --signer-from the server-held keys from
-    /// notary-signer's (passphrases in NOTARY_SIGNER_<ALIAS>), all checked before anything
-    /// is written
+    /// every version byte for byte, and given notary-signer's database the server-held keys
+    /// too (passphrases in NOTARY_SIGNER_<ALIAS>), all checked before anything is written
     Import {
         /// The Notary server's database: postgres://USER@HOST:PORT/DB
         #[arg(long)]

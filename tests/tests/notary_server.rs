@@ -12,7 +12,7 @@
 use notar_tests::notary_repo::{NotaryRepo, Validity};
 use notar_tests::server::{Backend, Publisher, SnapshotKey, TestServer};
 use notar_tuf::notary::{self, Dialect};
-use notar_tuf::{PublicKey, RoleType, Root, Signer, Snapshot, Timestamp, rules};
+use notar_tuf::{PublicKey, RoleType, Root, Signed, Signer, Snapshot, Targets, Timestamp, rules};
 use reqwest::StatusCode;
 
 const GUN: &str = "example.com/notary/app";
@@ -372,4 +372,118 @@ async fn a_root_signed_by_another_key_is_refused() {
     );
     assert!(message.contains("0 valid signature"), "{message}");
     nothing_stored(&publisher).await;
+}
+
+/// Notary's upload rules (SPEC §1.6), each broken once on a published Notary repository:
+/// refused with Notary's status and code, the validation error naming the role, nothing
+/// stored.
+#[tokio::test]
+async fn each_notary_upload_rule_is_refused_with_notarys_code() {
+    let server = TestServer::start(Backend::Sqlite).await;
+    let publisher = Publisher::new(&server, GUN, SnapshotKey::Client);
+    let repo = new_repo(&publisher, Validity::current(), GUN).await;
+
+    // No root yet: targets alone cannot start a repository.
+    let targets = repo.targets(2, &["v1"]);
+    let (status, code, name, message) = refusal(
+        publisher
+            .upload(vec![("targets".into(), targets.as_bytes().to_vec())])
+            .await,
+    )
+    .await;
+    assert_eq!(
+        (status, code.as_str(), name.as_str()),
+        (StatusCode::BAD_REQUEST, "INVALID_UPDATE", "ErrBadRoot"),
+        "{message}"
+    );
+    assert!(message.contains("no root yet"), "{message}");
+
+    assert_eq!(
+        publisher.upload(repo.first_publish(&["v1"])).await.status(),
+        StatusCode::OK
+    );
+    let (_, before) = publisher.get("timestamp.json").await;
+    let root = repo.root(1);
+    let with_snapshot = |targets: &Signed<Targets>, version: u64| {
+        let snapshot = repo.snapshot(version, root.as_bytes(), targets.as_bytes());
+        vec![
+            ("targets".to_owned(), targets.as_bytes().to_vec()),
+            ("snapshot".to_owned(), snapshot.as_bytes().to_vec()),
+        ]
+    };
+
+    let past = notar_tuf::Expiry::after(
+        time::OffsetDateTime::now_utc() - time::Duration::days(2),
+        time::Duration::days(1),
+    );
+    let mut expired = Targets::new(notar_tuf::Version::new(3).unwrap(), past);
+    expired.targets = repo.targets(3, &["v2"]).untrusted().targets.clone();
+    let expired = notary::sign(expired, &[&repo.targets]).unwrap();
+
+    let by_snapshot_key = {
+        let t = repo.targets(3, &["v2"]).untrusted().clone();
+        notary::sign(t, &[&repo.snapshot]).unwrap()
+    };
+    let ghost = repo.targets(1, &["g"]);
+    let cases: Vec<(&str, Vec<(String, Vec<u8>)>, &str, &str, &str)> = vec![
+        (
+            "expired targets",
+            with_snapshot(&expired, 3),
+            "INVALID_UPDATE",
+            "ErrBadTargets",
+            "expired",
+        ),
+        (
+            "targets by the snapshot key",
+            with_snapshot(&by_snapshot_key, 3),
+            "INVALID_UPDATE",
+            "ErrBadTargets",
+            "0 valid signature",
+        ),
+        (
+            "an old targets version",
+            with_snapshot(&repo.targets(2, &["v2"]), 3),
+            "VERSION",
+            "ErrBadTargets",
+            "not newer",
+        ),
+        (
+            "a role nobody delegates",
+            vec![("targets/ghost".into(), ghost.as_bytes().to_vec())],
+            "INVALID_UPDATE",
+            "ErrBadTargets",
+            "no targets role delegates targets/ghost",
+        ),
+        (
+            "a root two versions ahead",
+            vec![("root".into(), repo.root(3).as_bytes().to_vec())],
+            "VERSION",
+            "ErrBadRoot",
+            "not the next version",
+        ),
+        (
+            "targets without the client-held snapshot",
+            vec![(
+                "targets".into(),
+                repo.targets(3, &["v2"]).as_bytes().to_vec(),
+            )],
+            "INVALID_UPDATE",
+            "ErrBadSnapshot",
+            "must include snapshot",
+        ),
+    ];
+    for (what, files, want_code, want_name, needle) in cases {
+        let (status, code, name, message) = refusal(publisher.upload(files).await).await;
+        assert_eq!(
+            (status, code.as_str(), name.as_str()),
+            (StatusCode::BAD_REQUEST, want_code, want_name),
+            "{what}: {message}"
+        );
+        assert!(message.contains(needle), "{what}: {message}");
+        assert_eq!(
+            publisher.get("timestamp.json").await.1,
+            before,
+            "{what}: nothing changed"
+        );
+    }
 }
