@@ -425,7 +425,9 @@ async fn each_notary_upload_rule_is_refused_with_notarys_code() {
         notary::sign(t, &[&repo.snapshot]).unwrap()
     };
     let ghost = repo.targets(1, &["g"]);
-    let cases: Vec<(&str, Vec<(String, Vec<u8>)>, &str, &str, &str)> = vec![
+    // (what, files, code, validation error, words of its message)
+    type Case<'a> = (&'a str, Vec<(String, Vec<u8>)>, &'a str, &'a str, &'a str);
+    let cases: Vec<Case> = vec![
         (
             "expired targets",
             with_snapshot(&expired, 3),
