@@ -183,3 +183,65 @@ async fn notar_reads_and_pulls_what_the_stock_notary_client_signed() {
         changed.stderr
     );
 }
+
+/// The client judges a Notary root's certificates as the server does: once the root
+/// certificate has expired, the repository is refused (the root metadata itself is still
+/// valid), while the same trust directory read it before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notar_refuses_a_notary_root_whose_certificate_expired() {
+    use notar_tests::notary_repo::{NotaryRepo, Validity};
+    use notar_tests::server::{Publisher, SnapshotKey};
+    let server = TestServer::start(Backend::Sqlite).await;
+    let gun = "example.com/notary/short-lived";
+    let publisher = Publisher::new(&server, gun, SnapshotKey::Client);
+    let key: notar_tuf::PublicKey = publisher
+        .http
+        .get(publisher.url("timestamp.key"))
+        .send()
+        .await
+        .expect("GET key")
+        .json()
+        .await
+        .expect("key JSON");
+    let now = time::OffsetDateTime::now_utc();
+    let validity = Validity {
+        not_before: now - time::Duration::days(1),
+        not_after: now + time::Duration::hours(1),
+    };
+    let repo = NotaryRepo::new(gun, gun, validity, key);
+    let response = publisher.upload(repo.first_publish(&["v1"])).await;
+    assert!(
+        response.status().is_success(),
+        "{:?}",
+        response.text().await
+    );
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let trust = dir.path().join("trust");
+    let env = [
+        ("NOTAR_SERVER", server.url.as_str()),
+        ("NOTAR_TRUST_DIR", path_str(&trust)),
+        ("HOME", path_str(dir.path())),
+    ];
+    let reference = format!("{gun}:v1");
+    common::run_notar(
+        &["trust", "resolve", &reference],
+        &env,
+        Duration::from_secs(60),
+    )
+    .await
+    .ok();
+    let later = common::run_bin(
+        Path::new("faketime"),
+        &["-f", "+2h", common::BIN, "trust", "resolve", &reference],
+        &env,
+        Duration::from_secs(60),
+    )
+    .await
+    .expect_code(1);
+    assert!(
+        later.stderr.contains("root certificate") && later.stderr.contains("expired at"),
+        "{}",
+        later.stderr
+    );
+}

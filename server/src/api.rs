@@ -604,7 +604,13 @@ async fn current(
     if !due_for_signing(state, role, &entry) {
         return Ok(Some(entry));
     }
-    update::refresh(state, gun).await?;
+    if let Err(e) = update::refresh(state, gun).await {
+        // What is stored is still what the repository says (a client judges its expiry);
+        // a read never fails for want of a re-signature. A repository imported without its
+        // server-held keys, for one, is served until its owner moves them here.
+        tracing::warn!(gun = %gun, error = %e, "could not re-sign before expiry; serving the stored version");
+        return Ok(Some(entry));
+    }
     let seen = state.cache.generation(gun);
     match state.store.current(gun, role).await? {
         Some(meta) => Ok(Some(

@@ -335,11 +335,15 @@ async fn a_notary_server_on_postgres_is_imported_and_its_clients_keep_working() 
         String::from_utf8_lossy(&again.stderr).contains("has trust data on this server already")
     );
 
-    // The new world: notar-server on what was imported.
+    // The new world: notar-server on what was imported. Its timestamps live eight weeks,
+    // so the imported 14-day timestamp is due for re-signing at once; the server cannot
+    // (it has no key yet) and serves the stored one, which is still valid.
     let (mut server, addr) = common::start(
         path,
         &[],
         &[
+            "--timestamp-lifetime",
+            "4838400",
             "--listen",
             "127.0.0.1:0",
             "--tls-cert",

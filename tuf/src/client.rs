@@ -123,6 +123,8 @@ pub struct Updater<F> {
     limits: Limits,
     /// The dialect of the trusted root, which every later file must be written in.
     dialect: Dialect,
+    /// The repository's name, when known: a Notary root's certificates must name it.
+    repository: Option<String>,
     /// The time the update started; every expiry is judged against it.
     now: OffsetDateTime,
     root: Verified<Root>,
@@ -298,6 +300,7 @@ impl<F: Fetch> Updater<F> {
             fetch,
             limits,
             dialect,
+            repository: None,
             now,
             root,
             timestamp: None,
@@ -309,6 +312,20 @@ impl<F: Fetch> Updater<F> {
             absent: BTreeSet::new(),
             order: SearchOrder::Preorder,
         })
+    }
+
+    /// Names the repository (its GUN). For a Notary-dialect repository the root in force
+    /// after the root chain is walked must then have root certificates fit to certify it
+    /// ([`crate::notary::check_root_certificates`]), as the server requires of every new
+    /// root: naming the GUN, in their validity period, not SHA-1 signed.
+    pub fn with_repository(mut self, name: &str) -> Self {
+        self.repository = Some(name.to_owned());
+        self
+    }
+
+    /// The dialect of the repository, fixed by the trusted root.
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
     }
 
     /// Sets the order of the delegation walk ([`SearchOrder::Preorder`] unless set).
@@ -423,7 +440,13 @@ impl<F: Fetch> Updater<F> {
         self.drop_unverifiable();
         // §5.3.10: the freeze check, once the newest root is trusted (intermediate roots
         // may have expired long ago).
-        Ok(rules::unexpired("root", self.root.expires, self.now)?)
+        rules::unexpired("root", self.root.expires, self.now)?;
+        // Notary's certificates, likewise judged on the newest root only.
+        if let (Dialect::Notary, Some(name)) = (self.dialect, &self.repository) {
+            crate::notary::check_root_certificates(&self.root, name, self.now)
+                .map_err(|e| UpdateError::invalid("root", e))?;
+        }
+        Ok(())
     }
 
     /// A threshold or key change in the new root can leave a kept copy signed by too few of

@@ -82,6 +82,7 @@ impl Repository {
         };
         let updater = Updater::new(root, fetch, ctx.now, Limits::default())
             .map(docker_client)
+            .map(|u| u.with_repository(gun.as_str()))
             .map_err(|source| {
                 if first_contact || needs_pin_check {
                     Error::untrusted(gun, source)
@@ -179,6 +180,7 @@ impl Repository {
         let fetch = ctx.server.fetcher(gun);
         let updater = Updater::new(root, fetch, ctx.now, Limits::default())
             .map(docker_client)
+            .map(|u| u.with_repository(gun.as_str()))
             .map_err(|source| Error::untrusted(gun, source))?;
         let mut repo = Repository {
             gun: gun.clone(),
