@@ -166,6 +166,8 @@ impl Signer for PrivateKey {
 /// The TUF 1.0 key object of a P-256 key: `ecdsa`, `ecdsa-sha2-nistp256`, PEM SPKI.
 fn p256_public(signing: &p256::ecdsa::SigningKey) -> PublicKey {
     use p256::pkcs8::EncodePublicKey;
+    // Encoding a valid P-256 point as PEM cannot fail; were it to, the empty key would
+    // verify nothing rather than panic.
     let pem = signing
         .verifying_key()
         .to_public_key_pem(p256::pkcs8::LineEnding::LF)

@@ -123,12 +123,12 @@ impl ApiError {
             .and_then(|d| d.get("role"))
             .and_then(Value::as_str)
             .unwrap_or("");
-        let name = match role {
-            "root" => "ErrBadRoot",
-            "snapshot" => "ErrBadSnapshot",
-            r if r == "targets" || r.starts_with("targets/") => "ErrBadTargets",
-            _ => "ErrValidation",
-        };
+        let missing = self
+            .detail
+            .as_ref()
+            .and_then(|d| d.get("missing"))
+            .and_then(Value::as_str)
+            .map(str::to_owned);
         if self.message.len() > MAX_MESSAGE {
             let mut end = MAX_MESSAGE;
             while !self.message.is_char_boundary(end) {
@@ -137,6 +137,20 @@ impl ApiError {
             self.message.truncate(end);
             self.message.push('…');
         }
+        if let Some(missing) = missing {
+            // Notary's "Metadata hierarchy is incomplete": a role the update needed.
+            self.detail = Some(json!({
+                "Name": "ErrBadHierarchy",
+                "Error": { "Missing": missing, "Msg": self.message },
+            }));
+            return self;
+        }
+        let name = match role {
+            "root" => "ErrBadRoot",
+            "snapshot" => "ErrBadSnapshot",
+            r if r == "targets" || r.starts_with("targets/") => "ErrBadTargets",
+            _ => "ErrValidation",
+        };
         self.detail = Some(json!({ "Name": name, "Error": { "Msg": self.message } }));
         self
     }

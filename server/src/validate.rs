@@ -9,6 +9,12 @@
 //! against the previous one, targets against the root after the update, delegated roles
 //! against whichever targets role delegates them (stored or in the same upload), and an
 //! uploaded snapshot against every targets role after the update.
+//!
+//! An upload is read in its repository's dialect ([`upload_dialect`]: TUF 1.0, or Notary's,
+//! fixed by the first root) into the one model, so both meet the same rules. Notary adds
+//! its own: root certificates fit for the GUN, root pinned in the snapshot, sha256 on
+//! every pin, removed delegations dropped from the pins, delegations without metadata
+//! allowed (Notary clients skip them); `tests/tests/notary_server.rs` breaks each.
 
 use std::collections::BTreeMap;
 
@@ -423,7 +429,8 @@ pub fn check_update_with(
             return Err(ApiError::invalid_update(
                 "snapshot",
                 "the server does not hold this repository's snapshot key: the update must include snapshot",
-            ));
+            )
+            .with_detail(serde_json::json!({ "role": "snapshot", "missing": "snapshot" })));
         }
     };
 

@@ -470,7 +470,7 @@ async fn each_notary_upload_rule_is_refused_with_notarys_code() {
                 repo.targets(3, &["v2"]).as_bytes().to_vec(),
             )],
             "INVALID_UPDATE",
-            "ErrBadSnapshot",
+            "ErrBadHierarchy",
             "must include snapshot",
         ),
     ];
