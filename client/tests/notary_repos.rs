@@ -194,15 +194,7 @@ async fn notar_refuses_a_notary_root_whose_certificate_expired() {
     let server = TestServer::start(Backend::Sqlite).await;
     let gun = "example.com/notary/short-lived";
     let publisher = Publisher::new(&server, gun, SnapshotKey::Client);
-    let key: notar_tuf::PublicKey = publisher
-        .http
-        .get(publisher.url("timestamp.key"))
-        .send()
-        .await
-        .expect("GET key")
-        .json()
-        .await
-        .expect("key JSON");
+    let key = notar_tests::notary_repo::notary_timestamp_key(&publisher).await;
     let now = time::OffsetDateTime::now_utc();
     let validity = Validity {
         not_before: now - time::Duration::days(1),

@@ -338,22 +338,11 @@ async fn a_notary_server_on_postgres_is_imported_and_its_clients_keep_working() 
     // The new world: notar-server on what was imported. Its timestamps live eight weeks,
     // so the imported 14-day timestamp is due for re-signing at once; the server cannot
     // (it has no key yet) and serves the stored one, which is still valid.
-    let (mut server, addr) = common::start(
+    let (mut server, addr) = start_notar(
         path,
-        &[],
-        &[
-            "--timestamp-lifetime",
-            "4838400",
-            "--listen",
-            "127.0.0.1:0",
-            "--tls-cert",
-            cert.to_str().expect("utf-8"),
-            "--tls-key",
-            key.to_str().expect("utf-8"),
-            "--data-dir",
-            data_dir.to_str().expect("utf-8"),
-        ],
-        "import test secret",
+        &data_dir,
+        (&cert, &key),
+        &["--timestamp-lifetime", "4838400"],
     );
     let url = format!("https://{addr}");
     let owner = Notary::new(&url, &path.join("trust"), &ca);
@@ -399,6 +388,27 @@ async fn a_notary_server_on_postgres_is_imported_and_its_clients_keep_working() 
     assert!(listed.contains("v1 ") && listed.contains("v2 "), "{listed}");
     let _ = server.kill();
     let _ = server.wait();
+}
+
+/// notar-server over TLS on what `data_dir` holds, with `extra` settings.
+fn start_notar(
+    dir: &Path,
+    data_dir: &Path,
+    (cert, key): (&Path, &Path),
+    extra: &[&str],
+) -> (Child, String) {
+    let mut args = vec![
+        "--listen",
+        "127.0.0.1:0",
+        "--tls-cert",
+        cert.to_str().expect("utf-8"),
+        "--tls-key",
+        key.to_str().expect("utf-8"),
+        "--data-dir",
+        data_dir.to_str().expect("utf-8"),
+    ];
+    args.extend_from_slice(extra);
+    common::start(dir, &[], &args, "import test secret")
 }
 
 async fn count(db_url: &str, query: &str) -> i64 {
@@ -499,21 +509,7 @@ async fn notary_signer_keys_are_imported_and_repositories_keep_updating() {
         "two timestamp keys and one snapshot key: {stdout}"
     );
 
-    let (mut server, addr) = common::start(
-        path,
-        &[],
-        &[
-            "--listen",
-            "127.0.0.1:0",
-            "--tls-cert",
-            cert.to_str().expect("utf-8"),
-            "--tls-key",
-            key.to_str().expect("utf-8"),
-            "--data-dir",
-            data_dir.to_str().expect("utf-8"),
-        ],
-        "import test secret",
-    );
+    let (mut server, addr) = start_notar(path, &data_dir, (&cert, &key), &[]);
     let owner = Notary::new(&format!("https://{addr}"), &path.join("trust"), &ca);
     let reader = owner.with_trust_dir(&path.join("reader"));
     for gun in [GUN, OTHER] {

@@ -89,6 +89,20 @@ impl Signer for NotarySigner {
     }
 }
 
+/// The server's timestamp key for `publisher`'s repository, as a stock Notary client gets
+/// it (no `Accept`: Notary's form while the repository has no root).
+pub async fn notary_timestamp_key(publisher: &crate::server::Publisher) -> PublicKey {
+    publisher
+        .http
+        .get(publisher.url("timestamp.key"))
+        .send()
+        .await
+        .expect("GET key")
+        .json()
+        .await
+        .expect("key JSON")
+}
+
 /// A root certificate's validity period.
 #[derive(Clone, Copy, Debug)]
 pub struct Validity {

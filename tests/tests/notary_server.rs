@@ -18,15 +18,7 @@ use reqwest::StatusCode;
 const GUN: &str = "example.com/notary/app";
 
 async fn timestamp_key(publisher: &Publisher) -> PublicKey {
-    publisher
-        .http
-        .get(publisher.url("timestamp.key"))
-        .send()
-        .await
-        .expect("GET key")
-        .json()
-        .await
-        .expect("key JSON")
+    notar_tests::notary_repo::notary_timestamp_key(publisher).await
 }
 
 async fn new_repo(publisher: &Publisher, validity: Validity, common_name: &str) -> NotaryRepo {
