@@ -119,9 +119,13 @@ impl fmt::Display for Dialect {
 pub fn parse_either<T: Role + 'static>(
     bytes: impl Into<Arc<[u8]>>,
 ) -> Result<(Dialect, Signed<T>), Error> {
+    // Parsed once, for the dialect and for the document both.
     let raw: Arc<[u8]> = bytes.into();
-    let dialect = Dialect::of_bytes(&raw)?;
-    Ok((dialect, dialect.parse(raw)?))
+    let document = cjson::parse_strict(&raw, &format!("{} metadata", T::TYPE))?;
+    match Dialect::of_value(&document)? {
+        Dialect::Tuf => Ok((Dialect::Tuf, Signed::from_document(raw, document)?)),
+        Dialect::Notary => Ok((Dialect::Notary, parse_document(raw, document)?)),
+    }
 }
 
 /// The `_type` Notary writes for a role.
@@ -155,8 +159,13 @@ const KEY_TYPES: [&str; 5] = ["ed25519", "ecdsa", "rsa", "ecdsa-x509", "rsa-x509
 /// `spec_version`, and every field well-formed. Signatures are not checked here.
 pub fn parse<T: Role + 'static>(bytes: impl Into<Arc<[u8]>>) -> Result<Signed<T>, Error> {
     let raw: Arc<[u8]> = bytes.into();
+    let document = cjson::parse_strict(&raw, &format!("{} metadata", T::TYPE))?;
+    parse_document(raw, document)
+}
+
+/// [`parse`] for bytes already parsed (strictly) into `document`.
+fn parse_document<T: Role + 'static>(raw: Arc<[u8]>, document: Value) -> Result<Signed<T>, Error> {
     let what = format!("{} metadata", T::TYPE);
-    let document = cjson::parse_strict(&raw, &what)?;
     let envelope: Envelope =
         serde_json::from_value(document).map_err(|e| Error::malformed(&what, e))?;
     let expected = notary_type(T::TYPE);

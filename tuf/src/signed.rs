@@ -50,6 +50,12 @@ impl<T: Role> Signed<T> {
         let raw: Arc<[u8]> = bytes.into();
         let what = format!("{} metadata", T::TYPE);
         let value = cjson::parse_strict(&raw, &what)?;
+        Self::from_document(raw, value)
+    }
+
+    /// [`Signed::from_bytes`] for bytes already parsed (strictly) into `value`.
+    pub(crate) fn from_document(raw: Arc<[u8]>, value: Value) -> Result<Self, Error> {
+        let what = format!("{} metadata", T::TYPE);
         let envelope: Envelope =
             serde_json::from_value(value).map_err(|e| Error::malformed(&what, e))?;
         match envelope.signed.get("_type").and_then(Value::as_str) {
