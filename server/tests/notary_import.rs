@@ -50,15 +50,66 @@ CREATE INDEX idx_changefeed_gun ON changefeed (gun);
 const GUN: &str = "example.com/migrated/app";
 const OTHER: &str = "example.com/migrated/other";
 
-struct NotaryServer {
+/// notary-server or notary-signer, listening on `port`; killed on drop.
+struct Daemon {
     child: Child,
-    url: String,
+    port: u16,
+    /// Its log, quoted when it does not come up.
+    log: std::path::PathBuf,
 }
 
-impl Drop for NotaryServer {
+impl Drop for Daemon {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+impl Daemon {
+    /// Starts `program -config <dir>/<program>.json` with `config`, on `port`, logging to
+    /// `<dir>/<program>.log`.
+    fn spawn(
+        dir: &Path,
+        program: &str,
+        port: u16,
+        config: serde_json::Value,
+        env: &[(&str, &str)],
+    ) -> Daemon {
+        let path = dir.join(format!("{program}.json"));
+        std::fs::write(&path, config.to_string()).expect("config");
+        let log = dir.join(format!("{program}.log"));
+        let child = Command::new(program)
+            .arg("-config")
+            .arg(&path)
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(std::fs::File::create(&log).expect("log")))
+            .spawn()
+            .unwrap_or_else(|e| panic!("{program} starts: {e}"));
+        Daemon { child, port, log }
+    }
+
+    fn url(&self) -> String {
+        format!("https://127.0.0.1:{}", self.port)
+    }
+
+    /// Waits until `ready` answers true; panics with the log after ten seconds.
+    async fn wait_until<F: std::future::Future<Output = bool>>(
+        self,
+        ready: impl Fn() -> F,
+    ) -> Self {
+        for _ in 0..200 {
+            if ready().await {
+                return self;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!(
+            "{} did not come up: {}",
+            self.log.display(),
+            std::fs::read_to_string(&self.log).unwrap_or_default()
+        );
     }
 }
 
@@ -74,7 +125,7 @@ async fn start_notary_server(
     db_url: &str,
     trust_service: serde_json::Value,
     pki: (&Path, &Path, &Path),
-) -> NotaryServer {
+) -> Daemon {
     let (ca, cert, key) = pki;
     let port = free_port();
     let config = serde_json::json!({
@@ -87,43 +138,23 @@ async fn start_notary_server(
         "storage": { "backend": "postgres", "db_url": format!("{db_url}?sslmode=disable") },
         "logging": { "level": "info" },
     });
-    let path = dir.join("notary-server.json");
-    std::fs::write(&path, config.to_string()).expect("config");
-    let child = Command::new("notary-server")
-        .arg("-config")
-        .arg(&path)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::from(
-            std::fs::File::create(dir.join("notary-server.log")).expect("log"),
-        ))
-        .spawn()
-        .expect("notary-server starts");
-    let server = NotaryServer {
-        child,
-        url: format!("https://127.0.0.1:{port}"),
-    };
+    let server = Daemon::spawn(dir, "notary-server", port, config, &[]);
     let client = reqwest::Client::builder()
         .add_root_certificate(
             reqwest::Certificate::from_pem(&std::fs::read(ca).expect("CA")).expect("CA"),
         )
         .build()
         .expect("client");
-    for _ in 0..200 {
-        if client
-            .get(format!("{}/_notary_server/health", server.url))
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
-            return server;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!(
-        "notary-server did not become healthy: {}",
-        std::fs::read_to_string(dir.join("notary-server.log")).unwrap_or_default()
-    );
+    let health = format!("{}/_notary_server/health", server.url());
+    server
+        .wait_until(|| async {
+            client
+                .get(&health)
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+        })
+        .await
 }
 
 fn import(data_dir: &Path, from: &str) -> std::process::Output {
@@ -177,17 +208,8 @@ async fn database_with(schema: &str) -> Option<String> {
     Some(db_url)
 }
 
-/// notary-signer on `db_url` over gRPC with mutual TLS; killed on drop.
-struct Signer(Child, u16);
-
-impl Drop for Signer {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-async fn start_signer(dir: &Path, db_url: &str, pki: (&Path, &Path, &Path)) -> Signer {
+/// notary-signer on `db_url` over gRPC with mutual TLS.
+async fn start_signer(dir: &Path, db_url: &str, pki: (&Path, &Path, &Path)) -> Daemon {
     let (ca, cert, key) = pki;
     let port = free_port();
     let config = serde_json::json!({
@@ -204,30 +226,10 @@ async fn start_signer(dir: &Path, db_url: &str, pki: (&Path, &Path, &Path)) -> S
         },
         "logging": { "level": "info" },
     });
-    let path = dir.join("notary-signer.json");
-    std::fs::write(&path, config.to_string()).expect("config");
-    let child = Command::new("notary-signer")
-        .arg("-config")
-        .arg(&path)
-        .env("NOTARY_SIGNER_IMPORTALIAS", SIGNER_PASSPHRASE)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::from(
-            std::fs::File::create(dir.join("notary-signer.log")).expect("log"),
-        ))
-        .spawn()
-        .expect("notary-signer starts");
-    let signer = Signer(child, port);
-    for _ in 0..200 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return signer;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!(
-        "notary-signer did not listen: {}",
-        std::fs::read_to_string(dir.join("notary-signer.log")).unwrap_or_default()
-    );
+    let env = [("NOTARY_SIGNER_IMPORTALIAS", SIGNER_PASSPHRASE)];
+    Daemon::spawn(dir, "notary-signer", port, config, &env)
+        .wait_until(|| async { std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() })
+        .await
 }
 
 const SIGNER_PASSPHRASE: &str = "signer alias passphrase";
@@ -238,17 +240,9 @@ async fn a_notary_server_on_postgres_is_imported_and_its_clients_keep_working() 
         eprintln!("skipped: the stock notary CLI is not installed");
         return;
     }
-    let Some(Backend::Postgres(db_url)) = Backend::postgres().await else {
+    let Some(db_url) = database_with(NOTARY_SCHEMA).await else {
         return;
     };
-    {
-        use sqlx::Connection;
-        let mut db = sqlx::PgConnection::connect(&db_url).await.expect("connect");
-        sqlx::raw_sql(NOTARY_SCHEMA)
-            .execute(&mut db)
-            .await
-            .expect("Notary schema");
-    }
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path();
     let pki = notar_tests::tls::TestPki::new("migration");
@@ -263,7 +257,7 @@ async fn a_notary_server_on_postgres_is_imported_and_its_clients_keep_working() 
         (&ca, &cert, &key),
     )
     .await;
-    let owner = Notary::new(&notary_server.url, &path.join("trust"), &ca);
+    let owner = Notary::new(&notary_server.url(), &path.join("trust"), &ca);
     let v1 = path.join("v1.txt");
     let v1 = v1.to_str().expect("utf-8");
     owner.run(&["init", GUN]).await.expect_code(0);
@@ -450,7 +444,7 @@ async fn notary_signer_keys_are_imported_and_repositories_keep_updating() {
         serde_json::json!({
             "type": "remote",
             "hostname": "127.0.0.1",
-            "port": signer.1.to_string(),
+            "port": signer.port.to_string(),
             "key_algorithm": "ecdsa",
             "tls_ca_file": ca,
             "tls_client_cert": cert,
@@ -459,7 +453,7 @@ async fn notary_signer_keys_are_imported_and_repositories_keep_updating() {
         (&ca, &cert, &key),
     )
     .await;
-    let owner = Notary::new(&notary_server.url, &path.join("trust"), &ca);
+    let owner = Notary::new(&notary_server.url(), &path.join("trust"), &ca);
     // One repository with a client-held snapshot, one with the server holding it.
     owner.run(&["init", GUN]).await.expect_code(0);
     owner

@@ -142,6 +142,26 @@ pub fn openssl(args: &[&str]) {
     assert!(status.success(), "openssl {args:?}");
 }
 
+/// Writes a new P-256 private key to `path` as unencrypted PKCS#8, with openssl, as the
+/// Notary lab made its delegation keys (`<path>.ec` holds the SEC1 form on the way).
+pub fn p256_pkcs8_key(path: &Path) {
+    let sec1 = path.with_extension("ec");
+    let (sec1, pkcs8) = (
+        sec1.to_str().expect("utf-8 path"),
+        path.to_str().expect("utf-8 path"),
+    );
+    openssl(&[
+        "ecparam",
+        "-name",
+        "prime256v1",
+        "-genkey",
+        "-noout",
+        "-out",
+        sec1,
+    ]);
+    openssl(&["pkcs8", "-topk8", "-nocrypt", "-in", sec1, "-out", pkcs8]);
+}
+
 /// Replaces what differs between two runs of the same commands: 64-hex key IDs (not the
 /// content digests in `keep`), `host:port` of the server, and times in log lines.
 pub fn normalise_keeping(text: &str, keep: &[&str]) -> String {

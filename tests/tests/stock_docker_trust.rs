@@ -245,25 +245,7 @@ async fn docker_trust_runs_the_lab_sequence() {
     .await;
 
     let carol = path.join("carol.pem");
-    let ec = path.join("carol.ec");
-    notary_cli::openssl(&[
-        "ecparam",
-        "-name",
-        "prime256v1",
-        "-genkey",
-        "-noout",
-        "-out",
-        ec.to_str().expect("utf-8"),
-    ]);
-    notary_cli::openssl(&[
-        "pkcs8",
-        "-topk8",
-        "-nocrypt",
-        "-in",
-        ec.to_str().expect("utf-8"),
-        "-out",
-        carol.to_str().expect("utf-8"),
-    ]);
+    notary_cli::p256_pkcs8_key(&carol);
     expect(
         &docker,
         &[

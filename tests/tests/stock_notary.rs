@@ -10,6 +10,8 @@
     reason = "tests: a failed step should stop the test with its message"
 )]
 
+use std::path::Path;
+
 use notar_tests::notary_cli::{self, Notary, normalise};
 use notar_tests::server::{Backend, TestServer};
 
@@ -88,6 +90,11 @@ fn list(rows: &[&str]) -> String {
     format!("{LIST_HEADER}\n{}", rows.join("\n"))
 }
 
+/// What `notary add` prints for `tag`.
+fn staged(tag: &str, gun: &str) -> String {
+    format!("Addition of target \"{tag}\" to repository \"{gun}\" staged for next publish.")
+}
+
 fn published(gun: &str) -> String {
     format!("Pushing changes to {gun}\nSuccessfully published changes for repository {gun}")
 }
@@ -119,18 +126,12 @@ async fn the_stock_notary_cli_runs_the_lab_workflow() {
         &format!("No unpublished changes for {GUN}"),
     )
     .await;
-    step(
-        owner,
-        &["add", GUN, "v1", &v1],
-        0,
-        &format!("Addition of target \"v1\" to repository \"{GUN}\" staged for next publish."),
-    )
-    .await;
+    step(owner, &["add", GUN, "v1", &v1], 0, &staged("v1", GUN)).await;
     step(
         owner,
         &["add", GUN, "v2", &v2, "--custom", &lab.file("custom.json")],
         0,
-        &format!("Addition of target \"v2\" to repository \"{GUN}\" staged for next publish."),
+        &staged("v2", GUN),
     )
     .await;
     step(owner, &["addhash", GUN, "v3", "1024", "--sha256", notary_cli::LAB_DIGESTS[2]], 0, &format!("Addition of target \"v3\" by sha256 hash to repository \"{GUN}\" staged for next publish.")).await;
@@ -167,24 +168,7 @@ async fn the_stock_notary_cli_runs_the_lab_workflow() {
 
     // Delegations: a certificate for targets/releases, a bare key for targets/qa.
     let (key, cert) = (lab.file("releases.key"), lab.file("releases.crt"));
-    notary_cli::openssl(&[
-        "ecparam",
-        "-name",
-        "prime256v1",
-        "-genkey",
-        "-noout",
-        "-out",
-        &lab.file("releases.ec"),
-    ]);
-    notary_cli::openssl(&[
-        "pkcs8",
-        "-topk8",
-        "-nocrypt",
-        "-in",
-        &lab.file("releases.ec"),
-        "-out",
-        &key,
-    ]);
+    notary_cli::p256_pkcs8_key(Path::new(&key));
     notary_cli::openssl(&[
         "req",
         "-new",
@@ -225,7 +209,7 @@ async fn the_stock_notary_cli_runs_the_lab_workflow() {
         owner,
         &["add", GUN, "r1", &v1, "-r", "targets/releases"],
         0,
-        &format!("Addition of target \"r1\" to repository \"{GUN}\" staged for next publish."),
+        &staged("r1", GUN),
     )
     .await;
     step(owner, &["publish", GUN], 0, &published(GUN)).await;
@@ -282,13 +266,7 @@ async fn the_stock_notary_cli_runs_the_lab_workflow() {
     step(owner, &["witness", GUN, "targets/releases", "-p"], 0, &format!("The following roles were successfully marked for witnessing on the next publish:\n\t- targets/releases\nAuto-publishing changes to {GUN}\nSuccessfully published changes for repository {GUN}")).await;
 
     // Staging and resetting never reach the server.
-    step(
-        owner,
-        &["add", GUN, "v9", &v1],
-        0,
-        &format!("Addition of target \"v9\" to repository \"{GUN}\" staged for next publish."),
-    )
-    .await;
+    step(owner, &["add", GUN, "v9", &v1], 0, &staged("v9", GUN)).await;
     step(
         owner,
         &["remove", GUN, "v2"],
@@ -323,10 +301,7 @@ async fn the_stock_notary_cli_runs_the_lab_workflow() {
         owner,
         &["add", GUN, "v4", &v1, "-p"],
         0,
-        &auto_published(
-            &format!("Addition of target \"v4\" to repository \"{GUN}\" staged for next publish."),
-            GUN,
-        ),
+        &auto_published(&staged("v4", GUN), GUN),
     )
     .await;
     assert!(
@@ -395,10 +370,7 @@ async fn the_stock_notary_cli_runs_the_lab_workflow() {
         &restored,
         &["add", GUN, "v5", &v2, "-p"],
         0,
-        &auto_published(
-            &format!("Addition of target \"v5\" to repository \"{GUN}\" staged for next publish."),
-            GUN,
-        ),
+        &auto_published(&staged("v5", GUN), GUN),
     )
     .await;
     let v5 = "v5      408460797278cc6555f7ecf654e4f414c7c28be31bacad47489975dc8356a6a7    8               targets";
@@ -466,10 +438,7 @@ async fn the_stock_notary_cli_logs_in_through_the_token_issuer() {
         &alice,
         &["add", gun, "v1", file.to_str().expect("utf-8"), "-p"],
         0,
-        &auto_published(
-            &format!("Addition of target \"v1\" to repository \"{gun}\" staged for next publish."),
-            gun,
-        ),
+        &auto_published(&staged("v1", gun), gun),
     )
     .await;
     step(
