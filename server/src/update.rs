@@ -29,11 +29,12 @@ pub async fn apply_update(
     origin: &Origin,
 ) -> Result<Dialect, ApiError> {
     let repo = RepoState::from_stored(gun, &state.store.current_all(gun).await?)?;
-    let dialect = validate::upload_dialect(&repo, &uploads).map_err(|e| match repo.dialect {
+    let upload = validate::Upload::read(&repo, uploads).map_err(|e| match repo.dialect {
         Some(Dialect::Notary) => e.as_notary(),
         _ => e,
     })?;
-    match store_update(state, gun, &repo, dialect, uploads, origin).await {
+    let dialect = upload.dialect;
+    match store_update(state, gun, &repo, upload, origin).await {
         Ok(()) => Ok(dialect),
         Err(e) if dialect == Dialect::Notary => Err(e.as_notary()),
         Err(e) => Err(e),
@@ -44,13 +45,19 @@ async fn store_update(
     state: &AppState,
     gun: &Gun,
     repo: &RepoState,
-    dialect: Dialect,
-    uploads: Vec<(RoleName, Bytes)>,
+    upload: validate::Upload,
     origin: &Origin,
 ) -> Result<(), ApiError> {
     let now = OffsetDateTime::now_utc();
+    let dialect = upload.dialect;
     let server_keys = server_key_ids(state, gun, dialect).await?;
-    let accepted = validate::check_update(repo, uploads, &server_keys, now)?;
+    let accepted = validate::check_update_with(
+        repo,
+        upload,
+        &server_keys,
+        now,
+        validate::Unpublished::Refuse,
+    )?;
     let root = accepted
         .root(repo)
         .ok_or_else(|| ApiError::internal("an accepted update has no root"))?;
@@ -118,11 +125,11 @@ pub async fn stage_pending(
     };
     let now = OffsetDateTime::now_utc();
     let repo = RepoState::from_stored(gun, &state.store.current_all(gun).await?)?;
-    let server_keys =
-        server_key_ids(state, gun, validate::upload_dialect(&repo, &uploads)?).await?;
+    let upload = validate::Upload::read(&repo, vec![(RoleName::targets(), bytes.clone())])?;
+    let server_keys = server_key_ids(state, gun, upload.dialect).await?;
     let accepted = validate::check_update_with(
         &repo,
-        vec![(RoleName::targets(), bytes.clone())],
+        upload,
         &server_keys,
         now,
         validate::Unpublished::Allow,

@@ -150,6 +150,24 @@ fn parse<T: Role + 'static>(
         .map_err(|e| ApiError::malformed(format!("{role}: {e}")).with_detail(detail(role)))
 }
 
+/// An upload whose dialect is read: the files as they came, and the dialect every one of
+/// them is written in.
+#[derive(Debug)]
+pub struct Upload {
+    pub dialect: Dialect,
+    pub files: Vec<(RoleName, Bytes)>,
+}
+
+impl Upload {
+    /// Reads the dialect of `files` for `state` ([`upload_dialect`]).
+    pub fn read(state: &RepoState, files: Vec<(RoleName, Bytes)>) -> Result<Self, ApiError> {
+        Ok(Upload {
+            dialect: upload_dialect(state, &files)?,
+            files,
+        })
+    }
+}
+
 /// The dialect an upload is written in: every file the same, and the repository's own once
 /// its first root fixed it. A mix, or a change of dialect, is refused.
 pub fn upload_dialect(
@@ -245,20 +263,22 @@ pub fn check_update(
     server_keys: &ServerKeyIds,
     now: OffsetDateTime,
 ) -> Result<Accepted, ApiError> {
-    check_update_with(state, uploads, server_keys, now, Unpublished::Refuse)
+    let upload = Upload::read(state, uploads)?;
+    check_update_with(state, upload, server_keys, now, Unpublished::Refuse)
 }
 
-/// [`check_update`], saying whether delegations to roles without metadata are allowed.
+/// [`check_update`] of an upload whose dialect is read already, saying whether delegations
+/// to roles without metadata are allowed.
 pub fn check_update_with(
     state: &RepoState,
-    uploads: Vec<(RoleName, Bytes)>,
+    upload: Upload,
     server_keys: &ServerKeyIds,
     now: OffsetDateTime,
     unpublished: Unpublished,
 ) -> Result<Accepted, ApiError> {
-    let dialect = upload_dialect(state, &uploads)?;
+    let dialect = upload.dialect;
     let mut files: BTreeMap<RoleName, Bytes> = BTreeMap::new();
-    for (role, bytes) in uploads {
+    for (role, bytes) in upload.files {
         if role.top_level() == Some(RoleType::Timestamp) {
             return Err(ApiError::invalid_update(
                 "timestamp",
@@ -942,8 +962,9 @@ mod tests {
             "delegates targets/alice, which has no metadata",
         );
         let uploads = vec![(RoleName::targets(), Bytes::copy_from_slice(t2.as_bytes()))];
+        let upload = Upload::read(&repo.state, uploads).expect("TUF 1.0");
         assert!(
-            check_update_with(&repo.state, uploads, &repo.keys, now(), Unpublished::Allow).is_ok()
+            check_update_with(&repo.state, upload, &repo.keys, now(), Unpublished::Allow).is_ok()
         );
         let alice = sign(targets(1, &["v1"]), &[&key(7)]);
         assert!(
