@@ -105,9 +105,10 @@ impl ApiError {
     /// The error as notary-server answers it, for an update of a Notary repository: `VERSION`
     /// is a 400, and a rejected update carries its reason as a validation error the stock
     /// clients decode (`{"Name":"ErrBadRoot","Error":{"Msg":…}}`), so that they print it.
-    /// Those clients read 1 KiB of an error body at most: the message is cut to fit.
+    /// Those clients read 1 KiB of an error body at most, which carries the message twice
+    /// (as `message` and as `Msg`): the message is cut so that each copy, as JSON, takes at
+    /// most [`NOTARY_MESSAGE_JSON`] bytes.
     pub fn as_notary(mut self) -> Self {
-        const MAX_MESSAGE: usize = 700;
         if self.kind == ErrorKind::Version {
             self.status = Some(StatusCode::BAD_REQUEST);
         }
@@ -129,14 +130,7 @@ impl ApiError {
             .and_then(|d| d.get("missing"))
             .and_then(Value::as_str)
             .map(str::to_owned);
-        if self.message.len() > MAX_MESSAGE {
-            let mut end = MAX_MESSAGE;
-            while !self.message.is_char_boundary(end) {
-                end -= 1;
-            }
-            self.message.truncate(end);
-            self.message.push('…');
-        }
+        cut_to_json_len(&mut self.message, NOTARY_MESSAGE_JSON);
         if let Some(missing) = missing {
             // Notary's "Metadata hierarchy is incomplete": a role the update needed.
             self.detail = Some(json!({
@@ -198,6 +192,31 @@ impl ApiError {
     }
 }
 
+/// The most bytes one copy of a Notary error's message takes as a JSON string: two copies
+/// and the envelope stay under the stock client's 1 KiB read.
+const NOTARY_MESSAGE_JSON: usize = 400;
+
+/// Cuts `message` (at a character boundary, marked with `…`) until its JSON form, escapes
+/// included, is at most `max` bytes.
+fn cut_to_json_len(message: &mut String, max: usize) {
+    let json_len = |m: &str| serde_json::to_string(m).map_or(usize::MAX, |j| j.len());
+    if json_len(message) <= max {
+        return;
+    }
+    let mut end = message.len().min(max);
+    loop {
+        while !message.is_char_boundary(end) {
+            end -= 1;
+        }
+        let cut = format!("{}…", &message[..end]);
+        if json_len(&cut) <= max || end == 0 {
+            *message = cut;
+            return;
+        }
+        end = end.saturating_sub(16);
+    }
+}
+
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}: {}", self.kind.code(), self.message)
@@ -248,6 +267,28 @@ mod tests {
             .await
             .expect("body");
         (status, serde_json::from_slice(&bytes).expect("JSON body"))
+    }
+
+    #[tokio::test]
+    async fn notary_errors_fit_the_stock_clients_1_kib_read() {
+        // A long reason with multi-byte characters at the cut and quotes JSON escapes.
+        let reason = "targets/é \"x\" ".repeat(200);
+        let error = ApiError::invalid_update("targets", reason.clone()).as_notary();
+        let response = error.into_response();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .expect("body");
+        assert!(bytes.len() < 1024, "{} bytes", bytes.len());
+        let body: serde_json::Value = serde_json::from_slice(&bytes).expect("JSON");
+        let detail = &body["errors"][0]["detail"];
+        assert_eq!(detail["Name"], "ErrBadTargets");
+        let msg = detail["Error"]["Msg"].as_str().expect("Msg");
+        assert!(msg.ends_with('…') && reason.starts_with(msg.trim_end_matches('…')));
+
+        let (status, body) = body_of(ApiError::version("not newer").as_notary()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "Notary's VERSION is a 400");
+        assert_eq!(body["errors"][0]["code"], "VERSION");
     }
 
     #[tokio::test]

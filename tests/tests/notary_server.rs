@@ -412,6 +412,28 @@ async fn each_notary_upload_rule_is_refused_with_notarys_code() {
     expired.targets = repo.targets(3, &["v2"]).untrusted().targets.clone();
     let expired = notary::sign(expired, &[&repo.targets]).unwrap();
 
+    // A snapshot whose pins carry sha512 only (Notary requires sha256 on every pin).
+    let sha512_only = {
+        let targets = repo.targets(3, &["v2"]);
+        let mut snapshot = Snapshot::new(
+            notar_tuf::Version::new(3).unwrap(),
+            notar_tuf::Expiry::after(time::OffsetDateTime::now_utc(), time::Duration::days(30)),
+        );
+        for (file, bytes) in [
+            ("root.json", root.as_bytes()),
+            ("targets.json", targets.as_bytes()),
+        ] {
+            let mut pin = notar_tuf::MetaFile::sha256_sha512(notar_tuf::Version::ONE, bytes);
+            pin.hashes.as_mut().unwrap().remove("sha256");
+            snapshot.meta.insert(file.into(), pin);
+        }
+        let snapshot = notary::sign(snapshot, &[&repo.snapshot]).unwrap();
+        vec![
+            ("targets".to_owned(), targets.as_bytes().to_vec()),
+            ("snapshot".to_owned(), snapshot.as_bytes().to_vec()),
+        ]
+    };
+
     let by_snapshot_key = {
         let t = repo.targets(3, &["v2"]).untrusted().clone();
         notary::sign(t, &[&repo.snapshot]).unwrap()
@@ -454,6 +476,13 @@ async fn each_notary_upload_rule_is_refused_with_notarys_code() {
             "VERSION",
             "ErrBadRoot",
             "not the next version",
+        ),
+        (
+            "a snapshot pinning by sha512 only",
+            sha512_only,
+            "INVALID_UPDATE",
+            "ErrBadSnapshot",
+            "pins every file by sha256",
         ),
         (
             "targets without the client-held snapshot",

@@ -154,6 +154,28 @@ mod tests {
     }
 
     #[test]
+    fn notary_paths_are_prefixes() {
+        let role = |paths: &[&str]| DelegatedRole {
+            name: crate::RoleName::new("targets/qa").expect("valid"),
+            keyids: vec![],
+            threshold: std::num::NonZeroU32::MIN,
+            terminating: false,
+            paths: Some(paths.iter().map(|p| (*p).to_owned()).collect()),
+            path_hash_prefixes: None,
+            path_rule: PathRule::Prefix,
+            extra: Default::default(),
+        };
+        assert!(role(&[""]).matches("anything/at/all"), "\"\" is every name");
+        assert!(role(&["qa/"]).matches("qa/v1"));
+        assert!(!role(&["qa/"]).matches("v1"));
+        assert!(!role(&["qa/"]).matches("qa"));
+        // The same path read as a TUF 1.0 pattern means something else.
+        let mut glob = role(&["qa/"]);
+        glob.path_rule = PathRule::Pattern;
+        assert!(!glob.matches("qa/v1"));
+    }
+
+    #[test]
     fn hash_prefixes_use_the_sha256_of_the_name() {
         let digest = hex::encode(Sha256::digest(b"latest"));
         let role = |prefixes: Vec<String>| DelegatedRole {
