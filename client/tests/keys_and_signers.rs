@@ -1108,7 +1108,7 @@ async fn export_and_import_single_keys() {
         .await
         .expect_code(2);
     assert!(
-        refused.stderr.contains("only ed25519"),
+        refused.stderr.contains("not a PKCS#8 PrivateKeyInfo"),
         "{}",
         refused.stderr
     );

@@ -76,8 +76,11 @@ pub enum Error {
     #[error("invalid key derivation parameters: {reason}")]
     InvalidKdfParams { reason: String },
 
-    /// A string that is not one of the five key roles.
-    /// A key to import that is not an unencrypted PKCS#8 ed25519 private key.
+    /// The passphrase does not open a key file of Notary's or Docker's trust directory.
+    #[error("wrong passphrase for the Notary/Docker {role} key")]
+    ForeignWrongPassphrase { role: String },
+
+    /// A key to import that cannot be read (its format, algorithm or structure).
     #[error("importing a key: {reason}")]
     Import { reason: String },
 
@@ -88,6 +91,7 @@ pub enum Error {
         reason: String,
     },
 
+    /// A string that is not one of the five key roles.
     #[error("unknown key role {0:?}: expected root, targets, snapshot, timestamp or delegation")]
     UnknownRole(String),
 

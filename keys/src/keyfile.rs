@@ -1,7 +1,8 @@
 //! The encrypted key file format, version 1, specified in `keys/FORMAT.md`.
 //!
-//! A file is one line of JSON header and one line of hex: the nonce, the ed25519 seed
-//! sealed with XChaCha20-Poly1305, and the tag. The cipher key comes from the passphrase
+//! A file is one line of JSON header and one line of hex: the nonce, the key's 32 secret
+//! bytes (an ed25519 seed or a P-256 scalar, as the header's `algorithm` says) sealed with
+//! XChaCha20-Poly1305, and the tag. The cipher key comes from the passphrase
 //! through argon2id; the header bytes, exactly as stored, are the associated data, so a
 //! header cannot be edited or moved onto another key's ciphertext without failing to
 //! decrypt. The server uses the same functions to keep its managed keys in its database.
@@ -14,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use crate::private_key::SEED_LEN;
-use crate::{Error, KdfParams, KeyRole, PrivateKey, Result};
+use crate::{Algorithm, Error, KdfParams, KeyRole, PrivateKey, Result};
 
 /// The `format` field of every key file header.
 pub const FORMAT_NAME: &str = "notar-key";
@@ -23,7 +24,6 @@ pub const FORMAT_VERSION: u64 = 1;
 /// Key files are a few hundred bytes; anything much larger is not one and is not read.
 pub const MAX_FILE_LEN: usize = 64 * 1024;
 
-const ALGORITHM: &str = "ed25519";
 const KDF_NAME: &str = "argon2id";
 const CIPHER: &str = "xchacha20-poly1305";
 const SALT_LEN: usize = 16;
@@ -130,6 +130,7 @@ struct Probe {
 struct Sealed<'a> {
     /// The header line exactly as stored: the associated data.
     aad: &'a [u8],
+    algorithm: Algorithm,
     header: KeyHeader,
     salt: Vec<u8>,
     check: [u8; CHECK_LEN],
@@ -149,7 +150,16 @@ pub fn encrypt_key(
     passphrase: &str,
     params: KdfParams,
 ) -> Result<Vec<u8>> {
-    seal(key.seed()?, key.key_id(), role, gun, passphrase, params)
+    let secret = key.secret_bytes();
+    seal(
+        key.algorithm(),
+        &secret,
+        key.key_id(),
+        role,
+        gun,
+        passphrase,
+        params,
+    )
 }
 
 /// Decrypts the key in a key file.
@@ -184,7 +194,11 @@ pub fn decrypt_key(bytes: &[u8], passphrase: &str) -> Result<PrivateKey> {
             role: header.role,
             key_id: header.key_id.clone(),
         })?;
-    let key = PrivateKey::from_seed(&seed);
+    let key = PrivateKey::from_secret(sealed.algorithm, &seed).map_err(|_| Error::Tampered {
+        path: None,
+        role: header.role,
+        key_id: header.key_id.clone(),
+    })?;
     if key.key_id() != &header.key_id {
         return Err(Error::KeyIdMismatch {
             path: None,
@@ -201,9 +215,11 @@ pub fn read_header(bytes: &[u8]) -> Result<KeyHeader> {
     parse(bytes).map(|sealed| sealed.header)
 }
 
-/// Seals `seed` under a header naming `key_id`. Separate from [`encrypt_key`] so that the
-/// store can seal a seed copy on a blocking thread, and tests can write a lying header.
+/// Seals `seed`, the secret of an `algorithm` key, under a header naming `key_id`. Separate
+/// from [`encrypt_key`] so that the store can seal a copy on a blocking thread, and tests can
+/// write a lying header.
 pub(crate) fn seal(
+    algorithm: Algorithm,
     seed: &[u8; SEED_LEN],
     key_id: &KeyId,
     role: KeyRole,
@@ -226,7 +242,7 @@ pub(crate) fn seal(
         key_id: key_id.clone(),
         role,
         gun: gun.cloned(),
-        algorithm: ALGORITHM.to_owned(),
+        algorithm: algorithm.name().to_owned(),
         kdf,
         cipher: CIPHER.to_owned(),
     };
@@ -300,9 +316,8 @@ fn parse(bytes: &[u8]) -> Result<Sealed<'_>> {
     let wire: WireHeader =
         serde_json::from_slice(aad).map_err(|e| Error::corrupt(format!("invalid header: {e}")))?;
     let unsupported = |what: String| Error::Unsupported { path: None, what };
-    if wire.algorithm != ALGORITHM {
-        return Err(unsupported(format!("key algorithm {:?}", wire.algorithm)));
-    }
+    let algorithm = Algorithm::from_name(&wire.algorithm)
+        .ok_or_else(|| unsupported(format!("key algorithm {:?}", wire.algorithm)))?;
     if wire.kdf.name != KDF_NAME {
         return Err(unsupported(format!(
             "key derivation function {:?}",
@@ -347,6 +362,7 @@ fn parse(bytes: &[u8]) -> Result<Sealed<'_>> {
 
     Ok(Sealed {
         aad,
+        algorithm,
         header: KeyHeader {
             key_id: wire.key_id,
             role: wire.role,
@@ -450,7 +466,7 @@ pub(crate) mod tests {
         let key = decrypt_key(file, "fixture passphrase").expect("decrypts");
         assert_eq!(key.key_id().as_str(), key_id);
         let seed: [u8; SEED_LEN] = core::array::from_fn(|i| u8::try_from(i).expect("< 32"));
-        assert_eq!(key.seed().expect("ed25519"), &seed);
+        assert_eq!(*key.secret_bytes(), seed);
         assert!(matches!(
             decrypt_key(file, "fixture passphrase!"),
             Err(Error::WrongPassphrase { .. })
@@ -463,10 +479,7 @@ pub(crate) mod tests {
         let (key, file) = encrypted(KeyRole::Targets, Some(&gun));
         let restored = decrypt_key(&file, PASS).expect("decrypts");
         assert_eq!(restored.key_id(), key.key_id());
-        assert_eq!(
-            restored.seed().expect("ed25519"),
-            key.seed().expect("ed25519")
-        );
+        assert_eq!(*restored.secret_bytes(), *key.secret_bytes());
         let verifier = key.public_key().verifier().expect("ed25519");
         assert!(verifier.verify(b"m", &Signer::sign(&restored, b"m")));
 
@@ -475,6 +488,34 @@ pub(crate) mod tests {
         assert_eq!(header.role, KeyRole::Targets);
         assert_eq!(header.gun, Some(gun));
         assert_eq!(header.kdf, KdfParams::for_tests());
+    }
+
+    #[test]
+    fn p256_keys_round_trip_and_their_algorithm_is_authenticated() {
+        let key = PrivateKey::p256_from_scalar(&[9; 32]).expect("scalar");
+        let file = encrypt_key(
+            &key,
+            KeyRole::Delegation,
+            None,
+            PASS,
+            KdfParams::for_tests(),
+        )
+        .expect("encrypts");
+        let (header, _) = lines(&file);
+        assert!(header.contains(r#""algorithm":"ecdsa-p256""#), "{header}");
+        let restored = decrypt_key(&file, PASS).expect("decrypts");
+        assert_eq!(restored.algorithm(), Algorithm::EcdsaP256);
+        assert_eq!(restored.key_id(), key.key_id());
+        let verifier = key.public_key().verifier().expect("P-256");
+        assert!(verifier.verify(b"m", &Signer::sign(&restored, b"m")));
+
+        // Calling the same 32 bytes an ed25519 seed: the header is authenticated data.
+        let relabelled = edit_header(&file, |h| h["algorithm"] = "ed25519".into());
+        let err = decrypt_key(&relabelled, PASS).expect_err("relabelled");
+        assert!(matches!(err, Error::Tampered { .. }), "{err:?}");
+        let unknown = edit_header(&file, |h| h["algorithm"] = "ecdsa-p384".into());
+        let err = decrypt_key(&unknown, PASS).expect_err("unknown algorithm");
+        assert!(err.to_string().contains("ecdsa-p384"), "{err}");
     }
 
     #[test]
@@ -495,9 +536,7 @@ pub(crate) mod tests {
         );
         assert!(header.contains(key.key_id().as_str()));
         assert_eq!(body, format!("{}\n", &body[..144]));
-        assert!(
-            !String::from_utf8_lossy(&file).contains(&hex::encode(key.seed().expect("ed25519")))
-        );
+        assert!(!String::from_utf8_lossy(&file).contains(&hex::encode(*key.secret_bytes())));
     }
 
     #[test]
@@ -650,7 +689,8 @@ pub(crate) mod tests {
         let key = PrivateKey::generate().expect("rng");
         let other = PrivateKey::generate().expect("rng");
         let file = seal(
-            key.seed().expect("ed25519"),
+            Algorithm::Ed25519,
+            &key.secret_bytes(),
             other.key_id(),
             KeyRole::Targets,
             None,

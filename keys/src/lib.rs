@@ -9,6 +9,8 @@
 //! - [`KeyStore`] keeps those files in a trust directory's `private/` (0700, files 0600,
 //!   atomic writes), lists them by [`KeyRole`] and GUN from headers alone, and runs the
 //!   KDF off the async runtime in its `*_async` methods.
+//! - [`notary_key`] reads the PKCS#8 key files of Notary's and Docker's trust directories,
+//!   so that their keys can be imported.
 //! - [`passphrase`] finds a key's passphrase in the environment or on the terminal.
 //!
 //! Everything fails with the one [`Error`] type, which never holds a secret.
@@ -17,6 +19,7 @@ pub mod backup;
 mod error;
 mod kdf;
 pub mod keyfile;
+pub mod notary_key;
 pub mod passphrase;
 mod pem;
 mod private_key;

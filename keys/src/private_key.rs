@@ -1,5 +1,6 @@
-//! Private keys: ed25519 (what Notar makes), and ECDSA P-256 (what notary-signer made, for
-//! the server-held keys of repositories imported from a Notary server).
+//! Private keys: ed25519 (what Notar makes), and ECDSA P-256 (what Notary and Docker make:
+//! imported from their trust directories, and the server-held keys of repositories imported
+//! from a Notary server).
 
 use std::fmt;
 
@@ -18,7 +19,7 @@ pub(crate) const SEED_LEN: usize = 32;
 /// The secret is wiped when the key is dropped (both `ed25519_dalek::SigningKey` and
 /// `p256::ecdsa::SigningKey` zeroize themselves). There is deliberately no `Clone` and no
 /// `Serialize`: the only ways out of memory are an encrypted key file
-/// ([`crate::encrypt_key`], ed25519 only) and a key wrapped under the server's KEK, and
+/// ([`crate::encrypt_key`]) and a key wrapped under the server's KEK, and
 /// `Debug` prints the key ID only.
 pub struct PrivateKey {
     secret: Secret,
@@ -38,6 +39,23 @@ pub enum Algorithm {
     /// ECDSA on P-256 with SHA-256; signatures are the raw 64 bytes `r‖s`, as Notary writes
     /// them (verifiers of TUF 1.0 accept them beside DER).
     EcdsaP256,
+}
+
+impl Algorithm {
+    /// The name key files and wrapped keys record.
+    pub fn name(self) -> &'static str {
+        match self {
+            Algorithm::Ed25519 => "ed25519",
+            Algorithm::EcdsaP256 => "ecdsa-p256",
+        }
+    }
+
+    /// The algorithm [`Algorithm::name`] names.
+    pub fn from_name(name: &str) -> Option<Algorithm> {
+        [Algorithm::Ed25519, Algorithm::EcdsaP256]
+            .into_iter()
+            .find(|a| a.name() == name)
+    }
 }
 
 impl PrivateKey {
@@ -91,7 +109,7 @@ impl PrivateKey {
     }
 
     fn from_p256(signing: p256::ecdsa::SigningKey) -> Self {
-        let key_id = p256_public(&signing).key_id();
+        let key_id = PublicKey::ecdsa_p256(signing.verifying_key()).key_id();
         PrivateKey {
             secret: Secret::P256(signing),
             key_id,
@@ -105,22 +123,8 @@ impl PrivateKey {
         }
     }
 
-    /// The ed25519 seed, borrowed; only the key file formats read it. Key files hold
-    /// ed25519 keys only: a P-256 key is refused.
-    pub(crate) fn seed(&self) -> Result<&[u8; SEED_LEN]> {
-        match &self.secret {
-            Secret::Ed25519(signing) => Ok(signing.as_bytes()),
-            Secret::P256(_) => Err(Error::Corrupt {
-                path: None,
-                reason: format!(
-                    "key {} is an ECDSA P-256 key; key files hold ed25519 keys only",
-                    self.key_id.short()
-                ),
-            }),
-        }
-    }
-
-    /// The secret bytes (ed25519 seed or P-256 scalar), for the KEK wrap only.
+    /// The secret bytes (ed25519 seed or P-256 scalar), for the key file and the KEK wrap
+    /// only, which seal them beside [`PrivateKey::algorithm`].
     pub(crate) fn secret_bytes(&self) -> Zeroizing<[u8; SEED_LEN]> {
         match &self.secret {
             Secret::Ed25519(signing) => Zeroizing::new(*signing.as_bytes()),
@@ -129,6 +133,15 @@ impl PrivateKey {
                 out.copy_from_slice(&signing.to_bytes());
                 out
             }
+        }
+    }
+
+    /// The key of `algorithm` whose secret bytes are `secret`, as
+    /// [`PrivateKey::secret_bytes`] gave them.
+    pub(crate) fn from_secret(algorithm: Algorithm, secret: &[u8; SEED_LEN]) -> Result<Self> {
+        match algorithm {
+            Algorithm::Ed25519 => Ok(Self::from_seed(secret)),
+            Algorithm::EcdsaP256 => Self::p256_from_scalar(secret),
         }
     }
 
@@ -141,7 +154,7 @@ impl PrivateKey {
     pub fn public_key(&self) -> PublicKey {
         match &self.secret {
             Secret::Ed25519(signing) => PublicKey::ed25519(&signing.verifying_key()),
-            Secret::P256(signing) => p256_public(signing),
+            Secret::P256(signing) => PublicKey::ecdsa_p256(signing.verifying_key()),
         }
     }
 }
@@ -160,26 +173,6 @@ impl Signer for PrivateKey {
                 signature.to_bytes().to_vec()
             }
         }
-    }
-}
-
-/// The TUF 1.0 key object of a P-256 key: `ecdsa`, `ecdsa-sha2-nistp256`, PEM SPKI.
-fn p256_public(signing: &p256::ecdsa::SigningKey) -> PublicKey {
-    use p256::pkcs8::EncodePublicKey;
-    // Encoding a valid P-256 point as PEM cannot fail; were it to, the empty key would
-    // verify nothing rather than panic.
-    let pem = signing
-        .verifying_key()
-        .to_public_key_pem(p256::pkcs8::LineEnding::LF)
-        .unwrap_or_default();
-    PublicKey {
-        keytype: "ecdsa".into(),
-        scheme: "ecdsa-sha2-nistp256".into(),
-        keyval: notar_tuf::key::KeyVal {
-            public: pem,
-            extra: Default::default(),
-        },
-        extra: Default::default(),
     }
 }
 
@@ -220,7 +213,7 @@ mod tests {
     }
 
     #[test]
-    fn p256_keys_sign_raw_signatures_that_verify_and_stay_out_of_key_files() {
+    fn p256_keys_sign_raw_signatures_that_verify_and_round_trip_their_secret() {
         let key = PrivateKey::p256_from_scalar(&[7; 32]).expect("scalar");
         assert_eq!(key.algorithm(), Algorithm::EcdsaP256);
         let public = key.public_key();
@@ -230,7 +223,9 @@ mod tests {
         let verifier = public.verifier().expect("P-256 is supported");
         assert!(verifier.verify(b"timestamp", &sig));
         assert!(!verifier.verify(b"timestamps", &sig));
-        assert!(key.seed().is_err(), "key files hold ed25519 keys only");
+        let again = PrivateKey::from_secret(Algorithm::EcdsaP256, &key.secret_bytes())
+            .expect("the scalar is a key");
+        assert_eq!(again.key_id(), key.key_id());
         assert!(!format!("{key:?}").contains("0707"));
     }
 

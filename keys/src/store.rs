@@ -19,7 +19,7 @@ use zeroize::Zeroizing;
 
 use crate::keyfile::{self, MAX_FILE_LEN};
 use crate::private_key::SEED_LEN;
-use crate::{Error, KdfParams, KeyHeader, KeyRole, PrivateKey, Result};
+use crate::{Algorithm, Error, KdfParams, KeyHeader, KeyRole, PrivateKey, Result};
 
 /// The subdirectory of a trust directory that holds private keys.
 pub const PRIVATE_DIR: &str = "private";
@@ -97,7 +97,17 @@ impl KeyStore {
         passphrase: &str,
         params: KdfParams,
     ) -> Result<KeyInfo> {
-        self.save_seed(key.seed()?, key.key_id(), role, gun, passphrase, params)
+        let secret = key.secret_bytes();
+        let key_id = key.key_id();
+        self.save_secret(
+            key.algorithm(),
+            &secret,
+            key_id,
+            role,
+            gun,
+            passphrase,
+            params,
+        )
     }
 
     /// [`KeyStore::save`] on a blocking thread.
@@ -110,18 +120,33 @@ impl KeyStore {
         params: KdfParams,
     ) -> Result<KeyInfo> {
         let store = self.clone();
-        let seed = Zeroizing::new(*key.seed()?);
+        let secret = key.secret_bytes();
+        let algorithm = key.algorithm();
         let key_id = key.key_id().clone();
         let gun = gun.cloned();
         tokio::task::spawn_blocking(move || {
-            store.save_seed(&seed, &key_id, role, gun.as_ref(), &passphrase, params)
+            store.save_secret(
+                algorithm,
+                &secret,
+                &key_id,
+                role,
+                gun.as_ref(),
+                &passphrase,
+                params,
+            )
         })
         .await
         .map_err(Error::Task)?
     }
 
-    fn save_seed(
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the parts of one key file, each kept apart from the key so that the \
+                  secret can be sealed on a blocking thread"
+    )]
+    fn save_secret(
         &self,
+        algorithm: Algorithm,
         seed: &[u8; SEED_LEN],
         key_id: &KeyId,
         role: KeyRole,
@@ -129,7 +154,7 @@ impl KeyStore {
         passphrase: &str,
         params: KdfParams,
     ) -> Result<KeyInfo> {
-        let bytes = keyfile::seal(seed, key_id, role, gun, passphrase, params)?;
+        let bytes = keyfile::seal(algorithm, seed, key_id, role, gun, passphrase, params)?;
         let path = self.path_of(key_id);
         write_atomically(&path, &bytes)?;
         Ok(KeyInfo {

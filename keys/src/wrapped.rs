@@ -70,8 +70,6 @@ struct Header {
     algorithm: Option<String>,
 }
 
-const P256: &str = "ecdsa-p256";
-
 fn wrap_error(reason: &str) -> Error {
     Error::Sealed {
         purpose: "managed key".to_owned(),
@@ -118,7 +116,7 @@ impl Kek {
             key_id: key.key_id().to_string(),
             algorithm: match key.algorithm() {
                 crate::Algorithm::Ed25519 => None,
-                crate::Algorithm::EcdsaP256 => Some(P256.to_owned()),
+                other => Some(other.name().to_owned()),
             },
         };
         let line = serde_json::to_string(&header).map_err(|_| wrap_error("the header"))?;
@@ -165,12 +163,13 @@ impl Kek {
                 Tag::from_slice(tag),
             )
             .map_err(|_| wrap_error("it does not open under this KEK for this key"))?;
-        let key = match header.algorithm.as_deref() {
-            None => PrivateKey::from_seed(&seed),
-            Some(P256) => PrivateKey::p256_from_scalar(seed.as_ref())
-                .map_err(|_| wrap_error("its P-256 scalar is not a key"))?,
-            Some(_) => return Err(wrap_error("its key algorithm is not known to this build")),
+        let algorithm = match header.algorithm.as_deref() {
+            None => crate::Algorithm::Ed25519,
+            Some(name) => crate::Algorithm::from_name(name)
+                .ok_or_else(|| wrap_error("its key algorithm is not known to this build"))?,
         };
+        let key = PrivateKey::from_secret(algorithm, &seed)
+            .map_err(|_| wrap_error("its secret is not a key of its algorithm"))?;
         if key.key_id().as_str() != header.key_id {
             return Err(wrap_error("it holds another key than its header names"));
         }

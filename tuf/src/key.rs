@@ -115,6 +115,39 @@ impl PublicKey {
         }
     }
 
+    /// The key object of a P-256 public key, as TUF 1.0 writes it: `ecdsa`,
+    /// `ecdsa-sha2-nistp256`, PEM SubjectPublicKeyInfo with LF line endings.
+    pub fn ecdsa_p256(public: &p256::ecdsa::VerifyingKey) -> Self {
+        use p256::pkcs8::EncodePublicKey;
+        // Encoding a valid P-256 point as PEM cannot fail; were it to, the empty key would
+        // verify nothing rather than panic.
+        let pem = public
+            .to_public_key_pem(p256::pkcs8::LineEnding::LF)
+            .unwrap_or_default();
+        PublicKey {
+            keytype: "ecdsa".into(),
+            scheme: "ecdsa-sha2-nistp256".into(),
+            keyval: KeyVal {
+                public: pem,
+                extra: BTreeMap::new(),
+            },
+            extra: BTreeMap::new(),
+        }
+    }
+
+    /// The same key as Notar's key files name it: the TUF 1.0 object of an ed25519 or
+    /// P-256 key, whichever form this one is in (a Notary key object, an X.509 certificate,
+    /// or a TUF key with a hex point). A key Notar holds has the key ID of this form, so a
+    /// role that lists the key in another form is matched through it. RSA keys have no
+    /// other form here and are returned as they are.
+    pub fn tuf_form(&self) -> Result<PublicKey, Error> {
+        Ok(match self.verifier()? {
+            Verifier::Ed25519(key) => PublicKey::ed25519(&key),
+            Verifier::EcdsaP256(key) => PublicKey::ecdsa_p256(&key),
+            Verifier::RsaPssSha256(_) => self.clone(),
+        })
+    }
+
     /// The key ID: hex sha256 of this key object's canonical JSON.
     pub fn key_id(&self) -> KeyId {
         // A key object holds only strings and maps of strings, which always have a

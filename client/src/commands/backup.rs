@@ -5,8 +5,9 @@
 //! - `notar key restore <file>`: checks the whole archive, then writes the keys the trust
 //!   directory lacks; identical keys are skipped and said to be.
 //! - `notar key export <keyid> [--output F]`: one encrypted key file.
-//! - `notar key import <file> [--role R] [--gun G]`: a notar key file, or an unencrypted
-//!   PKCS#8 ed25519 PEM (encrypted on import under a new passphrase).
+//! - `notar key import <file|dir> [--role R] [--gun G]`: a notar key file; or Docker's or
+//!   Notary's keys (a trust directory, a `.key` file, an export, or an unencrypted PKCS#8
+//!   PEM), encrypted on import under a new passphrase ([`super::key_import`]).
 //! - `notar key passwd <keyid>`: re-encrypts a key under a new passphrase
 //!   (`NOTAR_NEW_PASSPHRASE`, or asked twice); the file is replaced atomically, so the old
 //!   file stays as it was if anything fails.
@@ -17,11 +18,12 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use notar_keys::{KeyRole, PassphraseSource, PrivateKey, Prompt};
+use notar_keys::{KeyRole, PassphraseSource, Prompt};
 use notar_tuf::Gun;
 use serde::Serialize;
 
 use crate::commands::args::parse_key_id;
+use crate::commands::key_import::{self, KeyOutcome};
 use crate::output::{json_line, print};
 use crate::reference::Reference;
 use crate::{Context, Error};
@@ -58,10 +60,12 @@ pub struct ExportArgs {
 
 #[derive(Debug, Args)]
 pub struct ImportArgs {
-    /// A notar key file, or an unencrypted PKCS#8 ed25519 PEM private key
+    /// A notar key file; or Docker's or Notary's keys: a trust directory (~/.docker/trust,
+    /// ~/.notary), one of its .key files, a `notary key export`, or a PKCS#8 PEM
     #[arg(value_name = "FILE")]
     pub file: PathBuf,
-    /// The role the key is for (required for PEM; checked against a key file's header)
+    /// The role, where the file does not say (a PEM without a role header; checked
+    /// against a notar key file's header)
     #[arg(long, value_name = "ROLE")]
     pub role: Option<String>,
     /// The repository (targets keys)
@@ -81,15 +85,6 @@ pub struct PasswdArgs {
 struct KeysReport {
     file: String,
     keys: Vec<KeyOutcome>,
-}
-
-#[derive(Debug, Serialize)]
-struct KeyOutcome {
-    key_id: String,
-    role: String,
-    gun: Option<String>,
-    /// `backed-up`, `restored`, `imported`, `skipped-identical`, `skipped-kept-existing`.
-    outcome: &'static str,
 }
 
 fn parse_gun(text: Option<&str>) -> Result<Option<Gun>, Error> {
@@ -124,6 +119,7 @@ fn report(ctx: &Context, file: &std::path::Path, keys: Vec<KeyOutcome>) -> Resul
             "restored" => "restored",
             "imported" => "imported",
             "skipped-identical" => "skipped: already present and identical",
+            "skipped-server-role" => "skipped: the server holds this role",
             _ => "skipped: a different file for this key is present and was kept",
         };
         out.push_str(&format!("{} key {}{gun}: {what}\n", k.role, k.key_id));
@@ -247,94 +243,63 @@ pub fn export(ctx: &Context, args: ExportArgs) -> Result<(), Error> {
 
 pub async fn import(ctx: &Context, args: ImportArgs) -> Result<(), Error> {
     let gun = parse_gun(args.gun.as_deref())?;
+    if args.file.is_dir() {
+        let outcomes =
+            key_import::import(ctx, &args.file, args.role.as_deref(), gun.as_ref()).await?;
+        return report(ctx, &args.file, outcomes);
+    }
+    let bytes = read_limited(&args.file, notar_keys::notary_key::MAX_FILE_LEN)?;
+    let text = String::from_utf8_lossy(&bytes);
+    if !text.starts_with("{\"format\":\"notar-key\"") && key_import::is_pem(&text) {
+        let outcomes =
+            key_import::import(ctx, &args.file, args.role.as_deref(), gun.as_ref()).await?;
+        return report(ctx, &args.file, outcomes);
+    }
     let role: Option<KeyRole> = args
         .role
         .as_deref()
         .map(|r| r.parse::<KeyRole>())
         .transpose()
         .map_err(Error::keys("reading --role"))?;
-    let bytes = read_limited(&args.file, 64 * 1024)?;
-    let text = String::from_utf8_lossy(&bytes);
     let keyring = ctx.keyring()?;
-    let outcome = if text.starts_with("{\"format\":\"notar-key\"") {
-        let header = notar_keys::read_header(&bytes)
-            .map_err(Error::keys(format!("importing {}", args.file.display())))?;
-        if let Some(role) = role
-            && role != header.role
-        {
-            return Err(Error::Usage(format!(
-                "{} holds a {} key, not a {role} key; nothing was imported",
-                args.file.display(),
-                header.role
-            )));
-        }
-        if gun.is_some() && gun != header.gun {
-            return Err(Error::Usage(format!(
-                "{} holds a key for {}, not for the --gun given; nothing was imported",
-                args.file.display(),
-                header
-                    .gun
-                    .as_ref()
-                    .map(Gun::as_str)
-                    .unwrap_or("no repository"),
-            )));
-        }
-        let result = keyring
-            .store
-            .import_key_file(&bytes)
-            .map_err(Error::keys(format!("importing {}", args.file.display())))?;
-        let outcome = if !result.restored.is_empty() {
-            "imported"
-        } else if !result.identical.is_empty() {
-            "skipped-identical"
-        } else {
-            "skipped-kept-existing"
-        };
-        KeyOutcome {
-            key_id: header.key_id.to_string(),
-            role: header.role.to_string(),
-            gun: header.gun.map(|g| g.to_string()),
-            outcome,
-        }
+    let header = notar_keys::read_header(&bytes)
+        .map_err(Error::keys(format!("importing {}", args.file.display())))?;
+    if let Some(role) = role
+        && role != header.role
+    {
+        return Err(Error::Usage(format!(
+            "{} holds a {} key, not a {role} key; nothing was imported",
+            args.file.display(),
+            header.role
+        )));
+    }
+    if gun.is_some() && gun != header.gun {
+        return Err(Error::Usage(format!(
+            "{} holds a key for {}, not for the --gun given; nothing was imported",
+            args.file.display(),
+            header
+                .gun
+                .as_ref()
+                .map(Gun::as_str)
+                .unwrap_or("no repository"),
+        )));
+    }
+    let result = keyring
+        .store
+        .import_key_file(&bytes)
+        .map_err(Error::keys(format!("importing {}", args.file.display())))?;
+    let outcome = if !result.restored.is_empty() {
+        "imported"
+    } else if !result.identical.is_empty() {
+        "skipped-identical"
     } else {
-        let role = role.ok_or_else(|| {
-            Error::Usage("importing a PEM key needs --role (root, targets or delegation)".into())
-        })?;
-        match role {
-            KeyRole::Targets if gun.is_none() => {
-                return Err(Error::Usage("a targets key needs --gun".into()));
-            }
-            KeyRole::Snapshot | KeyRole::Timestamp => {
-                return Err(Error::Usage(format!(
-                    "{role} keys are held by the server; import root, targets or delegation keys"
-                )));
-            }
-            _ => {}
-        }
-        let key = PrivateKey::from_pkcs8_pem(&text)
-            .map_err(Error::keys(format!("importing {}", args.file.display())))?;
-        let key_gun = if role == KeyRole::Targets {
-            gun.as_ref()
-        } else {
-            None
-        };
-        if let Ok(info) = keyring.store.info(key.key_id()) {
-            KeyOutcome {
-                key_id: info.key_id.to_string(),
-                role: info.role.to_string(),
-                gun: info.gun.map(|g| g.to_string()),
-                outcome: "skipped-kept-existing",
-            }
-        } else {
-            let new = keyring.adopt(key, role, key_gun).await?;
-            let info = keyring.save(&new).await?;
-            KeyOutcome {
-                key_id: info.key_id.to_string(),
-                role: info.role.to_string(),
-                gun: info.gun.map(|g| g.to_string()),
-                outcome: "imported",
-            }
-        }
+        "skipped-kept-existing"
+    };
+    let outcome = KeyOutcome {
+        key_id: header.key_id.to_string(),
+        role: header.role.to_string(),
+        gun: header.gun.map(|g| g.to_string()),
+        outcome,
     };
     report(ctx, &args.file, vec![outcome])
 }

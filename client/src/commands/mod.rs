@@ -7,6 +7,7 @@ pub mod args;
 pub mod backup;
 pub mod inspect;
 pub mod key;
+pub mod key_import;
 pub mod login;
 pub mod pin;
 pub mod pull;

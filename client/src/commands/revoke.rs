@@ -64,6 +64,16 @@ pub async fn run(ctx: &Context, args: RevokeArgs, pin: Option<&KeyId>) -> Result
     let revoked: Vec<String> = match &reference.tag {
         Some(tag) => {
             if !current.targets.contains_key(tag.as_str()) {
+                // The owner who is also a signer (Docker's trust directories often hold
+                // both keys): the tag goes from the signer roles, as `docker trust revoke`
+                // takes it from every role it holds a key of.
+                if targets_key.is_some()
+                    && let Some(roles) =
+                        crate::trust::signers::revoke(ctx, gun, tag, args.lifetime.duration(), pin)
+                            .await?
+                {
+                    return crate::commands::signer::report_roles(ctx, gun, &[tag], false, roles);
+                }
                 return Err(match repo.find_target(tag.as_str()).await? {
                     Some(found) => Error::Usage(format!(
                         "{gun}:{tag} is signed by the delegated role {}, not by the targets role; notar trust revoke removes targets signatures only",

@@ -121,6 +121,7 @@ pub async fn run(ctx: &Context, args: RotateArgs, pin: Option<&KeyId>) -> Result
 
     let keyring = ctx.keyring()?;
     let mut repo = Repository::open(ctx, &gun, pin, Warnings::RootOnly).await?;
+    repo.refuse_notary("rotating its keys")?;
     let root = repo.updater.root();
     let role_type = role.role_type();
     let root_ids = key_ids(root, RoleType::Root);

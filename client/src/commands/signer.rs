@@ -3,7 +3,8 @@
 //! - `notar trust key generate <name> [--dir DIR]` makes a delegation key, keeps it
 //!   encrypted in the key store and writes its public key to `<DIR>/<name>.pub` (a TUF 1.0
 //!   key object, `{"keytype","scheme","keyval":{"public"}}`);
-//!   `notar trust key load <pem> --name <name>` imports an unencrypted PKCS#8 ed25519 PEM.
+//!   `notar trust key load <pem> --name <name>` imports a PKCS#8 PEM private key, ed25519
+//!   or ECDSA P-256, encrypted as Docker writes them or not.
 //! - `notar trust signer add <name> <gun> --key <pub>… [--paths P…] [--threshold N]`
 //!   delegates to `targets/<name>` in a new version of top-level targets signed by the
 //!   repository's targets key. A signer without `--paths` may sign every tag: as in
@@ -22,12 +23,14 @@ use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
-use notar_keys::{KeyRole, PrivateKey};
+use notar_keys::KeyRole;
+use notar_keys::notary_key::NotaryKeyBlock;
 use notar_tuf::names::Tag;
 use notar_tuf::{Delegations, Gun, KeyId, PublicKey, RoleName, Targets, Version};
 use serde::Serialize;
 
 use crate::commands::args::{TargetsLifetime, gun_only};
+use crate::commands::key_import;
 use crate::output::{json_line, print};
 use crate::trust::publish::{publish_targets, targets_signer, unlock_targets_key};
 use crate::trust::repo::{Repository, Warnings};
@@ -38,7 +41,7 @@ use crate::{Context, Error};
 pub enum TrustKeyCommand {
     /// Generate a signer key: the private key goes to the key store, <name>.pub to --dir
     Generate(KeyGenerateArgs),
-    /// Import a signer's unencrypted PKCS#8 ed25519 PEM private key (encrypted on import)
+    /// Import a signer's PKCS#8 PEM private key (ed25519 or ECDSA P-256, as Docker makes them)
     Load(KeyLoadArgs),
 }
 
@@ -165,8 +168,17 @@ pub async fn key(ctx: &Context, command: TrustKeyCommand) -> Result<(), Error> {
         TrustKeyCommand::Load(args) => {
             signer_role(&args.name)?;
             let pem = read_small(&args.file)?;
-            let key = PrivateKey::from_pkcs8_pem(&pem)
+            let mut blocks = NotaryKeyBlock::parse_all(&pem)
                 .map_err(Error::keys(format!("loading {}", args.file.display())))?;
+            if blocks.len() != 1 {
+                return Err(Error::Usage(format!(
+                    "{} holds {} private keys; load one at a time",
+                    args.file.display(),
+                    blocks.len()
+                )));
+            }
+            let block = blocks.remove(0);
+            let key = key_import::decrypt(&block, &args.name, &args.file).await?;
             if let Ok(info) = keyring.store.info(key.key_id()) {
                 return Err(Error::Usage(format!(
                     "the key {} in {} is already in the key store as a {} key ({}); nothing was imported",
@@ -237,7 +249,7 @@ pub fn read_public_key(path: &Path) -> Result<PublicKey, Error> {
     }
     notar_keys::public_key_from_pem(&text).map_err(|e| {
         Error::Usage(format!(
-            "{} is neither a TUF public key object nor an ed25519 public key PEM: {e}",
+            "{} is neither a TUF public key object nor a public key PEM (ed25519 or P-256): {e}",
             path.display()
         ))
     })
@@ -272,6 +284,7 @@ async fn add(ctx: &Context, args: SignerAddArgs, pin: Option<&KeyId>) -> Result<
     };
     let targets_key = unlock_targets_key(ctx, &gun).await?;
     let mut repo = Repository::open(ctx, &gun, pin, Warnings::RootOnly).await?;
+    repo.refuse_notary("adding a signer")?;
     let key = targets_signer(ctx, &repo, targets_key.as_deref())?;
     let name = args.name.clone();
     let roles: Vec<RoleName> = if restricted {
@@ -391,6 +404,7 @@ async fn remove(ctx: &Context, args: SignerRemoveArgs, pin: Option<&KeyId>) -> R
     let gun = gun_only(&args.gun)?;
     let targets_key = unlock_targets_key(ctx, &gun).await?;
     let mut repo = Repository::open(ctx, &gun, pin, Warnings::RootOnly).await?;
+    repo.refuse_notary("removing a signer")?;
     let published = repo
         .targets()?
         .delegations

@@ -5,15 +5,31 @@
 //! existing key they need before they create or write anything, so a wrong passphrase
 //! leaves every file as it was.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 use notar_keys::{KdfParams, KeyInfo, KeyRole, KeyStore, PassphraseSource, PrivateKey};
-use notar_tuf::{Gun, KeyId};
+use notar_tuf::notary::Dialect;
+use notar_tuf::{Gun, KeyId, PublicKey};
 use zeroize::Zeroizing;
 
 use crate::Error;
 use crate::trust::agent::{Agent, AgentKey};
+
+/// The ID under which a trust directory holds the key a repository lists as `id`, among
+/// its key objects `keys`. In TUF 1.0 it is `id` itself. A Notary repository lists its keys
+/// in Notary's forms (base64 DER, X.509 certificates), and Notar's key files are named by
+/// the ID of the key's TUF 1.0 form, so the ID of that form is the one to look for. A key
+/// object that does not decode keeps its ID (and matches no key file).
+pub fn held_id(dialect: Dialect, keys: &BTreeMap<KeyId, PublicKey>, id: &KeyId) -> KeyId {
+    if dialect == Dialect::Tuf {
+        return id.clone();
+    }
+    keys.get(id)
+        .and_then(|key| key.tuf_form().ok())
+        .map(|key| key.key_id())
+        .unwrap_or_else(|| id.clone())
+}
 
 /// An unlocked key: in this process, or held by the agent (which signs for it).
 #[derive(Debug)]
@@ -125,7 +141,6 @@ impl Keyring {
         Ok(listing.keys.into_iter().next())
     }
 
-    /// The first of `key_ids` the store holds for `role`.
     /// Whether the store holds `key_id` as a signer's (delegation) key.
     pub fn holds_delegation_key(&self, key_id: &KeyId) -> bool {
         self.store
@@ -133,6 +148,7 @@ impl Keyring {
             .is_ok_and(|info| info.role == KeyRole::Delegation)
     }
 
+    /// The first of `key_ids` the store holds for `role`.
     pub fn find_any(&self, role: KeyRole, key_ids: &[KeyId]) -> Option<KeyInfo> {
         key_ids
             .iter()

@@ -23,6 +23,7 @@ use notar_tuf::{DelegatedRole, KeyId, RoleName, RoleType, Signed, Targets, Versi
 
 use crate::trust::keyring::Keyring;
 use crate::trust::keyring::UnlockedKey;
+use crate::trust::keyring::held_id;
 use crate::trust::repo::Repository;
 use crate::trust::signers::{Held, held_roles};
 use crate::{Context, Error};
@@ -115,15 +116,28 @@ pub async fn for_signer(
             .iter()
             .copied()
             .filter(|r| waiting.contains(&r.name) && wanted.is_none_or(|w| r.name == *w))
-            .filter(|r| r.keyids.iter().any(|id| keyring.holds_delegation_key(id)))
+            .filter(|r| {
+                r.keyids.iter().any(|id| {
+                    let keys = pending.untrusted().delegations.as_ref().map(|d| &d.keys);
+                    keys.is_some_and(|keys| {
+                        keyring.holds_delegation_key(&held_id(repo.dialect(), keys, id))
+                    })
+                })
+            })
             .collect();
         if mine.is_empty() {
             continue;
         }
-        let held: Vec<Held> = held_roles(keyring, &delegated, tag.as_str())
-            .into_iter()
-            .filter(|h| wanted.is_none_or(|w| h.role == *w))
-            .collect();
+        let held: Vec<Held> = held_roles(
+            keyring,
+            repo.dialect(),
+            pending.untrusted().delegations.as_ref(),
+            &delegated,
+            tag.as_str(),
+        )
+        .into_iter()
+        .filter(|h| wanted.is_none_or(|w| h.role == *w))
+        .collect();
         if !held.iter().any(|h| waiting.contains(&h.role)) {
             return Err(Error::MissingKey(format!(
                 "{} of {} may not sign {tag}, and this trust directory holds no key of one whose paths allow {tag} (paths: {})",

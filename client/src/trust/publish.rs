@@ -295,7 +295,13 @@ pub fn signing_roles(
     if wanted == Some(&RoleName::targets()) || (wanted.is_none() && delegated.is_empty()) {
         return Ok(SigningRoles::Targets);
     }
-    let held = held_roles(keyring, &delegated, tag.as_str());
+    let held = held_roles(
+        keyring,
+        repo.dialect(),
+        targets.delegations.as_ref(),
+        &delegated,
+        tag.as_str(),
+    );
     if let Some(role) = wanted {
         let Some(entry) = delegated.iter().find(|d| d.name == *role) else {
             return Err(Error::Usage(format!(

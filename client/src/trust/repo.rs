@@ -212,6 +212,25 @@ impl Repository {
         }
     }
 
+    /// The dialect the repository is written in, which its new metadata must be signed in.
+    pub fn dialect(&self) -> notar_tuf::notary::Dialect {
+        self.updater.dialect()
+    }
+
+    /// Refuses `what` (a change of keys or signers) on a Notary-dialect repository: notar
+    /// signs and revokes tags there, but Notary's delegations (prefix paths, `targets/releases`
+    /// kept by Docker) and X.509 root keys are changed with Docker's or Notary's tools.
+    pub fn refuse_notary(&self, what: &str) -> Result<(), Error> {
+        if self.dialect() == notar_tuf::notary::Dialect::Notary {
+            return Err(Error::Usage(format!(
+                "{} is a Notary repository (made by docker trust or notary): notar signs and revokes its tags, \
+                 but {what} there is done with `docker trust` or `notary`",
+                self.gun
+            )));
+        }
+        Ok(())
+    }
+
     /// Runs the update workflow again (after an upload, or to retry after a conflict).
     pub async fn refresh(&mut self) -> Result<(), Error> {
         let result = self.updater.refresh().await;

@@ -3,17 +3,18 @@
 //! upload ([`sign_roles`], [`revoke`]). A role whose threshold needs more keys than the
 //! trust directory holds is refused before anything is uploaded.
 
+use std::collections::BTreeMap;
 use std::num::NonZeroU32;
 
 use notar_keys::KeyRole;
 use notar_tuf::names::Tag;
+use notar_tuf::notary::Dialect;
 use notar_tuf::{
-    DelegatedRole, Expiry, Gun, KeyId, RoleName, Signed, Signer, TargetFile, Targets, Version,
+    DelegatedRole, Delegations, Expiry, Gun, KeyId, RoleName, Signer, TargetFile, Targets, Version,
 };
 use serde::Serialize;
 
-use crate::trust::keyring::Keyring;
-use crate::trust::keyring::UnlockedKey;
+use crate::trust::keyring::{Keyring, UnlockedKey, held_id};
 use crate::trust::repo::{Repository, Warnings};
 use crate::{Context, Error};
 
@@ -37,8 +38,17 @@ pub struct Held {
 }
 
 /// Of the direct delegations `delegated` of targets, those that may sign `tag` and for
-/// which the key store holds at least one key.
-pub fn held_roles(keyring: &Keyring, delegated: &[&DelegatedRole], tag: &str) -> Vec<Held> {
+/// which the key store holds at least one key. `delegations` holds their key objects, in
+/// the repository's dialect.
+pub fn held_roles(
+    keyring: &Keyring,
+    dialect: Dialect,
+    delegations: Option<&Delegations>,
+    delegated: &[&DelegatedRole],
+    tag: &str,
+) -> Vec<Held> {
+    let no_keys = BTreeMap::new();
+    let keys = delegations.map_or(&no_keys, |d| &d.keys);
     delegated
         .iter()
         .filter(|r| r.matches(tag))
@@ -46,8 +56,8 @@ pub fn held_roles(keyring: &Keyring, delegated: &[&DelegatedRole], tag: &str) ->
             let keys: Vec<KeyId> = r
                 .keyids
                 .iter()
+                .map(|id| held_id(dialect, keys, id))
                 .filter(|id| keyring.holds_delegation_key(id))
-                .cloned()
                 .collect();
             (!keys.is_empty()).then(|| Held {
                 role: r.name.clone(),
@@ -94,13 +104,18 @@ pub async fn revoke(
         Err(Error::NoTrustData { .. }) => return Ok(None),
         Err(e) => return Err(e),
     };
-    let delegated: Vec<&DelegatedRole> = repo
-        .targets()?
-        .delegations
-        .as_ref()
+    let targets = repo.targets()?;
+    let delegations = targets.delegations.as_ref();
+    let delegated: Vec<&DelegatedRole> = delegations
         .map(|d| d.roles.iter().collect())
         .unwrap_or_default();
-    let held = held_roles(&keyring, &delegated, tag.as_str());
+    let held = held_roles(
+        &keyring,
+        repo.dialect(),
+        delegations,
+        &delegated,
+        tag.as_str(),
+    );
     if held.is_empty() {
         return Ok(None);
     }
@@ -189,10 +204,13 @@ pub async fn sign_roles(
             .map(|k| &**k as &dyn Signer)
             .collect();
         let version = next.version;
-        let signed = Signed::sign(next, &signers).map_err(Error::metadata(format!(
-            "signing {} version {version}",
-            h.role
-        )))?;
+        let signed = repo
+            .dialect()
+            .sign(next, &signers)
+            .map_err(Error::metadata(format!(
+                "signing {} version {version}",
+                h.role
+            )))?;
         uploads.push((h.role.clone(), signed.as_bytes().to_vec()));
         results.push(RoleVersion {
             role: h.role.to_string(),

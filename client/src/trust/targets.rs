@@ -1,12 +1,12 @@
 //! The owner's side of targets: this trust directory's targets key for a repository, and
-//! the next version of top-level targets signed with it.
+//! the next version of top-level targets signed with it, in the repository's dialect.
 
 use std::sync::Arc;
 
 use notar_keys::KeyRole;
 use notar_tuf::{Expiry, Gun, KeyId, RoleType, Signed, Signer, Targets, Version};
 
-use crate::trust::keyring::UnlockedKey;
+use crate::trust::keyring::{UnlockedKey, held_id};
 use crate::trust::repo::Repository;
 use crate::{Context, Error};
 
@@ -30,14 +30,18 @@ pub fn targets_signer<'k>(
     repo: &Repository,
     key: Option<&'k UnlockedKey>,
 ) -> Result<&'k UnlockedKey, Error> {
-    let listed: Vec<KeyId> = repo
-        .updater
-        .root()
+    let root = repo.updater.root();
+    let listed: Vec<KeyId> = root
         .role_keys(RoleType::Targets)
         .map(|r| r.keyids.clone())
         .unwrap_or_default();
+    let held = |key: &UnlockedKey| {
+        listed
+            .iter()
+            .any(|id| held_id(repo.dialect(), &root.keys, id) == *key.key_id())
+    };
     match key {
-        Some(key) if listed.contains(key.key_id()) => Ok(key),
+        Some(key) if held(key) => Ok(key),
         _ => Err(Error::MissingKey(format!(
             "no private key for the targets role of {} in {} (root lists {}{}); sign from the trust directory that holds it",
             repo.gun,
@@ -69,8 +73,11 @@ pub fn next_targets(
     edit(&mut next)?;
     let version = next.version;
     let signers: [&dyn Signer; 1] = [key];
-    let signed = Signed::sign(next, &signers).map_err(Error::metadata(format!(
-        "signing targets version {version}"
-    )))?;
+    let signed = repo
+        .dialect()
+        .sign(next, &signers)
+        .map_err(Error::metadata(format!(
+            "signing targets version {version}"
+        )))?;
     Ok((version, signed))
 }
