@@ -196,7 +196,7 @@ pub enum Command {
     /// every version byte for byte, and given notary-signer's database the server-held keys
     /// too (passphrases in NOTARY_SIGNER_<ALIAS>), all checked before anything is written
     Import {
-        /// The Notary server's database: postgres://USER@HOST:PORT/DB
+        /// The Notary server's database: postgres://USER@HOST:PORT/DB or mysql://USER:PASS@HOST:PORT/DB
         #[arg(long)]
         from: String,
         /// notary-signer's database, for the timestamp and snapshot keys it holds

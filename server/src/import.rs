@@ -1,4 +1,5 @@
-//! Importing a Notary server: every repository of its `tuf_files` table, every version of
+//! Importing a Notary server (its PostgreSQL or MySQL database): every repository of its
+//! `tuf_files` table, every version of
 //! every role byte for byte (so clients' caches and pinned checksums stay valid), and its
 //! `changefeed`.
 //!
@@ -73,45 +74,114 @@ fn damaged(table: &'static str, id: i64, reason: impl Into<String>) -> ImportErr
     }
 }
 
-/// Reads the live rows of a Notary server's PostgreSQL database (`deleted_at IS NULL`), in
-/// the order they were written.
-pub async fn read_postgres(url: &str) -> Result<(Vec<NotaryFile>, Vec<NotaryChange>), ImportError> {
-    let pool = sqlx::postgres::PgPoolOptions::new()
+/// The database engines Notary ran on whose databases can be imported.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Engine {
+    Postgres,
+    /// MySQL or MariaDB.
+    Mysql,
+}
+
+impl Engine {
+    /// The engine of a database URL (`postgres://`, `postgresql://`, `mysql://`), if it is
+    /// one Notary ran on.
+    pub fn of_url(url: &str) -> Option<Engine> {
+        let scheme = url.split("://").next()?;
+        match scheme {
+            "postgres" | "postgresql" => Some(Engine::Postgres),
+            "mysql" => Some(Engine::Mysql),
+            _ => None,
+        }
+    }
+
+    /// SQL for `column` as a signed 64-bit integer.
+    fn int(self, column: &str) -> String {
+        match self {
+            Engine::Postgres => format!("CAST({column} AS BIGINT)"),
+            Engine::Mysql => format!("CAST({column} AS SIGNED)"),
+        }
+    }
+
+    /// SQL for a `char(n)` column as text (sqlx's Any driver reads no PostgreSQL `bpchar`).
+    fn text(self, column: &str) -> String {
+        match self {
+            Engine::Postgres => format!("CAST({column} AS TEXT)"),
+            Engine::Mysql => column.to_owned(),
+        }
+    }
+
+    /// SQL for the Unix time of `column`, 0 where it is null.
+    fn epoch(self, column: &str) -> String {
+        match self {
+            Engine::Postgres => {
+                format!("COALESCE(CAST(EXTRACT(EPOCH FROM {column}) AS BIGINT), 0)")
+            }
+            Engine::Mysql => format!("COALESCE(CAST(UNIX_TIMESTAMP({column}) AS SIGNED), 0)"),
+        }
+    }
+}
+
+/// A single connection to a Notary database (through sqlx's Any driver, so one reader
+/// serves both engines; only the SQL for integers and times differs).
+async fn connect(url: &str) -> Result<(Engine, sqlx::AnyPool), ImportError> {
+    let engine = Engine::of_url(url).ok_or_else(|| {
+        ImportError::Source(sqlx::Error::Configuration(
+            "only PostgreSQL (postgres://) and MySQL (mysql://) databases of Notary can be imported"
+                .into(),
+        ))
+    })?;
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::any::AnyPoolOptions::new()
         .max_connections(1)
         .connect(url)
         .await?;
-    let files = sqlx::query(
-        "SELECT id, COALESCE(CAST(EXTRACT(EPOCH FROM created_at) AS BIGINT), 0) AS created, \
-         gun, role, version, data, sha256 FROM tuf_files WHERE deleted_at IS NULL ORDER BY id",
-    )
+    Ok((engine, pool))
+}
+
+/// Reads the live rows of a Notary server's database (`deleted_at IS NULL`), PostgreSQL or
+/// MySQL, in the order they were written.
+pub async fn read_server(url: &str) -> Result<(Vec<NotaryFile>, Vec<NotaryChange>), ImportError> {
+    let (engine, pool) = connect(url).await?;
+    let files = sqlx::query(&format!(
+        "SELECT {} AS id, {} AS created, gun, role, {} AS version, data, {} AS sha256 \
+         FROM tuf_files WHERE deleted_at IS NULL ORDER BY id",
+        engine.int("id"),
+        engine.epoch("created_at"),
+        engine.int("version"),
+        engine.text("sha256"),
+    ))
     .fetch_all(&pool)
     .await?
     .iter()
     .map(|row| {
         Ok(NotaryFile {
-            id: i64::from(row.try_get::<i32, _>("id")?),
+            id: row.try_get("id")?,
             created: row.try_get("created")?,
             gun: row.try_get("gun")?,
             role: row.try_get("role")?,
-            version: i64::from(row.try_get::<i32, _>("version")?),
+            version: row.try_get("version")?,
             data: row.try_get("data")?,
             sha256: row.try_get("sha256")?,
         })
     })
     .collect::<Result<Vec<_>, sqlx::Error>>()?;
-    let changes = sqlx::query(
-        "SELECT id, COALESCE(CAST(EXTRACT(EPOCH FROM created_at) AS BIGINT), 0) AS created, \
-         gun, version, COALESCE(sha256, '') AS sha256, category FROM changefeed ORDER BY id",
-    )
+    let changes = sqlx::query(&format!(
+        "SELECT {} AS id, {} AS created, gun, {} AS version, COALESCE({}, '') AS sha256, \
+         category FROM changefeed ORDER BY id",
+        engine.int("id"),
+        engine.epoch("created_at"),
+        engine.int("version"),
+        engine.text("sha256"),
+    ))
     .fetch_all(&pool)
     .await?
     .iter()
     .map(|row| {
         Ok(NotaryChange {
-            id: i64::from(row.try_get::<i32, _>("id")?),
+            id: row.try_get("id")?,
             created: row.try_get("created")?,
             gun: row.try_get("gun")?,
-            version: i64::from(row.try_get::<i32, _>("version")?),
+            version: row.try_get("version")?,
             sha256: row.try_get("sha256")?,
             category: row.try_get("category")?,
         })
@@ -145,23 +215,21 @@ impl std::fmt::Debug for SignerKey {
     }
 }
 
-/// Reads the live keys of notary-signer's PostgreSQL database.
-pub async fn read_signer_postgres(url: &str) -> Result<Vec<SignerKey>, ImportError> {
-    let pool = sqlx::postgres::PgPoolOptions::new()
-        .max_connections(1)
-        .connect(url)
-        .await?;
-    let keys = sqlx::query(
-        "SELECT id, key_id, algorithm, passphrase_alias, gun, role, private, \
-         COALESCE(CAST(EXTRACT(EPOCH FROM created_at) AS BIGINT), 0) AS created \
+/// Reads the live keys of notary-signer's database, PostgreSQL or MySQL.
+pub async fn read_signer(url: &str) -> Result<Vec<SignerKey>, ImportError> {
+    let (engine, pool) = connect(url).await?;
+    let keys = sqlx::query(&format!(
+        "SELECT {} AS id, key_id, algorithm, passphrase_alias, gun, role, private, {} AS created \
          FROM private_keys WHERE deleted_at IS NULL ORDER BY id",
-    )
+        engine.int("id"),
+        engine.epoch("created_at"),
+    ))
     .fetch_all(&pool)
     .await?
     .iter()
     .map(|row| {
         Ok(SignerKey {
-            id: i64::from(row.try_get::<i32, _>("id")?),
+            id: row.try_get("id")?,
             key_id: row.try_get("key_id")?,
             algorithm: row.try_get("algorithm")?,
             passphrase_alias: row.try_get("passphrase_alias")?,

@@ -379,19 +379,19 @@ async fn import(
 ) -> Result<(), Box<dyn std::error::Error>> {
     use std::io::Write;
     for url in std::iter::once(from).chain(signer_from) {
-        if !url.starts_with("postgres://") && !url.starts_with("postgresql://") {
+        if notar_server::import::Engine::of_url(url).is_none() {
             return Err(format!(
-                "{url:?}: only PostgreSQL databases (postgres://…) of notary-server and notary-signer can be imported"
+                "{url:?}: only PostgreSQL (postgres://…) and MySQL (mysql://…) databases of notary-server and notary-signer can be imported"
             )
             .into());
         }
     }
     let started = std::time::Instant::now();
-    let (files, changes) = notar_server::import::read_postgres(from).await?;
+    let (files, changes) = notar_server::import::read_server(from).await?;
     let plan = notar_server::import::plan(files, changes)?;
     let keys = match signer_from {
         Some(url) => notar_server::import::plan_keys(
-            notar_server::import::read_signer_postgres(url).await?,
+            notar_server::import::read_signer(url).await?,
             |alias| {
                 std::env::var(format!("NOTARY_SIGNER_{}", alias.to_ascii_uppercase()))
                     .ok()

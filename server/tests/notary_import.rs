@@ -1,5 +1,6 @@
-//! Migrating a real notary-server (Debian's `notary-server` 0.7 on PostgreSQL, filled by the
-//! stock `notary` CLI) with `notar-server import --from postgres://…`: every version byte for
+//! Migrating a real notary-server (Debian's `notary-server` 0.7 on PostgreSQL, and with
+//! notary-signer on MariaDB too, filled by the stock `notary` CLI) with
+//! `notar-server import --from postgres://…` (or `mysql://…`): every version byte for
 //! byte, so the stock client's cached trust data stays valid against notar-server; the old
 //! clients keep listing, and publish again once the timestamp key is moved here. A damaged
 //! row stops the import before anything is written and is named.
@@ -120,9 +121,14 @@ fn free_port() -> u16 {
         .expect("a free port")
 }
 
+/// notary-server's or notary-signer's `storage` setting for a PostgreSQL database.
+fn postgres_storage(db_url: &str) -> serde_json::Value {
+    serde_json::json!({ "backend": "postgres", "db_url": format!("{db_url}?sslmode=disable") })
+}
+
 async fn start_notary_server(
     dir: &Path,
-    db_url: &str,
+    storage: serde_json::Value,
     trust_service: serde_json::Value,
     pki: (&Path, &Path, &Path),
 ) -> Daemon {
@@ -135,7 +141,7 @@ async fn start_notary_server(
             "tls_key_file": key,
         },
         "trust_service": trust_service,
-        "storage": { "backend": "postgres", "db_url": format!("{db_url}?sslmode=disable") },
+        "storage": storage,
         "logging": { "level": "info" },
     });
     let server = Daemon::spawn(dir, "notary-server", port, config, &[]);
@@ -208,8 +214,13 @@ async fn database_with(schema: &str) -> Option<String> {
     Some(db_url)
 }
 
-/// notary-signer on `db_url` over gRPC with mutual TLS.
-async fn start_signer(dir: &Path, db_url: &str, pki: (&Path, &Path, &Path)) -> Daemon {
+/// notary-signer on `storage` over gRPC with mutual TLS.
+async fn start_signer(
+    dir: &Path,
+    mut storage: serde_json::Value,
+    pki: (&Path, &Path, &Path),
+) -> Daemon {
+    storage["default_alias"] = "importalias".into();
     let (ca, cert, key) = pki;
     let port = free_port();
     let config = serde_json::json!({
@@ -219,11 +230,7 @@ async fn start_signer(dir: &Path, db_url: &str, pki: (&Path, &Path, &Path)) -> D
             "tls_key_file": key,
             "client_ca_file": ca,
         },
-        "storage": {
-            "backend": "postgres",
-            "db_url": format!("{db_url}?sslmode=disable"),
-            "default_alias": "importalias",
-        },
+        "storage": storage,
         "logging": { "level": "info" },
     });
     let env = [("NOTARY_SIGNER_IMPORTALIAS", SIGNER_PASSPHRASE)];
@@ -252,7 +259,7 @@ async fn a_notary_server_on_postgres_is_imported_and_its_clients_keep_working() 
     // The old world: notary-server on PostgreSQL, repositories made by the stock client.
     let notary_server = start_notary_server(
         path,
-        &db_url,
+        postgres_storage(&db_url),
         serde_json::json!({ "type": "local" }),
         (&ca, &cert, &key),
     )
@@ -429,6 +436,39 @@ async fn notary_signer_keys_are_imported_and_repositories_keep_updating() {
     let signer_db = database_with(SIGNER_SCHEMA)
         .await
         .expect("a second database");
+    signer_keys_flow(
+        (postgres_storage(&server_db), &server_db),
+        (postgres_storage(&signer_db), &signer_db),
+    )
+    .await;
+}
+
+/// The same migration from MySQL (Debian's MariaDB): notary-server and notary-signer on it,
+/// then `import --from mysql://… --signer-from mysql://…`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notary_server_and_signer_on_mysql_are_imported() {
+    if !notary_cli::available() {
+        return;
+    }
+    let Some(mariadb) = MariaDb::start().await else {
+        return;
+    };
+    let server_db = mariadb.database("notaryserver", MYSQL_SERVER_SCHEMA);
+    let signer_db = mariadb.database("notarysigner", MYSQL_SIGNER_SCHEMA);
+    signer_keys_flow(
+        (mariadb.storage("notaryserver"), &server_db),
+        (mariadb.storage("notarysigner"), &signer_db),
+    )
+    .await;
+}
+
+/// Notary on the databases `server` and `signer` (each: the daemons' `storage` setting, and
+/// the URL notar-server imports from), two repositories made there, then imported with the
+/// signer's keys; the old client publishes to notar-server at once.
+async fn signer_keys_flow(
+    (server_storage, server_db): (serde_json::Value, &str),
+    (signer_storage, signer_db): (serde_json::Value, &str),
+) {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path();
     let pki = notar_tests::tls::TestPki::new("signer");
@@ -437,10 +477,10 @@ async fn notary_signer_keys_are_imported_and_repositories_keep_updating() {
     let v1 = path.join("v1.txt");
     let v1 = v1.to_str().expect("utf-8");
 
-    let signer = start_signer(path, &signer_db, (&ca, &cert, &key)).await;
+    let signer = start_signer(path, signer_storage, (&ca, &cert, &key)).await;
     let notary_server = start_notary_server(
         path,
-        &server_db,
+        server_storage,
         serde_json::json!({
             "type": "remote",
             "hostname": "127.0.0.1",
@@ -472,13 +512,13 @@ async fn notary_signer_keys_are_imported_and_repositories_keep_updating() {
     drop(notary_server);
     drop(signer);
     let algorithms: Vec<String> =
-        sqlx_strings(&signer_db, "SELECT DISTINCT algorithm FROM private_keys").await;
+        sqlx_strings(signer_db, "SELECT DISTINCT algorithm FROM private_keys").await;
     assert_eq!(algorithms, ["ecdsa"], "notary-signer made ECDSA keys");
 
     let data_dir = path.join("notar");
     let wrong = import_with(
         &data_dir,
-        &["--from", &server_db, "--signer-from", &signer_db],
+        &["--from", server_db, "--signer-from", signer_db],
         &[("NOTARY_SIGNER_IMPORTALIAS", "not the passphrase")],
     );
     assert_eq!(wrong.status.code(), Some(2));
@@ -489,7 +529,7 @@ async fn notary_signer_keys_are_imported_and_repositories_keep_updating() {
     );
     let imported = import_with(
         &data_dir,
-        &["--from", &server_db, "--signer-from", &signer_db],
+        &["--from", server_db, "--signer-from", signer_db],
         &[("NOTARY_SIGNER_IMPORTALIAS", SIGNER_PASSPHRASE)],
     );
     let stdout = String::from_utf8_lossy(&imported.stdout);
@@ -540,9 +580,192 @@ async fn notary_signer_keys_are_imported_and_repositories_keep_updating() {
 
 async fn sqlx_strings(db_url: &str, query: &str) -> Vec<String> {
     use sqlx::Connection;
-    let mut db = sqlx::PgConnection::connect(db_url).await.expect("connect");
+    sqlx::any::install_default_drivers();
+    let mut db = sqlx::AnyConnection::connect(db_url).await.expect("connect");
     sqlx::query_scalar::<_, String>(query)
         .fetch_all(&mut db)
         .await
         .expect("query")
+}
+
+/// Notary's server schema on MySQL, as its MySQL migrations leave it.
+const MYSQL_SERVER_SCHEMA: &str = r#"
+CREATE TABLE tuf_files (
+  id int(11) NOT NULL AUTO_INCREMENT,
+  created_at timestamp NULL DEFAULT NULL,
+  updated_at timestamp NULL DEFAULT NULL,
+  deleted_at timestamp NULL DEFAULT NULL,
+  gun varchar(255) NOT NULL,
+  role varchar(255) NOT NULL,
+  version int(11) NOT NULL,
+  data longblob NOT NULL,
+  sha256 char(64) DEFAULT NULL,
+  PRIMARY KEY (id),
+  UNIQUE KEY gun (gun, role, version),
+  INDEX sha256 (sha256)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8;
+CREATE TABLE change_category (category varchar(20) NOT NULL, PRIMARY KEY (category))
+  ENGINE=InnoDB DEFAULT CHARSET=utf8;
+INSERT INTO change_category VALUES ('update'), ('deletion');
+CREATE TABLE changefeed (
+  id int(11) NOT NULL AUTO_INCREMENT,
+  created_at timestamp DEFAULT CURRENT_TIMESTAMP,
+  gun varchar(255) NOT NULL,
+  version int(11) NOT NULL,
+  sha256 char(64) DEFAULT NULL,
+  category varchar(20) NOT NULL DEFAULT 'update',
+  PRIMARY KEY (id),
+  FOREIGN KEY (category) REFERENCES change_category (category),
+  INDEX idx_changefeed_gun (gun)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8;
+"#;
+
+/// notary-signer's schema on MySQL.
+const MYSQL_SIGNER_SCHEMA: &str = r#"
+CREATE TABLE private_keys (
+  id int(11) NOT NULL AUTO_INCREMENT,
+  created_at timestamp NULL DEFAULT NULL,
+  updated_at timestamp NULL DEFAULT NULL,
+  deleted_at timestamp NULL DEFAULT NULL,
+  key_id varchar(255) NOT NULL,
+  encryption_alg varchar(255) NOT NULL,
+  keywrap_alg varchar(255) NOT NULL,
+  algorithm varchar(50) NOT NULL,
+  passphrase_alias varchar(50) NOT NULL,
+  public blob NOT NULL,
+  private blob NOT NULL,
+  gun varchar(255) NOT NULL,
+  role varchar(255) NOT NULL,
+  last_used datetime NULL DEFAULT NULL,
+  PRIMARY KEY (id),
+  UNIQUE KEY key_id (key_id),
+  UNIQUE KEY key_id_2 (key_id, algorithm)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8;
+"#;
+
+/// A throw-away MariaDB server (Debian's `mariadb-server`) on a loopback port, with a user
+/// `notary`; killed on drop.
+struct MariaDb {
+    child: Child,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl Drop for MariaDb {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const MARIADB_PASSWORD: &str = "notary-test";
+
+impl MariaDb {
+    /// `None` (skipped) when MariaDB is not installed; in CI that is a failure.
+    async fn start() -> Option<MariaDb> {
+        let server = ["/usr/sbin/mariadbd", "/usr/bin/mariadbd"]
+            .into_iter()
+            .find(|p| Path::new(p).exists());
+        let Some(server) = server else {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "MariaDB (mariadb-server) must be installed in CI"
+            );
+            eprintln!("skipped: MariaDB is not installed");
+            return None;
+        };
+        let dir = tempfile::tempdir().expect("temp dir");
+        let data = dir.path().join("data");
+        let installed = Command::new("mariadb-install-db")
+            .args(["--no-defaults", "--user=root", "--skip-test-db"])
+            .arg("--auth-root-authentication-method=normal")
+            .arg(format!("--datadir={}", data.display()))
+            .output()
+            .expect("mariadb-install-db runs");
+        assert!(
+            installed.status.success(),
+            "mariadb-install-db: {}",
+            String::from_utf8_lossy(&installed.stderr)
+        );
+        let port = free_port();
+        let socket = dir.path().join("sock");
+        let child = Command::new(server)
+            .args(["--no-defaults", "--user=root", "--bind-address=127.0.0.1"])
+            .arg("--skip-name-resolve")
+            .arg(format!("--datadir={}", data.display()))
+            .arg(format!("--socket={}", socket.display()))
+            .arg(format!("--port={port}"))
+            .arg(format!(
+                "--log-error={}",
+                dir.path().join("error.log").display()
+            ))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("mariadbd starts");
+        let db = MariaDb { child, port, dir };
+        for _ in 0..200 {
+            if socket.exists() && std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                db.sql(&format!(
+                    "CREATE USER notary@'%' IDENTIFIED BY '{MARIADB_PASSWORD}'; \
+                     GRANT ALL ON *.* TO notary@'%';"
+                ));
+                return Some(db);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!(
+            "MariaDB did not come up: {}",
+            std::fs::read_to_string(db.dir.path().join("error.log")).unwrap_or_default()
+        );
+    }
+
+    /// Runs `sql` as root over the socket.
+    fn sql(&self, sql: &str) {
+        use std::io::Write;
+        let mut client = Command::new("mariadb")
+            .args(["--no-defaults", "-u", "root"])
+            .arg(format!(
+                "--socket={}",
+                self.dir.path().join("sock").display()
+            ))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("mariadb client runs");
+        client
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(sql.as_bytes())
+            .expect("write SQL");
+        let out = client.wait_with_output().expect("mariadb client ends");
+        assert!(
+            out.status.success(),
+            "{sql}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Creates database `name` with `schema`; returns its URL for notar-server.
+    fn database(&self, name: &str, schema: &str) -> String {
+        self.sql(&format!("CREATE DATABASE {name}; USE {name}; {schema}"));
+        format!(
+            "mysql://notary:{MARIADB_PASSWORD}@127.0.0.1:{}/{name}",
+            self.port
+        )
+    }
+
+    /// The `storage` setting of notary-server and notary-signer for database `name`.
+    fn storage(&self, name: &str) -> serde_json::Value {
+        serde_json::json!({
+            "backend": "mysql",
+            "db_url": format!(
+                "notary:{MARIADB_PASSWORD}@tcp(127.0.0.1:{})/{name}?parseTime=True",
+                self.port
+            ),
+        })
+    }
 }
