@@ -72,6 +72,38 @@ pub enum Command {
     /// Keep unlocked keys in memory for a while, so that many signatures need one
     /// passphrase each (like ssh-agent); --stop wipes them
     Agent(crate::commands::agent::AgentArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
+    Completion(CompletionArgs),
+    /// Print the manual page, notar(1), as roff (`notar man | man -l -`)
+    Man,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionArgs {
+    /// The shell: bash, zsh, fish, elvish or powershell
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+/// Writes the completion script of `command` for `shell` to stdout; a broken pipe is not
+/// an error.
+pub fn print_completion(
+    mut command: clap::Command,
+    shell: clap_complete::Shell,
+) -> Result<(), Error> {
+    let name = command.get_name().to_owned();
+    let mut out = Vec::new();
+    clap_complete::generate(shell, &mut command, name, &mut out);
+    crate::output::print(&String::from_utf8_lossy(&out))
+}
+
+/// Writes the manual page of `command` (roff) to stdout.
+pub fn print_man(command: clap::Command) -> Result<(), Error> {
+    let mut out = Vec::new();
+    clap_mangen::Man::new(command)
+        .render(&mut out)
+        .map_err(|e| Error::Usage(format!("rendering the manual page: {e}")))?;
+    crate::output::print(&String::from_utf8_lossy(&out))
 }
 
 #[derive(Debug, Args)]
@@ -121,7 +153,8 @@ pub enum KeyCommand {
     Restore(crate::commands::backup::RestoreArgs),
     /// Print or write one key file (still encrypted)
     Export(crate::commands::backup::ExportArgs),
-    /// Import a key file, or an unencrypted PKCS#8 ed25519 PEM (encrypted on import)
+    /// Import a key file, or Docker's and Notary's keys: a trust directory, a .key file, a
+    /// PKCS#8 PEM (encrypted under a notar passphrase on import)
     Import(crate::commands::backup::ImportArgs),
     /// Change the passphrase of a key (new one from NOTAR_NEW_PASSPHRASE, or asked twice)
     Passwd(crate::commands::backup::PasswdArgs),
@@ -129,6 +162,13 @@ pub enum KeyCommand {
 
 /// Runs one command.
 pub async fn run(cli: Cli) -> Result<(), Error> {
+    use clap::CommandFactory;
+    // These need no trust directory and no server.
+    match &cli.command {
+        Command::Completion(args) => return print_completion(Cli::command(), args.shell),
+        Command::Man => return print_man(Cli::command()),
+        _ => {}
+    }
     let ctx = Context::new(Flags {
         server: cli.server,
         trust_dir: cli.trust_dir,
@@ -171,6 +211,7 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
         Command::Logout(args) => commands::login::logout(&ctx, args),
         Command::Push(args) => commands::push::run(&ctx, args).await,
         Command::Agent(args) => commands::agent::run(&ctx, args).await,
+        Command::Completion(_) | Command::Man => Ok(()),
     }
 }
 
@@ -207,5 +248,34 @@ mod tests {
             panic!("trust command");
         };
         assert_eq!(trust.root_key.as_deref(), Some("ab"));
+    }
+}
+
+#[cfg(test)]
+mod discoverability {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn completions_and_the_manual_name_the_commands() {
+        for shell in [
+            clap_complete::Shell::Bash,
+            clap_complete::Shell::Zsh,
+            clap_complete::Shell::Fish,
+        ] {
+            let mut out = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "notar", &mut out);
+            let script = String::from_utf8(out).expect("utf-8");
+            for word in ["trust", "pull", "push", "passwd", "completion"] {
+                assert!(script.contains(word), "{shell}: {word}");
+            }
+        }
+        let mut page = Vec::new();
+        clap_mangen::Man::new(Cli::command())
+            .render(&mut page)
+            .expect("renders");
+        let page = String::from_utf8(page).expect("utf-8");
+        assert!(page.contains(".TH"), "roff");
+        assert!(page.contains("notar") && page.contains("trust"), "{page}");
     }
 }

@@ -795,19 +795,44 @@ async fn unsigned_tags_missing_trust_data_and_unreachable_services() {
         warned.stderr
     );
     std::fs::remove_dir_all(&out).expect("clean");
-    let warned = w
-        .run_with(
-            &["pull", &format!("{gun}:unsigned"), "-o", path_str(&out)],
-            &[("NOTAR_CONTENT_TRUST", "0")],
-        )
-        .await
-        .ok();
-    assert!(
-        warned.stderr.contains("content trust is disabled"),
-        "{}",
-        warned.stderr
-    );
-    std::fs::remove_dir_all(&out).expect("clean");
+    for switch in [
+        &[("NOTAR_CONTENT_TRUST", "0")][..],
+        &[("DOCKER_CONTENT_TRUST", "0")],
+        &[("DOCKER_CONTENT_TRUST", "false")],
+    ] {
+        let warned = w
+            .run_with(
+                &["pull", &format!("{gun}:unsigned"), "-o", path_str(&out)],
+                switch,
+            )
+            .await
+            .ok();
+        assert!(
+            warned.stderr.contains("content trust is disabled"),
+            "{switch:?}: {}",
+            warned.stderr
+        );
+        std::fs::remove_dir_all(&out).expect("clean");
+    }
+    // notar's own switch wins over Docker's, and Docker's "on" changes nothing.
+    for switch in [
+        &[("NOTAR_CONTENT_TRUST", "1"), ("DOCKER_CONTENT_TRUST", "0")][..],
+        &[("DOCKER_CONTENT_TRUST", "1")],
+    ] {
+        let refused = w
+            .run_with(
+                &["pull", &format!("{gun}:unsigned"), "-o", path_str(&out)],
+                switch,
+            )
+            .await
+            .expect_code(1);
+        assert!(
+            !refused.stderr.contains("content trust is disabled"),
+            "{switch:?}: {}",
+            refused.stderr
+        );
+        w.assert_untouched(&out);
+    }
 
     // A repository without trust data.
     w.store_unsigned("never-signed", "v1", &image).await;

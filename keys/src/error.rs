@@ -115,6 +115,14 @@ pub enum Error {
     PassphraseMismatch { role: KeyRole, key_id: KeyId },
 
     /// An empty passphrase was given; keys are never encrypted under one.
+    /// A passphrase typed for a new key is shorter than the minimum, at every try.
+    #[error("the passphrase for new {role} key {} is shorter than {min} characters", .key_id.short())]
+    PassphraseTooShort {
+        role: KeyRole,
+        key_id: KeyId,
+        min: usize,
+    },
+
     #[error("empty passphrase for {role} key {}", .key_id.short())]
     EmptyPassphrase { role: KeyRole, key_id: KeyId },
 

@@ -43,6 +43,12 @@ pub fn env_vars(role: KeyRole) -> [&'static str; 2] {
     }
 }
 
+/// The fewest characters a passphrase typed for a new key may have (Notary asks for 8 too).
+pub const MIN_TYPED_LEN: usize = 8;
+/// How many times a new key's passphrase is asked for before the command gives up; also
+/// the tries a person gets at a wrong passphrase.
+pub const CREATE_TRIES: usize = 3;
+
 /// How to ask a person when no environment variable holds the passphrase.
 pub enum Prompt {
     /// A no-echo prompt on the terminal, if stdin is a terminal at the time of asking.
@@ -99,29 +105,58 @@ impl PassphraseSource {
         )
     }
 
-    /// The passphrase for a new key: from the environment, or typed twice.
+    /// The passphrase for a new key: from the environment, or typed twice. At the prompt a
+    /// passphrase must have [`MIN_TYPED_LEN`] characters, and a short one or a mismatch is
+    /// asked again (the reason heads the next prompt), [`CREATE_TRIES`] times in all. The
+    /// environment's passphrase is taken as it is: scripts keep working.
     pub fn create(&self, role: KeyRole, key_id: &KeyId) -> Result<Zeroizing<String>> {
         if let Some(passphrase) = self.passphrase_from_env(role) {
             return Ok(passphrase);
         }
         let short = key_id.short();
-        let first = self.ask(
-            role,
-            key_id,
-            &format!("Enter passphrase for new {role} key {short}: "),
-        )?;
-        let second = self.ask(
-            role,
-            key_id,
-            &format!("Repeat passphrase for new {role} key {short}: "),
-        )?;
-        if first != second {
-            return Err(Error::PassphraseMismatch {
+        let mut reason = String::new();
+        let mut last = None;
+        for _ in 0..CREATE_TRIES {
+            let first = self.ask(
+                role,
+                key_id,
+                &format!("{reason}Enter passphrase for new {role} key {short}: "),
+            )?;
+            if first.chars().count() < MIN_TYPED_LEN {
+                reason = format!(
+                    "A passphrase needs at least {MIN_TYPED_LEN} characters: a shorter one is guessed too soon by anyone who copies the key file. "
+                );
+                last = Some(Error::PassphraseTooShort {
+                    role,
+                    key_id: key_id.clone(),
+                    min: MIN_TYPED_LEN,
+                });
+                continue;
+            }
+            let second = self.ask(
+                role,
+                key_id,
+                &format!("Repeat passphrase for new {role} key {short}: "),
+            )?;
+            if first == second {
+                return Ok(first);
+            }
+            reason = "The passphrases did not match. ".to_owned();
+            last = Some(Error::PassphraseMismatch {
                 role,
                 key_id: key_id.clone(),
             });
         }
-        Ok(first)
+        Err(last.unwrap_or(Error::PassphraseMismatch {
+            role,
+            key_id: key_id.clone(),
+        }))
+    }
+
+    /// Whether the environment holds `role`'s passphrase, so that nobody is asked (and a
+    /// wrong one is not asked again).
+    pub fn in_environment(&self, role: KeyRole) -> bool {
+        self.passphrase_from_env(role).is_some()
     }
 
     fn passphrase_from_env(&self, role: KeyRole) -> Option<Zeroizing<String>> {
@@ -310,10 +345,10 @@ mod tests {
 
     #[test]
     fn create_asks_twice_and_refuses_mismatch_and_empty() {
-        let (prompt, shown) = scripted(&["same", "same"]);
+        let (prompt, shown) = scripted(&["same secret", "same secret"]);
         let source = PassphraseSource::new(env(&[]), prompt);
         let pass = source.create(KeyRole::Root, &key_id()).expect("matching");
-        assert_eq!(pass.as_str(), "same");
+        assert_eq!(pass.as_str(), "same secret");
         assert_eq!(
             *shown.lock().unwrap(),
             vec![
@@ -322,7 +357,16 @@ mod tests {
             ]
         );
 
-        let (prompt, _) = scripted(&["one secret", "another secret"]);
+        // A mismatch is asked again, with the reason; three in a row give up.
+        let (prompt, shown) = scripted(&["one secret", "another secret", "fixed it!", "fixed it!"]);
+        let source = PassphraseSource::new(env(&[]), prompt);
+        let pass = source.create(KeyRole::Root, &key_id()).expect("second try");
+        assert_eq!(pass.as_str(), "fixed it!");
+        assert_eq!(
+            shown.lock().unwrap()[2],
+            "The passphrases did not match. Enter passphrase for new root key 1a2b3c4d5e6f: "
+        );
+        let (prompt, _) = scripted(&["one secret", "another secret"].repeat(CREATE_TRIES));
         let source = PassphraseSource::new(env(&[]), prompt);
         let err = source
             .create(KeyRole::Root, &key_id())
@@ -332,6 +376,39 @@ mod tests {
             "the passphrases entered for new root key 1a2b3c4d5e6f do not match"
         );
         assert!(!format!("{err:?}").contains("secret"));
+
+        // Too short at the prompt: the reason, and another try; not from the environment.
+        let (prompt, shown) = scripted(&["short", "long enough", "long enough"]);
+        let source = PassphraseSource::new(env(&[]), prompt);
+        let pass = source
+            .create(KeyRole::Targets, &key_id())
+            .expect("long one");
+        assert_eq!(pass.as_str(), "long enough");
+        assert!(
+            shown.lock().unwrap()[1].starts_with("A passphrase needs at least 8 characters"),
+            "{:?}",
+            shown.lock().unwrap()
+        );
+        let (prompt, _) = scripted(&["short"; CREATE_TRIES]);
+        let source = PassphraseSource::new(env(&[]), prompt);
+        let err = source
+            .create(KeyRole::Targets, &key_id())
+            .expect_err("short");
+        assert!(
+            matches!(err, Error::PassphraseTooShort { min: 8, .. }),
+            "{err:?}"
+        );
+        let source =
+            PassphraseSource::new(env(&[("NOTAR_TARGETS_PASSPHRASE", "ci")]), Prompt::Never);
+        assert_eq!(
+            source
+                .create(KeyRole::Targets, &key_id())
+                .expect("env")
+                .as_str(),
+            "ci"
+        );
+        assert!(source.in_environment(KeyRole::Targets));
+        assert!(!source.in_environment(KeyRole::Root));
 
         let (prompt, shown) = scripted(&[""]);
         let source = PassphraseSource::new(env(&[]), prompt);

@@ -8,148 +8,171 @@ use std::time::Duration;
 use clap::{Parser, ValueEnum};
 use serde::Deserialize;
 
+const AFTER_HELP: &str = "\
+Settings come from the flags, then their NOTAR_* variables, then --config, then the defaults.
+
+More environment:
+  NOTAR_SERVER_SECRET  the secret the server-held keys are sealed under [default: the file
+                       server.secret in the data directory, made on first start, 0600]
+  NOTAR_LOG            what to log, as a tracing filter: error, warn, info, debug, trace, or
+                       per module (notar_server=debug) [default: info]";
+
 /// notar-server: a TUF trust server for container images (Notary URL scheme).
 ///
 /// With no arguments it keeps its data in ./notar-data (SQLite) and listens on
 /// 127.0.0.1:4443.
 #[derive(Debug, Parser)]
-#[command(version, about, long_about = None)]
+#[command(version, about, long_about = None, after_help = AFTER_HELP)]
 pub struct Args {
     #[command(subcommand)]
     pub command: Option<Command>,
 
     /// Address to listen on. Anything but loopback needs TLS (--tls-cert, --tls-key), or
-    /// --insecure-http.
-    #[arg(long, env = "NOTAR_LISTEN")]
+    /// --insecure-http. [default: 127.0.0.1:4443]
+    #[arg(long, hide_env_values = true, env = "NOTAR_LISTEN")]
     pub listen: Option<SocketAddr>,
 
     /// TLS certificate chain, PEM, leaf first. Read again on SIGHUP.
-    #[arg(long, env = "NOTAR_TLS_CERT", requires = "tls_key")]
+    #[arg(
+        long,
+        hide_env_values = true,
+        env = "NOTAR_TLS_CERT",
+        requires = "tls_key"
+    )]
     pub tls_cert: Option<PathBuf>,
 
     /// TLS private key, PEM (PKCS#8, PKCS#1 or SEC1). Read again on SIGHUP.
-    #[arg(long, env = "NOTAR_TLS_KEY", requires = "tls_cert")]
+    #[arg(
+        long,
+        hide_env_values = true,
+        env = "NOTAR_TLS_KEY",
+        requires = "tls_cert"
+    )]
     pub tls_key: Option<PathBuf>,
 
     /// Serve plain HTTP on a non-loopback address (behind a TLS-terminating proxy only).
-    #[arg(long, env = "NOTAR_INSECURE_HTTP")]
+    #[arg(long, hide_env_values = true, env = "NOTAR_INSECURE_HTTP")]
     pub insecure_http: bool,
 
     /// Connections open at once; more wait until one closes (keep it below `ulimit -n`).
-    #[arg(long, env = "NOTAR_MAX_CONNECTIONS")]
+    /// [default: 4096]
+    #[arg(long, hide_env_values = true, env = "NOTAR_MAX_CONNECTIONS")]
     pub max_connections: Option<usize>,
 
     /// Seconds a client has for the TLS handshake and each request's headers, and the
-    /// longest idle pause on a keep-alive connection.
-    #[arg(long, env = "NOTAR_HEADER_TIMEOUT")]
+    /// longest idle pause on a keep-alive connection. [default: 10]
+    #[arg(long, hide_env_values = true, env = "NOTAR_HEADER_TIMEOUT")]
     pub header_timeout: Option<u64>,
 
-    /// Uploads validated and written at once; more wait their turn.
-    #[arg(long, env = "NOTAR_MAX_UPLOADS")]
+    /// Uploads validated and written at once; more wait their turn. [default: 16]
+    #[arg(long, hide_env_values = true, env = "NOTAR_MAX_UPLOADS")]
     pub max_uploads: Option<usize>,
 
     /// Directory for the SQLite database and the server secret file (created if missing).
-    #[arg(long, env = "NOTAR_DATA_DIR")]
+    /// [default: ./notar-data]
+    #[arg(long, hide_env_values = true, env = "NOTAR_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
 
     /// Database URL: sqlite://PATH or postgres://USER@HOST:PORT/DB. Default: SQLite in the
     /// data directory.
-    #[arg(long, env = "NOTAR_DATABASE")]
+    #[arg(long, hide_env_values = true, env = "NOTAR_DATABASE")]
     pub database: Option<String>,
 
     /// A TOML file with any of these settings (keys as the long flags, with underscores).
-    #[arg(long, env = "NOTAR_CONFIG")]
+    #[arg(long, hide_env_values = true, env = "NOTAR_CONFIG")]
     pub config: Option<PathBuf>,
 
-    /// Log format: text for people, json for log collectors.
-    #[arg(long, env = "NOTAR_LOG_FORMAT", value_enum)]
+    /// Log format: text for people, json for log collectors. [default: text]
+    #[arg(long, hide_env_values = true, env = "NOTAR_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
 
-    /// Largest accepted update request, in bytes (larger: 413).
-    #[arg(long, env = "NOTAR_MAX_REQUEST_BYTES")]
+    /// Largest accepted update request, in bytes (larger: 413). [default: 16777216]
+    #[arg(long, hide_env_values = true, env = "NOTAR_MAX_REQUEST_BYTES")]
     pub max_request_bytes: Option<usize>,
 
     /// Largest accepted metadata file inside an update, in bytes (larger: 413).
-    #[arg(long, env = "NOTAR_MAX_FILE_BYTES")]
+    /// [default: 8388608]
+    #[arg(long, hide_env_values = true, env = "NOTAR_MAX_FILE_BYTES")]
     pub max_file_bytes: Option<usize>,
 
-    /// Lifetime of timestamps the server signs, in seconds (default one day).
-    #[arg(long, env = "NOTAR_TIMESTAMP_LIFETIME")]
+    /// Lifetime of timestamps the server signs, in seconds. [default: 86400, one day]
+    #[arg(long, hide_env_values = true, env = "NOTAR_TIMESTAMP_LIFETIME")]
     pub timestamp_lifetime: Option<u64>,
 
-    /// Lifetime of snapshots the server signs, in seconds (default seven days).
-    #[arg(long, env = "NOTAR_SNAPSHOT_LIFETIME")]
+    /// Lifetime of snapshots the server signs, in seconds. [default: 604800, seven days]
+    #[arg(long, hide_env_values = true, env = "NOTAR_SNAPSHOT_LIFETIME")]
     pub snapshot_lifetime: Option<u64>,
 
     /// How often the background task looks for timestamps and snapshots to re-sign, in
-    /// seconds.
-    #[arg(long, env = "NOTAR_REFRESH_INTERVAL")]
+    /// seconds. [default: 60]
+    #[arg(long, hide_env_values = true, env = "NOTAR_REFRESH_INTERVAL")]
     pub refresh_interval: Option<u64>,
 
     /// How far behind the database the current metadata served from memory may be, in
     /// milliseconds: every half of it the server reads the change log for writes made
     /// through other servers sharing the database, and drops what they touched (0: no
-    /// memory cache of current metadata).
-    #[arg(long, env = "NOTAR_CACHE_TTL_MS")]
+    /// memory cache of current metadata). [default: 2000]
+    #[arg(long, hide_env_values = true, env = "NOTAR_CACHE_TTL_MS")]
     pub cache_ttl_ms: Option<u64>,
 
     /// Bytes of metadata kept in memory at most (identity, gzip and zstd); the least recently
-    /// used go first. Default 256 MiB.
-    #[arg(long, env = "NOTAR_CACHE_BYTES")]
+    /// used go first. [default: 268435456, 256 MiB]
+    #[arg(long, hide_env_values = true, env = "NOTAR_CACHE_BYTES")]
     pub cache_bytes: Option<usize>,
 
     /// Serve /metrics on this address only (default: on the main listener).
-    #[arg(long, env = "NOTAR_METRICS_LISTEN")]
+    #[arg(long, hide_env_values = true, env = "NOTAR_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
 
     /// Authentication: `token` (Docker distribution bearer tokens, with Notary's scopes)
     /// or `none`. Default: `token` with --issuer, otherwise `none`, which only loopback
     /// allows unless asked for by name.
-    #[arg(long, env = "NOTAR_AUTH_TYPE", value_enum)]
+    #[arg(long, hide_env_values = true, env = "NOTAR_AUTH_TYPE", value_enum)]
     pub auth_type: Option<AuthType>,
 
     /// The token service clients are sent to (default with --issuer: this server's
     /// /auth/token).
-    #[arg(long, env = "NOTAR_AUTH_REALM")]
+    #[arg(long, hide_env_values = true, env = "NOTAR_AUTH_REALM")]
     pub auth_realm: Option<String>,
 
     /// The service name tokens must be issued for (`aud`). Default: notar.
-    #[arg(long, env = "NOTAR_AUTH_SERVICE")]
+    #[arg(long, hide_env_values = true, env = "NOTAR_AUTH_SERVICE")]
     pub auth_service: Option<String>,
 
     /// The issuer tokens must name (`iss`). Default: notar.
-    #[arg(long, env = "NOTAR_AUTH_ISSUER")]
+    #[arg(long, hide_env_values = true, env = "NOTAR_AUTH_ISSUER")]
     pub auth_issuer: Option<String>,
 
     /// PEM bundle of the certificates whose keys may sign tokens (the built-in issuer's
     /// is trusted without it).
-    #[arg(long, env = "NOTAR_AUTH_ROOT_CERTS")]
+    #[arg(long, hide_env_values = true, env = "NOTAR_AUTH_ROOT_CERTS")]
     pub auth_root_certs: Option<PathBuf>,
 
     /// Serve the built-in token issuer at /auth/token (accounts and policy files in the
     /// data directory unless given).
-    #[arg(long, env = "NOTAR_ISSUER")]
+    #[arg(long, hide_env_values = true, env = "NOTAR_ISSUER")]
     pub issuer: bool,
 
     /// The issuer's accounts file (`notar-server user add` writes it).
-    #[arg(long, env = "NOTAR_ISSUER_ACCOUNTS")]
+    #[arg(long, hide_env_values = true, env = "NOTAR_ISSUER_ACCOUNTS")]
     pub issuer_accounts: Option<PathBuf>,
 
     /// The issuer's access policy file.
-    #[arg(long, env = "NOTAR_ISSUER_POLICY")]
+    #[arg(long, hide_env_values = true, env = "NOTAR_ISSUER_POLICY")]
     pub issuer_policy: Option<PathBuf>,
 
     /// More services the issuer signs tokens for, such as a registry's (repeat, or
     /// separate with commas).
     #[arg(
         long = "issuer-service",
+        hide_env_values = true,
         env = "NOTAR_ISSUER_SERVICES",
         value_delimiter = ','
     )]
     pub issuer_services: Vec<String>,
 
-    /// Lifetime of the tokens the issuer signs, in seconds (default 300).
-    #[arg(long, env = "NOTAR_TOKEN_LIFETIME")]
+    /// Lifetime of the tokens the issuer signs, in seconds. [default: 300]
+    #[arg(long, hide_env_values = true, env = "NOTAR_TOKEN_LIFETIME")]
     pub token_lifetime: Option<u64>,
 }
 
@@ -206,6 +229,14 @@ pub enum Command {
     /// Print the token issuer's certificate (PEM), for the root certificate bundles of
     /// registries and other trust servers; makes the issuer key if there is none yet.
     IssuerCert,
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
+    Completion {
+        /// The shell
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page, notar-server(1), as roff
+    Man,
 }
 
 #[derive(Debug, clap::Subcommand)]

@@ -11,6 +11,26 @@ use tracing_subscriber::EnvFilter;
 #[tokio::main]
 async fn main() -> ExitCode {
     let mut args = Args::parse();
+    // These need no settings, no data directory and no secret.
+    match &args.command {
+        Some(Command::Completion { shell }) => {
+            use clap::CommandFactory;
+            let mut command = Args::command();
+            clap_complete::generate(*shell, &mut command, "notar-server", &mut std::io::stdout());
+            return ExitCode::SUCCESS;
+        }
+        Some(Command::Man) => {
+            use clap::CommandFactory;
+            return match clap_mangen::Man::new(Args::command()).render(&mut std::io::stdout()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("notar-server: error: writing the manual page: {e}");
+                    ExitCode::from(2)
+                }
+            };
+        }
+        _ => {}
+    }
     let command = args.command.take();
     let config = match Config::from_args(args) {
         Ok(config) => config,
@@ -24,6 +44,7 @@ async fn main() -> ExitCode {
         None => serve(config).await,
         Some(Command::User(user)) => users(&config, user),
         Some(Command::IssuerCert) => issuer_cert(config).await,
+        Some(Command::Completion { .. } | Command::Man) => Ok(()),
         Some(Command::Healthcheck) => match healthcheck(&config).await {
             Ok(()) => Ok(()),
             Err(e) => {

@@ -96,9 +96,50 @@ fn help_explains_every_setting() {
         "--max-request-bytes",
         "--timestamp-lifetime",
         "NOTAR_DATA_DIR",
+        "NOTAR_SERVER_SECRET",
+        "NOTAR_LOG ",
+        "[default: 127.0.0.1:4443]",
+        "[default: ./notar-data]",
+        "[default: 86400, one day]",
     ] {
         assert!(help.contains(flag), "--help mentions {flag}");
     }
+    // Variables are named, never shown with their values (a secret could be one).
+    assert!(!help.contains("=]"), "{help}");
+    let secret = Command::new(BIN)
+        .arg("--help")
+        .env("NOTAR_TLS_KEY", "/very/secret/path")
+        .output()
+        .expect("runs");
+    assert!(!String::from_utf8_lossy(&secret.stdout).contains("/very/secret/path"));
+}
+
+#[test]
+fn completions_and_the_manual_need_no_data_directory() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for (args, expected) in [
+        (&["completion", "bash"][..], "notar-server"),
+        (&["completion", "zsh"], "#compdef notar-server"),
+        (&["completion", "fish"], "complete -c notar-server"),
+        (&["man"], ".TH notar-server"),
+    ] {
+        let output = Command::new(BIN)
+            .args(args)
+            .current_dir(dir.path())
+            .env_remove("NOTAR_SERVER_SECRET")
+            .stdin(Stdio::null())
+            .output()
+            .expect("runs");
+        assert!(output.status.success(), "{args:?}");
+        let text = String::from_utf8_lossy(&output.stdout);
+        assert!(text.contains(expected), "{args:?}: {text}");
+        assert!(text.contains("import"), "{args:?} names the subcommands");
+    }
+    assert_eq!(
+        std::fs::read_dir(dir.path()).expect("dir").count(),
+        0,
+        "no data directory was made"
+    );
 }
 
 #[test]
@@ -349,9 +390,9 @@ fn the_sample_config_is_valid_and_documents_every_setting() {
     for flag in help
         .split_whitespace()
         .filter_map(|w| w.strip_prefix("--"))
+        .map(|f| f.trim_end_matches(|c: char| !c.is_ascii_alphanumeric()))
         .filter(|f| !matches!(*f, "help" | "version" | "config"))
     {
-        let flag = flag.trim_end_matches(|c: char| !c.is_ascii_alphanumeric());
         let key = renamed
             .iter()
             .find(|(f, _)| *f == flag)

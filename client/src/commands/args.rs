@@ -61,6 +61,46 @@ pub fn parse_key_id(text: &str) -> Result<KeyId, Error> {
         .map_err(|e| Error::Usage(format!("invalid key ID {text:?}: {e}")))
 }
 
+/// The shortest key ID prefix accepted for a key of the trust directory.
+pub const MIN_KEY_ID_PREFIX: usize = 8;
+
+/// A key ID from the command line naming a key of the trust directory: all 64 hex digits,
+/// or a prefix of at least [`MIN_KEY_ID_PREFIX`] digits (prompts and `key list` show 12)
+/// that exactly one of `held` starts with. An ambiguous prefix is refused with the
+/// candidates listed.
+pub fn held_key_id(text: &str, held: &[KeyId]) -> Result<KeyId, Error> {
+    let wanted = text.trim().to_ascii_lowercase();
+    if wanted.len() == 64 {
+        return parse_key_id(&wanted);
+    }
+    if wanted.len() < MIN_KEY_ID_PREFIX
+        || wanted.len() > 64
+        || !wanted.bytes().all(|b| b.is_ascii_hexdigit())
+    {
+        return Err(Error::Usage(format!(
+            "invalid key ID {text:?}: give the 64 hex digits, or the first {MIN_KEY_ID_PREFIX} or more"
+        )));
+    }
+    let matching: Vec<&KeyId> = held
+        .iter()
+        .filter(|id| id.as_str().starts_with(&wanted))
+        .collect();
+    match matching.as_slice() {
+        [one] => Ok((*one).clone()),
+        [] => Err(Error::Usage(format!(
+            "no key of this trust directory has an ID starting with {wanted} (notar key list shows them)"
+        ))),
+        many => Err(Error::Usage(format!(
+            "{wanted} is the start of {} key IDs: {}; give more digits",
+            many.len(),
+            many.iter()
+                .map(|id| id.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
+    }
+}
+
 /// A lifetime in days from the command line.
 pub fn days(n: u32) -> time::Duration {
     time::Duration::days(i64::from(n))
@@ -93,5 +133,39 @@ pub async fn confirm(question: String, action: &str) -> Result<(), Error> {
         Err(Error::Usage(format!(
             "aborted: {action} was not confirmed; nothing was changed"
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(prefix: &str) -> KeyId {
+        KeyId::new(format!("{prefix}{}", "0".repeat(64 - prefix.len()))).expect("key ID")
+    }
+
+    #[test]
+    fn a_unique_prefix_of_eight_digits_names_a_key_and_an_ambiguous_one_lists_them() {
+        let held = [id("abcdef12aa"), id("abcdef12bb"), id("12345678")];
+        assert_eq!(held_key_id("12345678", &held).expect("unique"), held[2]);
+        assert_eq!(held_key_id("ABCDEF12AA", &held).expect("case"), held[0]);
+        assert_eq!(
+            held_key_id(held[1].as_str(), &held).expect("whole"),
+            held[1]
+        );
+        let ambiguous = held_key_id("abcdef12", &held).expect_err("ambiguous");
+        let text = ambiguous.to_string();
+        assert!(
+            text.contains(held[0].as_str()) && text.contains(held[1].as_str()),
+            "{text}"
+        );
+        let short = held_key_id("1234567", &held).expect_err("too short");
+        assert!(short.to_string().contains("first 8 or more"), "{short}");
+        let none = held_key_id("ffffffff", &held).expect_err("none");
+        assert!(
+            none.to_string().contains("no key of this trust directory"),
+            "{none}"
+        );
+        assert!(held_key_id("zzzzzzzz", &held).is_err());
     }
 }

@@ -22,7 +22,7 @@ use notar_keys::{KeyRole, PassphraseSource, Prompt};
 use notar_tuf::Gun;
 use serde::Serialize;
 
-use crate::commands::args::parse_key_id;
+use crate::commands::args::held_key_id;
 use crate::commands::key_import::{self, KeyOutcome};
 use crate::output::{json_line, print};
 use crate::reference::Reference;
@@ -50,7 +50,7 @@ pub struct RestoreArgs {
 
 #[derive(Debug, Args)]
 pub struct ExportArgs {
-    /// The key ID
+    /// The key ID: all 64 digits, or the first 8 or more
     #[arg(value_name = "KEYID")]
     pub key_id: String,
     /// Write here instead of stdout
@@ -75,7 +75,7 @@ pub struct ImportArgs {
 
 #[derive(Debug, Args)]
 pub struct PasswdArgs {
-    /// The key ID
+    /// The key ID: all 64 digits, or the first 8 or more
     #[arg(value_name = "KEYID")]
     pub key_id: String,
 }
@@ -207,6 +207,18 @@ pub fn restore(ctx: &Context, args: RestoreArgs) -> Result<(), Error> {
     report(ctx, &args.file, keys)
 }
 
+/// The IDs of the keys the trust directory holds.
+fn held_ids(keyring: &crate::trust::keyring::Keyring) -> Result<Vec<notar_tuf::KeyId>, Error> {
+    Ok(keyring
+        .store
+        .list()
+        .map_err(Error::keys("listing keys"))?
+        .keys
+        .into_iter()
+        .map(|k| k.key_id)
+        .collect())
+}
+
 fn read_limited(path: &std::path::Path, limit: usize) -> Result<Vec<u8>, Error> {
     let bytes = std::fs::read(path).map_err(Error::io("reading", path))?;
     if bytes.len() > limit {
@@ -219,8 +231,8 @@ fn read_limited(path: &std::path::Path, limit: usize) -> Result<Vec<u8>, Error> 
 }
 
 pub fn export(ctx: &Context, args: ExportArgs) -> Result<(), Error> {
-    let key_id = parse_key_id(&args.key_id)?;
     let keyring = ctx.keyring()?;
+    let key_id = held_key_id(&args.key_id, &held_ids(&keyring)?)?;
     let info = keyring
         .store
         .info(&key_id)
@@ -305,8 +317,8 @@ pub async fn import(ctx: &Context, args: ImportArgs) -> Result<(), Error> {
 }
 
 pub async fn passwd(ctx: &Context, args: PasswdArgs) -> Result<(), Error> {
-    let key_id = parse_key_id(&args.key_id)?;
     let keyring = ctx.keyring()?;
+    let key_id = held_key_id(&args.key_id, &held_ids(&keyring)?)?;
     let info = keyring.store.info(&key_id).map_err(Error::keys(format!(
         "changing the passphrase of key {}",
         key_id.short()

@@ -65,7 +65,8 @@ pub struct PullArgs {
     #[arg(long)]
     pub require_tag_match: bool,
 
-    /// Pull by tag without trust data (also NOTAR_CONTENT_TRUST=0); a warning says so
+    /// Pull by tag without trust data (also NOTAR_CONTENT_TRUST=0, or Docker's
+    /// DOCKER_CONTENT_TRUST=0); a warning says so
     #[arg(long, conflicts_with = "require_tag_match")]
     pub disable_content_trust: bool,
 }
@@ -105,9 +106,20 @@ struct Blob {
 
 pub async fn run(ctx: &Context, args: PullArgs) -> Result<(), Error> {
     let (gun, wanted) = parse_reference(&args.reference)?;
+    // Docker's switch works as Docker's users expect it to; notar's own wins when both
+    // are set, and content trust stays on when neither says off.
+    let off = |name: &str| {
+        std::env::var(name).is_ok_and(|v| {
+            matches!(
+                v.trim().to_ascii_lowercase().as_str(),
+                "0" | "false" | "no" | "off"
+            )
+        })
+    };
+    let notar_says = std::env::var_os("NOTAR_CONTENT_TRUST").is_some();
     let trust = !(args.disable_content_trust
-        || std::env::var("NOTAR_CONTENT_TRUST")
-            .is_ok_and(|v| matches!(v.as_str(), "0" | "false" | "no" | "off")));
+        || off("NOTAR_CONTENT_TRUST")
+        || (!notar_says && off("DOCKER_CONTENT_TRUST")));
     let asked = args
         .platform
         .as_deref()

@@ -226,15 +226,29 @@ impl Keyring {
 
     /// Unlocks the key `key_id` in this process, asking for its passphrase: for commands
     /// that need the key itself (a new passphrase), not only its signatures.
+    ///
+    /// A passphrase typed at the terminal gets [`notar_keys::passphrase::CREATE_TRIES`]
+    /// tries; one from the environment gets one (asking again would change nothing).
     pub async fn unlock_local(&self, role: KeyRole, key_id: &KeyId) -> Result<PrivateKey, Error> {
         let action = format!("unlocking the {role} key {}", key_id.short());
-        let passphrase = passphrase(role, key_id.clone(), Ask::Unlock)
-            .await?
-            .map_err(Error::keys(action.clone()))?;
-        self.store
-            .load_async(key_id, passphrase)
-            .await
-            .map_err(Error::keys(action))
+        let tries = if PassphraseSource::from_env().in_environment(role) {
+            1
+        } else {
+            notar_keys::passphrase::CREATE_TRIES
+        };
+        let mut attempt = 1;
+        loop {
+            let passphrase = passphrase(role, key_id.clone(), Ask::Unlock)
+                .await?
+                .map_err(Error::keys(action.clone()))?;
+            match self.store.load_async(key_id, passphrase).await {
+                Err(e @ notar_keys::Error::WrongPassphrase { .. }) if attempt < tries => {
+                    eprintln!("notar: {e}; try again ({} of {tries})", attempt + 1);
+                    attempt += 1;
+                }
+                result => return result.map_err(Error::keys(action)),
+            }
+        }
     }
 
     /// Generates a key and gets a passphrase for it; nothing is written yet.

@@ -343,6 +343,17 @@ fn names(roles: &[&notar_tuf::DelegatedRole]) -> String {
         .join(", ")
 }
 
+/// What a new root key is for, and how to keep it: said once, when it is made.
+fn root_key_notice(path: &std::path::Path) -> String {
+    format!(
+        "notar: the root key signs the root of every repository this trust directory creates: \
+         with it and its passphrase, anyone can replace their keys, and without it their roots \
+         can never change again. Keep its passphrase safe and back the key up offline now: \
+         notar key backup <file> (the key file is {})",
+        path.display()
+    )
+}
+
 /// The first publish of a repository: root v1 and targets v1 in one upload.
 async fn create(
     ctx: &Context,
@@ -424,6 +435,9 @@ async fn create(
                 .unwrap_or_default(),
             info.path.display()
         );
+        if new.role == KeyRole::Root {
+            eprintln!("{}", root_key_notice(&info.path));
+        }
     }
     ctx.server
         .upload(

@@ -29,6 +29,7 @@ pub const CLEARED: &[&str] = &[
     "NOTAR_KDF",
     "NOTAR_LOG",
     "NOTAR_CONTENT_TRUST",
+    "DOCKER_CONTENT_TRUST",
     "DOCKER_CONFIG",
     "NOTAR_AUTH",
     "NOTAR_CA_CERT",
