@@ -1,7 +1,8 @@
 //! The README's walk-through ("Five minutes with notar"), run as it is written: the shell
 //! block after `<!-- walkthrough -->`, in bash with `set -euo pipefail`, against a real
 //! notar-server, Debian's docker-registry and buildah, with `notar` on the PATH. Then its
-//! results are checked: both tags verified, v2 signed by the signer, the backup present.
+//! results are checked: both tags verified, v2 signed by the signer, the backup present;
+//! and `pull` draws its progress bars on a (pseudo-)terminal and nowhere else.
 
 #![expect(clippy::expect_used, reason = "a failed setup step fails the test")]
 
@@ -134,6 +135,51 @@ async fn the_readme_walkthrough_runs_as_written() {
             ("v1".to_owned(), vec!["Repo Admin".to_owned()]),
             ("v2".to_owned(), vec!["ci".to_owned()]),
         ]
+    );
+
+    // Progress bars: drawn on a terminal (a pseudo-terminal here), one per blob, named by
+    // its short digest; never written when stderr is a pipe.
+    let piped = dir.path().join("piped");
+    let pulled = run_bin(
+        Path::new(BIN),
+        &[
+            "--json",
+            "pull",
+            &format!("{gun}:v1"),
+            "-o",
+            piped.to_str().expect("utf-8"),
+        ],
+        &env,
+        Duration::from_secs(60),
+    )
+    .await
+    .ok();
+    let json = pulled.json();
+    let blob = json["blobs"][0]["digest"].as_str().expect("a blob");
+    let short = &blob.trim_start_matches("sha256:")[..12];
+    assert!(!pulled.stderr.contains(short), "{}", pulled.stderr);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/interop/pty_answer.py");
+    let out = dir.path().join("tty-pull");
+    let tty = run_bin(
+        Path::new("python3"),
+        &[
+            script.to_str().expect("utf-8"),
+            "--",
+            BIN,
+            "pull",
+            &format!("{gun}:v1"),
+            "-o",
+            out.to_str().expect("utf-8"),
+        ],
+        &env,
+        Duration::from_secs(60),
+    )
+    .await
+    .ok();
+    assert!(
+        tty.stdout.contains(&format!("{short} [")) && tty.stdout.contains("=]"),
+        "a finished bar per blob on the terminal:\n{}",
+        tty.stdout
     );
 }
 
