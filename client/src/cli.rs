@@ -29,24 +29,39 @@ prompt when stdin is a terminal, else an error.";
 #[command(name = "notar", version, after_help = AFTER_HELP, propagate_version = true)]
 pub struct Cli {
     /// Trust server URL [env: NOTAR_SERVER, then DOCKER_CONTENT_TRUST_SERVER] [default: http://127.0.0.1:4443]
-    #[arg(long, global = true, value_name = "URL")]
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        value_name = "URL"
+    )]
     pub server: Option<String>,
 
     /// Extra CA certificate (PEM) for the trust server's TLS, besides the system roots and
     /// ~/.docker/tls/<host:port>/ca.crt [env: NOTAR_CA_CERT]
-    #[arg(long, global = true, value_name = "PEM")]
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        value_name = "PEM"
+    )]
     pub ca_cert: Option<PathBuf>,
 
     /// Trust directory: private keys and verified metadata [env: NOTAR_TRUST_DIR] [default: ~/.notar]
-    #[arg(long, global = true, value_name = "DIR")]
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        value_name = "DIR"
+    )]
     pub trust_dir: Option<PathBuf>,
 
     /// Results as JSON on stdout (`trust inspect` prints JSON unless --pretty)
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "Global options")]
     pub json: bool,
 
     /// More diagnostics on stderr (-v info, -vv debug, -vvv trace)
-    #[arg(short, long, global = true, action = ArgAction::Count)]
+    #[arg(short, long, global = true, help_heading = "Global options", action = ArgAction::Count)]
     pub verbose: u8,
 
     #[command(subcommand)]
@@ -110,7 +125,12 @@ pub fn print_man(command: clap::Command) -> Result<(), Error> {
 pub struct TrustArgs {
     /// Refuse any root of the repository that this root key did not sign (overrides a pin
     /// saved with `notar trust pin`)
-    #[arg(long, global = true, value_name = "KEYID")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "KEYID",
+        help_heading = "Trust options"
+    )]
     pub root_key: Option<String>,
 
     #[command(subcommand)]

@@ -181,6 +181,68 @@ async fn the_readme_walkthrough_runs_as_written() {
         "a finished bar per blob on the terminal:\n{}",
         tty.stdout
     );
+
+    // `pull --root-key`: the repository's root key passes; another key is refused, and
+    // nothing is written.
+    let keys = run_bin(
+        Path::new(BIN),
+        &["--json", "key", "list"],
+        &env,
+        Duration::from_secs(30),
+    )
+    .await
+    .ok()
+    .json();
+    let root = keys["keys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .find(|k| k["role"] == "root")
+        .and_then(|k| k["key_id"].as_str())
+        .expect("a root key")
+        .to_owned();
+    let fresh_trust = dir.path().join("fresh-trust");
+    let fresh = [
+        ("NOTAR_SERVER", server.url.as_str()),
+        ("HOME", dir.path().to_str().expect("utf-8")),
+        ("NOTAR_TRUST_DIR", fresh_trust.to_str().expect("utf-8")),
+    ];
+    let other = "ab".repeat(32);
+    let refused_out = dir.path().join("refused");
+    let refused = run_bin(
+        Path::new(BIN),
+        &[
+            "pull",
+            &format!("{gun}:v1"),
+            "--root-key",
+            &other,
+            "-o",
+            refused_out.to_str().expect("utf-8"),
+        ],
+        &fresh,
+        Duration::from_secs(60),
+    )
+    .await
+    .expect_code(1);
+    assert!(refused.stderr.contains(&other[..12]), "{}", refused.stderr);
+    assert!(!refused_out.exists());
+    let pinned_out = dir.path().join("pinned");
+    run_bin(
+        Path::new(BIN),
+        &[
+            "pull",
+            &format!("{gun}:v1"),
+            "--root-key",
+            &root,
+            "-o",
+            pinned_out.to_str().expect("utf-8"),
+        ],
+        &fresh,
+        Duration::from_secs(60),
+    )
+    .await
+    .ok();
+    assert!(pinned_out.join("index.json").exists());
 }
 
 /// A containers-storage configuration that keeps buildah's images under `root`.

@@ -65,6 +65,16 @@ pub struct PullArgs {
     #[arg(long)]
     pub require_tag_match: bool,
 
+    /// Refuse any root of the repository that this root key did not sign (overrides a pin
+    /// saved with `notar trust pin`)
+    #[arg(
+        long,
+        value_name = "KEYID",
+        help_heading = "Trust options",
+        conflicts_with = "disable_content_trust"
+    )]
+    pub root_key: Option<String>,
+
     /// Pull by tag without trust data (also NOTAR_CONTENT_TRUST=0, or Docker's
     /// DOCKER_CONTENT_TRUST=0); a warning says so
     #[arg(long, conflicts_with = "require_tag_match")]
@@ -106,6 +116,11 @@ struct Blob {
 
 pub async fn run(ctx: &Context, args: PullArgs) -> Result<(), Error> {
     let (gun, wanted) = parse_reference(&args.reference)?;
+    let pin = args
+        .root_key
+        .as_deref()
+        .map(crate::commands::args::parse_key_id)
+        .transpose()?;
     // Docker's switch works as Docker's users expect it to; notar's own wins when both
     // are set, and content trust stays on when neither says off.
     let off = |name: &str| {
@@ -137,7 +152,7 @@ pub async fn run(ctx: &Context, args: PullArgs) -> Result<(), Error> {
     let (digest, limit, signed_length, role) = match &wanted {
         Wanted::Digest(digest) => (digest.clone(), MAX_MANIFEST_BYTES, None, None),
         Wanted::Tag(tag) if trust => {
-            let (digest, length, role) = trusted_target(ctx, &gun, tag).await?;
+            let (digest, length, role) = trusted_target(ctx, &gun, tag, pin.as_ref()).await?;
             compare_tag(&registry, &gun, tag, &digest, args.require_tag_match).await?;
             (digest, length, Some(length), Some(role))
         }
@@ -357,8 +372,9 @@ async fn trusted_target(
     ctx: &Context,
     gun: &Gun,
     tag: &Tag,
+    pin: Option<&notar_tuf::KeyId>,
 ) -> Result<(OciDigest, u64, RoleName), Error> {
-    let mut repo = Repository::open(ctx, gun, None, Warnings::RootAndTargets).await?;
+    let mut repo = Repository::open(ctx, gun, pin, Warnings::RootAndTargets).await?;
     let unsigned = || Error::Unsigned {
         gun: gun.clone(),
         tag: tag.to_string(),
