@@ -906,13 +906,17 @@ async fn key_list_shows_role_gun_key_id_and_file_and_reports_damaged_files() {
             .map(str::to_owned)
             .collect::<Vec<_>>()
     };
-    assert_eq!(columns(lines[0]), ["ROLE", "GUN", "KEY", "ID", "FILE"]);
+    assert_eq!(
+        columns(lines[0]),
+        ["ROLE", "GUN", "KEY", "ID", "SIGNER", "FILE"]
+    );
     assert_eq!(
         columns(lines[1]),
         [
             "root".to_owned(),
             "-".to_owned(),
             root_id.clone(),
+            "-".to_owned(),
             private.join(format!("{root_id}.key")).display().to_string()
         ]
     );

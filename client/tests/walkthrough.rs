@@ -193,6 +193,18 @@ async fn the_readme_walkthrough_runs_as_written() {
     .await
     .ok()
     .json();
+    let signer_names: Vec<&serde_json::Value> = keys["keys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .filter(|k| k["role"] == "delegation")
+        .map(|k| &k["signers"])
+        .collect();
+    assert_eq!(
+        signer_names,
+        [&serde_json::json!([format!("ci ({gun})")])],
+        "key list names the signer of a delegation key"
+    );
     let root = keys["keys"]
         .as_array()
         .expect("keys")

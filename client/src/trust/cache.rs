@@ -29,6 +29,32 @@ const PIN_VERIFIED_FILE: &str = "_pin_verified";
 /// otherwise.
 const STAGED_FILE: &str = "_staged_pending";
 
+/// Every repository with a cached `targets.json` in `trust_dir`, with those bytes: the
+/// GUN directories under `tuf/`, however deep (a GUN has several path components).
+pub fn cached_targets(trust_dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let root = trust_dir.join(TUF_DIR);
+    let mut found = Vec::new();
+    let mut dirs = vec![root.clone()];
+    while let Some(dir) = dirs.pop() {
+        let Ok(entries) = fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if entry.file_name() == "targets.json"
+                && let Ok(bytes) = fs::read(&path)
+                && let Ok(gun) = dir.strip_prefix(&root)
+            {
+                found.push((gun.display().to_string(), bytes));
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
 /// The cached metadata of one GUN.
 #[derive(Debug)]
 pub struct MetadataCache {
