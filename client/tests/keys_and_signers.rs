@@ -1526,3 +1526,139 @@ async fn removing_a_pending_signer_cancels_it() {
         "no delegation was published: {targets}"
     );
 }
+
+/// owner signs v1, delegates to alice (who signs v2), then to bob (who signs v3): bob's
+/// signature is then the only one on targets/releases.
+async fn releases_last_signed_by_bob(
+    gun: &str,
+    owner: &Client,
+    (alice, alice_pub): (&Client, &str),
+    (bob, bob_pub): (&Client, &str),
+) {
+    owner.sign(&format!("{gun}:v1"), b"manifest one").await.ok();
+    owner
+        .run(&["trust", "signer", "add", "alice", gun, "--key", alice_pub])
+        .await
+        .ok();
+    alice.sign(&format!("{gun}:v2"), b"manifest two").await.ok();
+    owner
+        .run(&["trust", "signer", "add", "bob", gun, "--key", bob_pub])
+        .await
+        .ok();
+    bob.sign(&format!("{gun}:v3"), b"manifest three").await.ok();
+}
+
+/// `trust resolve GUN:TAG` succeeds (exit 0) or not (exit 1: unsigned).
+async fn resolves(client: &Client, gun: &str, tag: &str) -> bool {
+    let run = client
+        .run(&["trust", "resolve", &format!("{gun}:{tag}")])
+        .await;
+    assert!(matches!(run.code, 0 | 1), "{run:?}");
+    run.code == 0
+}
+
+/// Removing the signer whose signature is the last on targets/releases: refused with the
+/// reason when no remaining signer's key is at hand (nothing changes); re-signed in the same
+/// update when the trust directory holds one (every tag still verifies); or done anyway
+/// with --force, which takes targets/releases away too: left unverifiable (as Docker leaves
+/// it), it would stop every client's delegation walk, and with it every tag.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removing_the_last_signer_of_releases_re_signs_it_or_refuses() {
+    let server = TestServer::start(Backend::Sqlite).await;
+    let dirs = tempfile::tempdir().expect("temp dir");
+    let owner = Client::new(&server, &dirs.path().join("owner"));
+    let alice = Client::new(&server, &dirs.path().join("alice"));
+    let bob = Client::new(&server, &dirs.path().join("bob"));
+    let pubs = dirs.path().join("pubs");
+    std::fs::create_dir_all(&pubs).expect("mkdir");
+    let (alice_pub, alice_id) = alice.generate("alice", &pubs).await;
+    let (bob_pub, _) = bob.generate("bob", &pubs).await;
+    let (alice_pub, bob_pub) = (
+        alice_pub.to_str().expect("utf-8"),
+        bob_pub.to_str().expect("utf-8"),
+    );
+
+    releases_last_signed_by_bob(GUN, &owner, (&alice, alice_pub), (&bob, bob_pub)).await;
+    let refused = owner
+        .run(&["trust", "signer", "remove", "bob", GUN, "-y"])
+        .await
+        .expect_code(2);
+    assert!(
+        refused
+            .stderr
+            .contains("targets/releases of localhost:5000/team/app was last signed by bob's key")
+            && refused.stderr.contains("v2, v3")
+            && refused.stderr.contains("--force"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(signers_of(&owner, "v3").await, Some(vec!["bob".into()]));
+
+    // The owner's trust directory gets alice's key: the removal re-signs targets/releases.
+    let exported = dirs.path().join("alice.key");
+    alice
+        .run(&[
+            "key",
+            "export",
+            &alice_id[..8],
+            "-o",
+            exported.to_str().expect("utf-8"),
+        ])
+        .await
+        .ok();
+    owner
+        .run(&["key", "import", exported.to_str().expect("utf-8")])
+        .await
+        .ok();
+    let removed = owner
+        .run(&["trust", "signer", "remove", "bob", GUN, "-y"])
+        .await
+        .ok();
+    assert!(
+        removed
+            .stderr
+            .contains("re-signed targets/releases of localhost:5000/team/app"),
+        "{}",
+        removed.stderr
+    );
+    let reader = Client::new(&server, &dirs.path().join("reader"));
+    for tag in ["v1", "v2", "v3"] {
+        assert!(resolves(&reader, GUN, tag).await, "{tag} still verifies");
+    }
+    let python_cache = dirs.path().join("ngclient");
+    assert_eq!(
+        ngclient_found(&server, &python_cache, &["v1", "v2", "v3"]).await,
+        ["v1", "v2", "v3"]
+    );
+
+    // --force, in a second repository, from a trust directory with no signer's key.
+    let gun = "localhost:5000/team/forced";
+    let bare_owner = Client::new(&server, &dirs.path().join("bare-owner"));
+    releases_last_signed_by_bob(gun, &bare_owner, (&alice, alice_pub), (&bob, bob_pub)).await;
+    let forced = bare_owner
+        .run(&["trust", "signer", "remove", "bob", gun, "-y", "--force"])
+        .await
+        .ok();
+    assert!(
+        forced.stderr.contains("warning: --force")
+            && forced.stderr.contains("it is removed from the delegations"),
+        "{}",
+        forced.stderr
+    );
+    let reader = Client::new(&server, &dirs.path().join("reader-2"));
+    assert!(resolves(&reader, gun, "v1").await, "targets still signs v1");
+    assert!(
+        resolves(&reader, gun, "v2").await,
+        "targets/alice still signs v2"
+    );
+    assert!(
+        !resolves(&reader, gun, "v3").await,
+        "v3 was only in bob's roles and targets/releases"
+    );
+    // The repository goes on: alice signs again, into her own role.
+    alice
+        .sign(&format!("{gun}:v4"), b"manifest four")
+        .await
+        .ok();
+    assert!(resolves(&reader, gun, "v4").await);
+}

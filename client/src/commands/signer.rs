@@ -32,9 +32,11 @@ use serde::Serialize;
 use crate::commands::args::{TargetsLifetime, gun_only};
 use crate::commands::key_import;
 use crate::output::{json_line, print};
+use crate::trust::keyring::held_id;
 use crate::trust::publish::{publish_targets, targets_signer, unlock_targets_key};
 use crate::trust::repo::{Repository, Warnings};
 use crate::trust::signers::{RELEASES, RoleVersion};
+use crate::trust::targets::next_targets;
 use crate::{Context, Error};
 
 #[derive(Debug, Subcommand)]
@@ -102,6 +104,11 @@ pub struct SignerRemoveArgs {
     /// Do not ask for confirmation
     #[arg(short = 'y', long = "yes")]
     pub yes: bool,
+    /// Remove the signer even when no remaining signer's key here can re-sign
+    /// targets/releases, which then goes too (its tags stay signed only where another role
+    /// signs them)
+    #[arg(long)]
+    pub force: bool,
     #[command(flatten)]
     pub lifetime: TargetsLifetime,
 }
@@ -364,6 +371,52 @@ async fn add(ctx: &Context, args: SignerAddArgs, pin: Option<&KeyId>) -> Result<
     )
 }
 
+/// Takes the signer `role` out of `delegations`: its own role, and its keys (`removed`)
+/// out of targets/releases (whose threshold shrinks to the keys left, and which goes when
+/// none are left); keys no role lists any more are dropped.
+fn without_signer(delegations: &mut Delegations, role: &RoleName, removed: &[KeyId]) {
+    delegations.roles.retain(|r| r.name != *role);
+    for r in &mut delegations.roles {
+        if r.name.as_str() == RELEASES {
+            r.keyids.retain(|k| !removed.contains(k));
+            let left = u32::try_from(r.keyids.len()).unwrap_or(u32::MAX);
+            if let Some(left) = NonZeroU32::new(left) {
+                r.threshold = r.threshold.min(left);
+            }
+        }
+    }
+    delegations
+        .roles
+        .retain(|r| !(r.name.as_str() == RELEASES && r.keyids.is_empty()));
+    drop_unused_keys(delegations);
+}
+
+/// Drops the keys no delegated role lists.
+fn drop_unused_keys(delegations: &mut Delegations) {
+    let used: Vec<KeyId> = delegations
+        .roles
+        .iter()
+        .flat_map(|r| r.keyids.iter().cloned())
+        .collect();
+    delegations.keys.retain(|k, _| used.contains(k));
+}
+
+/// The tags of targets/releases when its current version would not verify under the
+/// delegation `after` makes (its signatures are by keys no longer listed); `None` when it
+/// still verifies, has no version yet, or is no longer delegated.
+fn strands_releases(
+    repo: &Repository,
+    releases: &RoleName,
+    after: &Targets,
+) -> Option<Vec<String>> {
+    let current = repo.updater.current_role(releases)?;
+    let authority = after.delegations.as_ref()?.authority(RELEASES)?;
+    if current.signed().check(&authority).is_ok() {
+        return None;
+    }
+    Some(current.targets.keys().map(ToString::to_string).collect())
+}
+
 /// Adds `keys` to `role` (creating it with `paths`; an existing role keeps its paths).
 /// `exclusive`: the role is the signer's own, so a key it has already means the signer was
 /// added before.
@@ -425,6 +478,47 @@ async fn remove(ctx: &Context, args: SignerRemoveArgs, pin: Option<&KeyId>) -> R
         );
         return report_change(ctx, &args.name, &gun, "Removed (pending)", &[], version);
     };
+    // What targets/releases becomes, and whether its current version still verifies then:
+    // removing the signer whose signature is the last on it would leave its tags unsigned.
+    repo.load_all_targets().await?;
+    let releases_role = RoleName::new(RELEASES).map_err(|e| Error::Usage(e.to_string()))?;
+    let mut after = (**repo.targets()?).clone();
+    if let Some(delegations) = after.delegations.as_mut() {
+        without_signer(delegations, &role, &removed);
+    }
+    let stranded = strands_releases(&repo, &releases_role, &after);
+    let keyring = ctx.keyring()?;
+    let resigners: Vec<KeyId> = match (&stranded, after.delegations.as_ref()) {
+        (Some(_), Some(delegations)) => delegations
+            .role(RELEASES)
+            .map(|r| {
+                r.keyids
+                    .iter()
+                    .map(|id| held_id(repo.dialect(), &delegations.keys, id))
+                    .filter(|id| keyring.holds_delegation_key(id))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        _ => Vec::new(),
+    };
+    let threshold = after
+        .delegations
+        .as_ref()
+        .and_then(|d| d.role(RELEASES))
+        .map_or(1, |r| r.threshold.get() as usize);
+    let resign = stranded.is_some() && resigners.len() >= threshold;
+    if let Some(tags) = &stranded
+        && !resign
+        && !args.force
+    {
+        return Err(Error::Usage(format!(
+            "{RELEASES} of {gun} was last signed by {}'s key: without it, its tags ({}) would no longer verify \
+             until another signer signs that role again. Remove the signer from a trust directory that also holds \
+             the key of a remaining signer (the role is then re-signed in the same update), or pass --force",
+            args.name,
+            tags.join(", ")
+        )));
+    }
     if !args.yes {
         crate::commands::args::confirm(
             format!(
@@ -436,32 +530,84 @@ async fn remove(ctx: &Context, args: SignerRemoveArgs, pin: Option<&KeyId>) -> R
         .await?;
     }
     let key = targets_signer(ctx, &repo, targets_key.as_deref())?;
-    let version = publish_targets(ctx, &mut repo, key, args.lifetime.duration(), |targets| {
-        let Some(delegations) = targets.delegations.as_mut() else {
-            return Ok(());
-        };
-        delegations.roles.retain(|r| r.name != role);
-        for r in &mut delegations.roles {
-            if r.name.as_str() == RELEASES {
-                r.keyids.retain(|k| !removed.contains(k));
-                let left = u32::try_from(r.keyids.len()).unwrap_or(u32::MAX);
-                if let Some(left) = NonZeroU32::new(left) {
-                    r.threshold = r.threshold.min(left);
+    let lifetime = args.lifetime.duration();
+    let version = if resign {
+        // The new targets and targets/releases, re-signed by the keys held of the
+        // remaining signers, in one update: no moment where the tags do not verify.
+        let mut keys = Vec::new();
+        for id in &resigners {
+            keys.push(keyring.unlock(KeyRole::Delegation, id).await?);
+        }
+        let (version, targets) = next_targets(ctx, &repo, key, lifetime, |targets| {
+            if let Some(delegations) = targets.delegations.as_mut() {
+                without_signer(delegations, &role, &removed);
+            }
+            Ok(())
+        })?;
+        let current = repo
+            .updater
+            .current_role(&releases_role)
+            .map(|t| (**t).clone())
+            .ok_or_else(|| Error::Usage(format!("{RELEASES} of {gun} could not be read")))?;
+        let mut next = current;
+        next.version = next.version.next();
+        next.expires = notar_tuf::Expiry::after(ctx.now, lifetime);
+        let signers: Vec<&dyn notar_tuf::Signer> = keys
+            .iter()
+            .map(|k| &**k as &dyn notar_tuf::Signer)
+            .collect();
+        let releases_version = next.version;
+        let releases = repo
+            .dialect()
+            .sign(next, &signers)
+            .map_err(Error::metadata(format!(
+                "signing {RELEASES} version {releases_version}"
+            )))?;
+        ctx.server
+            .upload(
+                &gun,
+                vec![
+                    (RoleName::targets(), targets.as_bytes().to_vec()),
+                    (releases_role.clone(), releases.as_bytes().to_vec()),
+                ],
+            )
+            .await?;
+        repo.refresh().await?;
+        eprintln!(
+            "notar: re-signed {RELEASES} of {gun} (version {releases_version}) with {}, so its tags keep verifying",
+            resigners
+                .iter()
+                .map(KeyId::short)
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        version
+    } else {
+        // Forced: a delegated role that does not verify stops every client's delegation
+        // walk, and with it every tag and every later signature. So the role goes too;
+        // tags that other roles sign still verify.
+        let drop_releases = stranded.is_some();
+        if let Some(tags) = &stranded {
+            eprintln!(
+                "notar: warning: --force: {RELEASES} of {gun} was signed by {}'s key only, so it is removed from the \
+                 delegations, and its tags ({}) stay signed only where another role signs them; \
+                 `notar trust signer add` puts signers back into it",
+                args.name,
+                tags.join(", ")
+            );
+        }
+        publish_targets(ctx, &mut repo, key, lifetime, |targets| {
+            if let Some(delegations) = targets.delegations.as_mut() {
+                without_signer(delegations, &role, &removed);
+                if drop_releases {
+                    delegations.roles.retain(|r| r.name.as_str() != RELEASES);
+                    drop_unused_keys(delegations);
                 }
             }
-        }
-        delegations
-            .roles
-            .retain(|r| !(r.name.as_str() == RELEASES && r.keyids.is_empty()));
-        let used: Vec<KeyId> = delegations
-            .roles
-            .iter()
-            .flat_map(|r| r.keyids.iter().cloned())
-            .collect();
-        delegations.keys.retain(|k, _| used.contains(k));
-        Ok(())
-    })
-    .await?;
+            Ok(())
+        })
+        .await?
+    };
     report_change(ctx, &args.name, &gun, "Removed", &removed, version)
 }
 
