@@ -87,6 +87,9 @@ pub enum Command {
     /// Keep unlocked keys in memory for a while, so that many signatures need one
     /// passphrase each (like ssh-agent); --stop wipes them
     Agent(crate::commands::agent::AgentArgs),
+    /// The root key, kept offline: make it and write its public key, or sign a root file
+    #[command(subcommand)]
+    Root(crate::commands::offline_root::RootCommand),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
     Completion(CompletionArgs),
     /// Print the manual page, notar(1), as roff (`notar man | man -l -`)
@@ -141,6 +144,9 @@ pub struct TrustArgs {
 pub enum TrustCommand {
     /// Sign a tag: <gun>:<tag> is the manifest with this digest and size
     Sign(SignArgs),
+    /// Create a repository whose root key stays offline: prepare root version 1 for it
+    /// (--root-pub, --out), then upload it signed (--signed-root)
+    Init(crate::commands::offline_root::InitArgs),
     /// Show who signed what (Docker's `trust inspect` output)
     Inspect(InspectArgs),
     /// Remove the signature of one tag, or of every tag
@@ -202,6 +208,7 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
             let pin = pin.as_ref();
             match trust.command {
                 TrustCommand::Sign(args) => commands::sign::run(&ctx, args, pin).await,
+                TrustCommand::Init(args) => commands::offline_root::init(&ctx, args).await,
                 TrustCommand::Inspect(args) => commands::inspect::run(&ctx, args, pin).await,
                 TrustCommand::Revoke(args) => commands::revoke::run(&ctx, args, pin).await,
                 TrustCommand::Resolve(args) => commands::resolve::run(&ctx, args, pin).await,
@@ -231,6 +238,7 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
         Command::Logout(args) => commands::login::logout(&ctx, args),
         Command::Push(args) => commands::push::run(&ctx, args).await,
         Command::Agent(args) => commands::agent::run(&ctx, args).await,
+        Command::Root(command) => commands::offline_root::root(&ctx, command).await,
         Command::Completion(_) | Command::Man => Ok(()),
     }
 }

@@ -1662,3 +1662,159 @@ async fn removing_the_last_signer_of_releases_re_signs_it_or_refuses() {
         .ok();
     assert!(resolves(&reader, gun, "v4").await);
 }
+
+/// A root key that never comes online: the offline trust directory (its server address
+/// points nowhere) makes the root key and signs root version 1; the online one prepares that
+/// root and creates the repository with it, then signs tags, and never holds a root key.
+/// A root signed by another key, or edited after signing, is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offline_root_signs_the_first_root_and_never_comes_online() {
+    let server = TestServer::start(Backend::Sqlite).await;
+    let dirs = tempfile::tempdir().expect("temp dir");
+    let online = Client::new(&server, &dirs.path().join("online"));
+    // No server: every request from here would fail.
+    let offline = Client {
+        server: "http://127.0.0.1:9".into(),
+        trust_dir: dirs.path().join("offline"),
+    };
+    let root_pub = dirs.path().join("root.pub");
+    let made = offline
+        .run(&[
+            "root",
+            "key",
+            "--pub-out",
+            root_pub.to_str().expect("utf-8"),
+        ])
+        .await
+        .ok();
+    assert!(made.stdout.contains("Root key"), "{}", made.stdout);
+
+    let unsigned = dirs.path().join("root.json");
+    let unsigned_arg = unsigned.to_str().expect("utf-8");
+    online
+        .run(&[
+            "trust",
+            "init",
+            GUN,
+            "--root-pub",
+            root_pub.to_str().expect("utf-8"),
+            "--out",
+            unsigned_arg,
+        ])
+        .await
+        .ok();
+    // Unsigned, it is refused.
+    let refused = online
+        .run(&["trust", "init", GUN, "--signed-root", unsigned_arg])
+        .await
+        .expect_code(2);
+    assert!(
+        refused.stderr.contains("0 valid signature"),
+        "{}",
+        refused.stderr
+    );
+
+    // Signed by a stranger's root key: refused by the signer (not its root).
+    let stranger = Client {
+        server: "http://127.0.0.1:9".into(),
+        trust_dir: dirs.path().join("stranger"),
+    };
+    let stranger_pub = dirs.path().join("stranger.pub");
+    stranger
+        .run(&[
+            "root",
+            "key",
+            "--pub-out",
+            stranger_pub.to_str().expect("utf-8"),
+        ])
+        .await
+        .ok();
+    let not_listed = stranger
+        .run(&["root", "sign", unsigned_arg])
+        .await
+        .expect_code(2);
+    assert!(
+        not_listed
+            .stderr
+            .contains("this trust directory holds none of them"),
+        "{}",
+        not_listed.stderr
+    );
+
+    let signed = offline.run(&["root", "sign", unsigned_arg]).await.ok();
+    assert!(
+        signed.stdout.contains("Signed root version 1"),
+        "{}",
+        signed.stdout
+    );
+    assert!(signed.stderr.contains("targets: 1 of"), "{}", signed.stderr);
+    // An edit after signing breaks the signature.
+    let text = std::fs::read_to_string(&unsigned).expect("root");
+    let edited = dirs.path().join("edited.json");
+    assert!(text.contains("\"expires\""), "{text}");
+    std::fs::write(
+        &edited,
+        text.replacen("\"expires\":\"20", "\"expires\":\"21", 1),
+    )
+    .expect("write");
+    let broken = online
+        .run(&[
+            "trust",
+            "init",
+            GUN,
+            "--signed-root",
+            edited.to_str().expect("utf-8"),
+        ])
+        .await
+        .expect_code(2);
+    assert!(
+        broken.stderr.contains("0 valid signature"),
+        "{}",
+        broken.stderr
+    );
+
+    let created = online
+        .run(&["trust", "init", GUN, "--signed-root", unsigned_arg])
+        .await
+        .ok();
+    assert!(
+        created.stdout.contains("with the root signed offline"),
+        "{}",
+        created.stdout
+    );
+    online
+        .sign(&format!("{GUN}:v1"), b"manifest one")
+        .await
+        .ok();
+    let python_cache = dirs.path().join("ngclient");
+    assert_eq!(
+        ngclient_found(&server, &python_cache, &["v1"]).await,
+        ["v1"]
+    );
+    let keys = online.run(&["--json", "key", "list"]).await.ok().json();
+    let roles: Vec<&str> = keys["keys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .map(|k| k["role"].as_str().expect("role"))
+        .collect();
+    assert_eq!(roles, ["targets"], "the online side never held a root key");
+    // A second init of the same repository is refused.
+    let again = online
+        .run(&[
+            "trust",
+            "init",
+            GUN,
+            "--root-pub",
+            root_pub.to_str().expect("utf-8"),
+            "--out",
+            dirs.path().join("again.json").to_str().expect("utf-8"),
+        ])
+        .await
+        .expect_code(2);
+    assert!(
+        again.stderr.contains("has trust data already"),
+        "{}",
+        again.stderr
+    );
+}

@@ -9,6 +9,7 @@ pub mod inspect;
 pub mod key;
 pub mod key_import;
 pub mod login;
+pub mod offline_root;
 pub mod pin;
 pub mod pull;
 pub mod push;

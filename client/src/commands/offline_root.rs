@@ -1,0 +1,336 @@
+//! A root key that never comes online:
+//!
+//! - on the offline machine, `notar root key --pub-out root.pub` makes the trust
+//!   directory's root key (if it has none) and writes its public key; no server is asked;
+//! - on the online machine, `notar trust init <gun> --root-pub root.pub --out root.json`
+//!   makes the repository's targets key and writes root version 1, unsigned, listing that
+//!   root key, the targets key and the server's timestamp and snapshot keys;
+//! - offline again, `notar root sign root.json` shows what the root says, checks that this
+//!   trust directory's root key is one of its root keys, and adds its signature;
+//! - online, `notar trust init <gun> --signed-root root.json` checks the root (its own
+//!   threshold, the targets key held here) and uploads it with an empty targets version 1.
+//!
+//! The online trust directory never holds the root key: signing tags needs the targets key
+//! only.
+
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Subcommand};
+use notar_keys::KeyRole;
+use notar_tuf::{Expiry, PublicKey, RoleName, RoleType, Root, Signed, Signer, Targets, Version};
+
+use crate::commands::args::{LifetimeArgs, gun_only};
+use crate::commands::signer::read_public_key;
+use crate::output::print;
+use crate::trust::publish::unlock_targets_key;
+use crate::trust::repo::{Repository, Warnings};
+use crate::{Context, Error};
+
+#[derive(Debug, Subcommand)]
+pub enum RootCommand {
+    /// Make this trust directory's root key if it has none, and write its public key
+    /// (offline: no server is asked)
+    Key(RootKeyArgs),
+    /// Add this trust directory's root signature to a root file (offline)
+    Sign(RootSignArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RootKeyArgs {
+    /// Where to write the public key
+    #[arg(long, value_name = "FILE")]
+    pub pub_out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct RootSignArgs {
+    /// The root file from `trust init --out`; the signature is added in place
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// The repository
+    #[arg(value_name = "GUN")]
+    pub gun: String,
+    /// The offline root key's public key (`notar root key --pub-out`): prepare root
+    /// version 1 for it, unsigned, into --out
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "out",
+        conflicts_with = "signed_root"
+    )]
+    pub root_pub: Option<PathBuf>,
+    /// Where to write the unsigned root
+    #[arg(long, value_name = "FILE", requires = "root_pub")]
+    pub out: Option<PathBuf>,
+    /// The root file signed offline (`notar root sign`): check it and create the
+    /// repository with it
+    #[arg(long, value_name = "FILE")]
+    pub signed_root: Option<PathBuf>,
+    #[command(flatten)]
+    pub lifetimes: LifetimeArgs,
+}
+
+pub async fn root(ctx: &Context, command: RootCommand) -> Result<(), Error> {
+    match command {
+        RootCommand::Key(args) => root_key(ctx, &args.pub_out).await,
+        RootCommand::Sign(args) => root_sign(ctx, &args.file).await,
+    }
+}
+
+async fn root_key(ctx: &Context, out: &Path) -> Result<(), Error> {
+    let keyring = ctx.keyring()?;
+    let public = match keyring.find(KeyRole::Root, None)? {
+        Some(info) => keyring
+            .unlock(KeyRole::Root, &info.key_id)
+            .await?
+            .public_key(),
+        None => {
+            let new = keyring.generate(KeyRole::Root, None).await?;
+            let info = keyring.save(&new).await?;
+            eprintln!(
+                "notar: created root key {} in {}",
+                info.key_id,
+                info.path.display()
+            );
+            new.key.public_key()
+        }
+    };
+    write_new(out, &pretty(&public)?)?;
+    print(&format!(
+        "Root key {}: public key in {}\n",
+        public.key_id(),
+        out.display()
+    ))
+}
+
+async fn root_sign(ctx: &Context, file: &Path) -> Result<(), Error> {
+    let bytes = read_root_file(file)?;
+    let root: Signed<Root> = Signed::from_bytes(bytes).map_err(Error::metadata(format!(
+        "reading the root in {}",
+        file.display()
+    )))?;
+    let keyring = ctx.keyring()?;
+    let listed: Vec<notar_tuf::KeyId> = root
+        .untrusted()
+        .role_keys(RoleType::Root)
+        .map(|r| r.keyids.clone())
+        .unwrap_or_default();
+    let info = keyring.find_any(KeyRole::Root, &listed).ok_or_else(|| {
+        Error::MissingKey(format!(
+            "the root in {} names root keys {}, and this trust directory holds none of them",
+            file.display(),
+            listed
+                .iter()
+                .map(|k| k.short())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+    })?;
+    if root.signatures().iter().any(|s| s.keyid == info.key_id) {
+        return Err(Error::Usage(format!(
+            "{} is signed by root key {} already",
+            file.display(),
+            info.key_id.short()
+        )));
+    }
+    // What is being signed, before the passphrase is asked for.
+    eprintln!("{}", describe(root.untrusted()));
+    let key = keyring.unlock(KeyRole::Root, &info.key_id).await?;
+    let signers: [&dyn Signer; 1] = [&*key];
+    let signed = root
+        .add_signatures(&signers)
+        .map_err(Error::metadata("signing the root"))?;
+    write_replacing(file, signed.as_bytes())?;
+    print(&format!(
+        "Signed root version {} with root key {} ({} of {} signatures needed)\n",
+        signed.untrusted().version,
+        info.key_id,
+        signed.signatures().len(),
+        signed
+            .untrusted()
+            .role_keys(RoleType::Root)
+            .map_or(1, |r| r.threshold.get())
+    ))
+}
+
+/// What a root says, for the person about to sign it.
+fn describe(root: &Root) -> String {
+    let mut text = format!(
+        "root version {}, expires {}:",
+        root.version,
+        root.expires.datetime()
+    );
+    for role in [
+        RoleType::Root,
+        RoleType::Targets,
+        RoleType::Snapshot,
+        RoleType::Timestamp,
+    ] {
+        if let Some(keys) = root.role_keys(role) {
+            text.push_str(&format!(
+                "\n  {role}: {} of {}",
+                keys.threshold,
+                keys.keyids
+                    .iter()
+                    .map(|k| k.short())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+    }
+    text
+}
+
+pub async fn init(ctx: &Context, args: InitArgs) -> Result<(), Error> {
+    let gun = gun_only(&args.gun)?;
+    match (&args.root_pub, &args.out, &args.signed_root) {
+        (Some(root_pub), Some(out), None) => prepare(ctx, &gun, root_pub, out, &args).await,
+        (None, None, Some(signed)) => create(ctx, &gun, signed, &args).await,
+        _ => Err(Error::Usage(
+            "trust init takes --root-pub FILE --out FILE (prepare root version 1 for an offline root key), \
+             or --signed-root FILE (create the repository with the root signed offline)"
+                .into(),
+        )),
+    }
+}
+
+async fn prepare(
+    ctx: &Context,
+    gun: &notar_tuf::Gun,
+    root_pub: &Path,
+    out: &Path,
+    args: &InitArgs,
+) -> Result<(), Error> {
+    let root_key = read_public_key(root_pub)?;
+    match Repository::open(ctx, gun, None, Warnings::RootOnly).await {
+        Err(Error::NoTrustData { .. }) => {}
+        Ok(_) => return Err(Error::Usage(format!("{gun} has trust data already"))),
+        Err(e) => return Err(e),
+    }
+    let keyring = ctx.keyring()?;
+    let targets_public = match unlock_targets_key(ctx, gun).await? {
+        Some(key) => key.public_key(),
+        None => {
+            let new = keyring.generate(KeyRole::Targets, Some(gun)).await?;
+            let info = keyring.save(&new).await?;
+            eprintln!(
+                "notar: created targets key {} for {gun} in {}",
+                info.key_id,
+                info.path.display()
+            );
+            new.key.public_key()
+        }
+    };
+    let timestamp: PublicKey = ctx.server.managed_key(gun, "timestamp").await?;
+    let snapshot: PublicKey = ctx.server.managed_key(gun, "snapshot").await?;
+    let lifetimes = args.lifetimes.lifetimes();
+    let mut root = Root::new(Version::ONE, Expiry::after(ctx.now, lifetimes.root));
+    root.add_key(RoleType::Root, root_key.clone());
+    root.add_key(RoleType::Targets, targets_public);
+    root.add_key(RoleType::Timestamp, timestamp);
+    root.add_key(RoleType::Snapshot, snapshot);
+    let unsigned = Signed::sign(root, &[]).map_err(Error::metadata("writing root version 1"))?;
+    write_new(out, unsigned.as_bytes())?;
+    print(&format!(
+        "Root version 1 of {gun}, for root key {}, is in {}: sign it offline (notar root sign {}), \
+         then create the repository with notar trust init {gun} --signed-root <file>\n",
+        root_key.key_id().short(),
+        out.display(),
+        out.display()
+    ))
+}
+
+async fn create(
+    ctx: &Context,
+    gun: &notar_tuf::Gun,
+    file: &Path,
+    args: &InitArgs,
+) -> Result<(), Error> {
+    let bytes = read_root_file(file)?;
+    let root: Signed<Root> = Signed::from_bytes(bytes.clone()).map_err(Error::metadata(
+        format!("reading the root in {}", file.display()),
+    ))?;
+    // Its own root role must sign it: the offline signature is there, and valid.
+    root.check_self().map_err(Error::metadata(format!(
+        "checking the signatures of {}",
+        file.display()
+    )))?;
+    let targets_key = unlock_targets_key(ctx, gun).await?.ok_or_else(|| {
+        Error::MissingKey(format!(
+            "no targets key for {gun} in this trust directory: prepare the root here (trust init --root-pub)"
+        ))
+    })?;
+    let listed = root
+        .untrusted()
+        .role_keys(RoleType::Targets)
+        .map(|r| r.keyids.clone())
+        .unwrap_or_default();
+    if !listed.contains(targets_key.key_id()) {
+        return Err(Error::Usage(format!(
+            "the root in {} does not list this trust directory's targets key {} for {gun}",
+            file.display(),
+            targets_key.key_id().short()
+        )));
+    }
+    let lifetimes = args.lifetimes.lifetimes();
+    let targets = Targets::new(Version::ONE, Expiry::after(ctx.now, lifetimes.targets));
+    let signers: [&dyn Signer; 1] = [&*targets_key];
+    let targets =
+        Signed::sign(targets, &signers).map_err(Error::metadata("signing targets version 1"))?;
+    ctx.server
+        .upload(
+            gun,
+            vec![
+                (RoleName::root(), bytes),
+                (RoleName::targets(), targets.as_bytes().to_vec()),
+            ],
+        )
+        .await?;
+    Repository::open_with_root(ctx, gun, root.as_bytes().to_vec(), None).await?;
+    print(&format!(
+        "Created the trust data of {gun} on {} with the root signed offline\n",
+        ctx.server.url()
+    ))
+}
+
+fn read_root_file(path: &Path) -> Result<Vec<u8>, Error> {
+    let bytes = std::fs::read(path).map_err(Error::io("reading", path))?;
+    if bytes.len() > 1024 * 1024 {
+        return Err(Error::Usage(format!(
+            "{} is larger than 1 MiB: not a root file",
+            path.display()
+        )));
+    }
+    Ok(bytes)
+}
+
+fn pretty(key: &PublicKey) -> Result<Vec<u8>, Error> {
+    serde_json::to_vec_pretty(key)
+        .map(|mut v| {
+            v.push(b'\n');
+            v
+        })
+        .map_err(|e| Error::Usage(format!("encoding the public key: {e}")))
+}
+
+/// Writes `bytes` to `path`, which must not exist yet.
+fn write_new(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    use std::io::Write;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map_err(Error::io("creating", path))?;
+    file.write_all(bytes).map_err(Error::io("writing", path))
+}
+
+/// Replaces `path` with `bytes` through a temporary file and a rename.
+fn write_replacing(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    let tmp = path.with_extension("tmp-notar");
+    std::fs::write(&tmp, bytes).map_err(Error::io("writing", &tmp))?;
+    std::fs::rename(&tmp, path).map_err(Error::io("replacing", path))
+}
