@@ -147,6 +147,9 @@ pub enum TrustCommand {
     /// Create a repository whose root key stays offline: prepare root version 1 for it
     /// (--root-pub, --out), then upload it signed (--signed-root)
     Init(crate::commands::offline_root::InitArgs),
+    /// The next root of a repository whose root key is offline: prepare it (--out), then
+    /// upload it signed (--signed-root)
+    RootUpdate(crate::commands::offline_root::RootUpdateArgs),
     /// Show who signed what (Docker's `trust inspect` output)
     Inspect(InspectArgs),
     /// Remove the signature of one tag, or of every tag
@@ -209,6 +212,9 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
             match trust.command {
                 TrustCommand::Sign(args) => commands::sign::run(&ctx, args, pin).await,
                 TrustCommand::Init(args) => commands::offline_root::init(&ctx, args).await,
+                TrustCommand::RootUpdate(args) => {
+                    commands::offline_root::update(&ctx, args, pin).await
+                }
                 TrustCommand::Inspect(args) => commands::inspect::run(&ctx, args, pin).await,
                 TrustCommand::Revoke(args) => commands::revoke::run(&ctx, args, pin).await,
                 TrustCommand::Resolve(args) => commands::resolve::run(&ctx, args, pin).await,

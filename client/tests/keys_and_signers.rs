@@ -1817,4 +1817,94 @@ async fn an_offline_root_signs_the_first_root_and_never_comes_online() {
         "{}",
         again.stderr
     );
+    // Renewing the root before it expires: the same keys, the next version, signed offline.
+    let renew = dirs.path().join("root-2.json");
+    let renew_arg = renew.to_str().expect("utf-8");
+    online
+        .run(&["trust", "root-update", GUN, "--out", renew_arg])
+        .await
+        .ok();
+    offline.run(&["root", "sign", renew_arg]).await.ok();
+    online
+        .run(&["trust", "root-update", GUN, "--signed-root", renew_arg])
+        .await
+        .ok();
+
+    // Rotating to a new offline root key: both keys sign (the old one named with --key).
+    let old_key = made
+        .stdout
+        .strip_prefix("Root key ")
+        .and_then(|rest| rest.split(':').next())
+        .expect("the root key's ID")
+        .to_owned();
+    let new_pub = dirs.path().join("root-new.pub");
+    offline
+        .run(&[
+            "root",
+            "key",
+            "--new",
+            "--pub-out",
+            new_pub.to_str().expect("utf-8"),
+        ])
+        .await
+        .ok();
+    let rotate = dirs.path().join("root-3.json");
+    let rotate_arg = rotate.to_str().expect("utf-8");
+    online
+        .run(&[
+            "trust",
+            "root-update",
+            GUN,
+            "--out",
+            rotate_arg,
+            "--root-pub",
+            new_pub.to_str().expect("utf-8"),
+        ])
+        .await
+        .ok();
+    // Signed by the new key alone, the server refuses it: the old root must sign too.
+    let only_new = dirs.path().join("root-3-new-only.json");
+    std::fs::copy(&rotate, &only_new).expect("copy");
+    offline
+        .run(&["root", "sign", only_new.to_str().expect("utf-8")])
+        .await
+        .ok();
+    let refused = online
+        .run(&[
+            "trust",
+            "root-update",
+            GUN,
+            "--signed-root",
+            only_new.to_str().expect("utf-8"),
+        ])
+        .await;
+    assert_ne!(refused.code, 0, "{refused:?}");
+    let both = offline
+        .run(&["root", "sign", rotate_arg, "--key", &old_key[..8]])
+        .await
+        .ok();
+    assert!(
+        both.stderr.contains("which this root does not list"),
+        "{}",
+        both.stderr
+    );
+    online
+        .run(&["trust", "root-update", GUN, "--signed-root", rotate_arg])
+        .await
+        .ok();
+    // Every reader follows the chain 1 -> 2 -> 3; tags sign on with the targets key.
+    online
+        .sign(&format!("{GUN}:v2"), b"manifest two")
+        .await
+        .ok();
+    let fresh = Client::new(&server, &dirs.path().join("fresh-reader"));
+    assert!(resolves(&fresh, GUN, "v2").await);
+    assert_eq!(
+        ngclient_found(&server, &python_cache, &["v1", "v2"]).await,
+        ["v1", "v2"]
+    );
+    let (status, body) = get(&server, "root.json").await;
+    assert_eq!(status, 200);
+    let root: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
+    assert_eq!(root["signed"]["version"], 3);
 }

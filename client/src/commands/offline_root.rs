@@ -10,6 +10,11 @@
 //! - online, `notar trust init <gun> --signed-root root.json` checks the root (its own
 //!   threshold, the targets key held here) and uploads it with an empty targets version 1.
 //!
+//! Later roots go the same way: `notar trust root-update <gun> --out next.json` writes the
+//! next version unsigned (a new expiry; with `--root-pub`, a new root key), `notar root sign
+//! next.json [--key <previous root key>]` signs it offline, and `notar trust root-update <gun>
+//! --signed-root next.json` uploads it; the server checks it against the root before.
+//!
 //! The online trust directory never holds the root key: signing tags needs the targets key
 //! only.
 
@@ -17,9 +22,11 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
 use notar_keys::KeyRole;
-use notar_tuf::{Expiry, PublicKey, RoleName, RoleType, Root, Signed, Signer, Targets, Version};
+use notar_tuf::{
+    Expiry, KeyId, PublicKey, RoleName, RoleType, Root, Signed, Signer, Targets, Version,
+};
 
-use crate::commands::args::{LifetimeArgs, gun_only};
+use crate::commands::args::{LifetimeArgs, gun_only, held_key_id};
 use crate::commands::signer::read_public_key;
 use crate::output::print;
 use crate::trust::publish::unlock_targets_key;
@@ -40,13 +47,40 @@ pub struct RootKeyArgs {
     /// Where to write the public key
     #[arg(long, value_name = "FILE")]
     pub pub_out: PathBuf,
+    /// Make a new root key even if there is one (to rotate to)
+    #[arg(long)]
+    pub new: bool,
 }
 
 #[derive(Debug, Args)]
 pub struct RootSignArgs {
-    /// The root file from `trust init --out`; the signature is added in place
+    /// The root file from `trust init --out` or `trust root-update --out`; the signatures
+    /// are added in place
     #[arg(value_name = "FILE")]
     pub file: PathBuf,
+    /// Also sign with this root key (all 64 digits or the first 8+), which the file need
+    /// not list: the previous root's key, in a rotation
+    #[arg(long = "key", value_name = "KEYID")]
+    pub keys: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RootUpdateArgs {
+    /// The repository
+    #[arg(value_name = "GUN")]
+    pub gun: String,
+    /// Write the next root version, unsigned, here: the same keys with a new expiry, or with
+    /// --root-pub, the root role moved to that key
+    #[arg(long, value_name = "FILE", conflicts_with = "signed_root")]
+    pub out: Option<PathBuf>,
+    /// The new root key's public key (`notar root key --new --pub-out`)
+    #[arg(long, value_name = "FILE", requires = "out")]
+    pub root_pub: Option<PathBuf>,
+    /// The next root, signed offline: upload it
+    #[arg(long, value_name = "FILE")]
+    pub signed_root: Option<PathBuf>,
+    #[command(flatten)]
+    pub lifetimes: LifetimeArgs,
 }
 
 #[derive(Debug, Args)]
@@ -76,14 +110,20 @@ pub struct InitArgs {
 
 pub async fn root(ctx: &Context, command: RootCommand) -> Result<(), Error> {
     match command {
-        RootCommand::Key(args) => root_key(ctx, &args.pub_out).await,
-        RootCommand::Sign(args) => root_sign(ctx, &args.file).await,
+        RootCommand::Key(args) => root_key(ctx, &args.pub_out, args.new).await,
+        RootCommand::Sign(args) => root_sign(ctx, &args.file, &args.keys).await,
     }
 }
 
-async fn root_key(ctx: &Context, out: &Path) -> Result<(), Error> {
+async fn root_key(ctx: &Context, out: &Path, new: bool) -> Result<(), Error> {
     let keyring = ctx.keyring()?;
-    let public = match keyring.find(KeyRole::Root, None)? {
+    // With --new a key is made even when there is one already.
+    let existing = if new {
+        None
+    } else {
+        keyring.find(KeyRole::Root, None)?
+    };
+    let public = match existing {
         Some(info) => keyring
             .unlock(KeyRole::Root, &info.key_id)
             .await?
@@ -107,54 +147,150 @@ async fn root_key(ctx: &Context, out: &Path) -> Result<(), Error> {
     ))
 }
 
-async fn root_sign(ctx: &Context, file: &Path) -> Result<(), Error> {
+async fn root_sign(ctx: &Context, file: &Path, extra: &[String]) -> Result<(), Error> {
     let bytes = read_root_file(file)?;
     let root: Signed<Root> = Signed::from_bytes(bytes).map_err(Error::metadata(format!(
         "reading the root in {}",
         file.display()
     )))?;
     let keyring = ctx.keyring()?;
-    let listed: Vec<notar_tuf::KeyId> = root
+    let listed: Vec<KeyId> = root
         .untrusted()
         .role_keys(RoleType::Root)
         .map(|r| r.keyids.clone())
         .unwrap_or_default();
-    let info = keyring.find_any(KeyRole::Root, &listed).ok_or_else(|| {
-        Error::MissingKey(format!(
-            "the root in {} names root keys {}, and this trust directory holds none of them",
+    let held: Vec<KeyId> = keyring
+        .store
+        .find(KeyRole::Root, None)
+        .map_err(Error::keys("listing keys"))?
+        .keys
+        .into_iter()
+        .map(|k| k.key_id)
+        .collect();
+    let mut signing: Vec<KeyId> = held
+        .iter()
+        .filter(|k| listed.contains(k))
+        .cloned()
+        .collect();
+    for text in extra {
+        let id = held_key_id(text, &held)?;
+        if !signing.contains(&id) {
+            eprintln!(
+                "notar: signing with root key {} too, which this root does not list (the previous root's key)",
+                id.short()
+            );
+            signing.push(id);
+        }
+    }
+    signing.retain(|id| !root.signatures().iter().any(|s| s.keyid == *id));
+    if signing.is_empty() {
+        return Err(Error::MissingKey(format!(
+            "the root in {} names root keys {}, and this trust directory holds none of them that has not signed it \
+             (for a rotation, name the previous root key with --key)",
             file.display(),
             listed
                 .iter()
                 .map(|k| k.short())
                 .collect::<Vec<_>>()
                 .join(", ")
-        ))
-    })?;
-    if root.signatures().iter().any(|s| s.keyid == info.key_id) {
-        return Err(Error::Usage(format!(
-            "{} is signed by root key {} already",
-            file.display(),
-            info.key_id.short()
         )));
     }
-    // What is being signed, before the passphrase is asked for.
+    // What is being signed, before a passphrase is asked for.
     eprintln!("{}", describe(root.untrusted()));
-    let key = keyring.unlock(KeyRole::Root, &info.key_id).await?;
-    let signers: [&dyn Signer; 1] = [&*key];
+    let mut keys = Vec::new();
+    for id in &signing {
+        keys.push(keyring.unlock(KeyRole::Root, id).await?);
+    }
+    let signers: Vec<&dyn Signer> = keys.iter().map(|k| &**k as &dyn Signer).collect();
     let signed = root
         .add_signatures(&signers)
         .map_err(Error::metadata("signing the root"))?;
     write_replacing(file, signed.as_bytes())?;
     print(&format!(
-        "Signed root version {} with root key {} ({} of {} signatures needed)\n",
+        "Signed root version {} with root key {} ({} signatures; its root role needs {})\n",
         signed.untrusted().version,
-        info.key_id,
+        signing
+            .iter()
+            .map(KeyId::short)
+            .collect::<Vec<_>>()
+            .join(", "),
         signed.signatures().len(),
         signed
             .untrusted()
             .role_keys(RoleType::Root)
             .map_or(1, |r| r.threshold.get())
     ))
+}
+
+/// `trust root-update`: the next root of a repository, prepared here for an offline root
+/// key to sign (`--out`), then uploaded (`--signed-root`).
+pub async fn update(ctx: &Context, args: RootUpdateArgs, pin: Option<&KeyId>) -> Result<(), Error> {
+    let gun = gun_only(&args.gun)?;
+    let mut repo = Repository::open(ctx, &gun, pin, Warnings::RootOnly).await?;
+    repo.refuse_notary("updating its root")?;
+    let current = repo.updater.root().signed().untrusted().clone();
+    match (&args.out, &args.signed_root) {
+        (Some(out), None) => {
+            let mut next = current.clone();
+            next.version = next.version.next();
+            next.expires = Expiry::after(ctx.now, args.lifetimes.lifetimes().root);
+            let what = match &args.root_pub {
+                Some(path) => {
+                    let key = read_public_key(path)?;
+                    let old: Vec<KeyId> = current
+                        .role_keys(RoleType::Root)
+                        .map(|r| r.keyids.clone())
+                        .unwrap_or_default();
+                    for id in &old {
+                        next.remove_key(RoleType::Root, id);
+                    }
+                    let id = key.key_id();
+                    next.add_key(RoleType::Root, key);
+                    format!(
+                        "the root key moves to {}: sign it with the new and the old key (notar root sign {} --key <old key ID>)",
+                        id.short(),
+                        out.display()
+                    )
+                }
+                None => format!(
+                    "the same keys until {}: sign it offline (notar root sign {})",
+                    next.expires.datetime(),
+                    out.display()
+                ),
+            };
+            let version = next.version;
+            let unsigned = Signed::sign(next, &[])
+                .map_err(Error::metadata(format!("writing root version {version}")))?;
+            write_new(out, unsigned.as_bytes())?;
+            print(&format!(
+                "Root version {version} of {gun} is in {}; {what}, then upload it with notar trust root-update {gun} --signed-root <file>\n",
+                out.display()
+            ))
+        }
+        (None, Some(file)) => {
+            let bytes = read_root_file(file)?;
+            let next: Signed<Root> = Signed::from_bytes(bytes.clone())
+                .map_err(Error::metadata(format!("reading the root in {}", file.display())))?;
+            if next.untrusted().version != current.version.next() {
+                return Err(Error::Usage(format!(
+                    "{} holds root version {}, and the next root of {gun} is version {}",
+                    file.display(),
+                    next.untrusted().version,
+                    current.version.next()
+                )));
+            }
+            ctx.server.upload(&gun, vec![(RoleName::root(), bytes)]).await?;
+            repo.refresh().await?;
+            print(&format!(
+                "Root version {} of {gun} is published\n",
+                next.untrusted().version
+            ))
+        }
+        _ => Err(Error::Usage(
+            "trust root-update takes --out FILE [--root-pub FILE] (prepare the next root) or --signed-root FILE (upload it)"
+                .into(),
+        )),
+    }
 }
 
 /// What a root says, for the person about to sign it.
