@@ -383,7 +383,7 @@ mod tests {
     }
 
     #[test]
-    fn unencrypted_pkcs8_and_sec1_p256_keys_read_too() {
+    fn unencrypted_pkcs8_p256_sec1_and_ed25519_keys_read_too() {
         use p256::pkcs8::EncodePrivateKey;
         let secret = p256::SecretKey::from_slice(&[5; 32]).expect("scalar");
         let pkcs8 = secret
@@ -399,5 +399,16 @@ mod tests {
             let key = block.decrypt("").expect("reads");
             assert_eq!(key.key_id(), expected.key_id(), "{text}");
         }
+        // ed25519 as openssl genpkey writes it (RFC 8410).
+        let signing = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
+        let pem = signing
+            .to_pkcs8_pem(p256::pkcs8::LineEnding::LF)
+            .expect("pem");
+        let block = NotaryKeyBlock::parse_all(&pem).expect("parses").remove(0);
+        let key = block.decrypt("").expect("reads");
+        assert_eq!(
+            key.key_id(),
+            &notar_tuf::PublicKey::ed25519(&signing.verifying_key()).key_id()
+        );
     }
 }

@@ -1,42 +1,7 @@
-//! Importing an ed25519 private key from unencrypted PKCS#8 PEM (`openssl genpkey
-//! -algorithm ed25519`, Docker's `docker trust key load`). The key is encrypted as soon as
-//! it is saved to a [`crate::KeyStore`]; the PEM text is never kept.
+//! Public keys from PEM (a signer's `.pub`, as Docker writes them too). Private keys in PEM
+//! are read by [`crate::notary_key`], whatever tool wrote them.
 
-use ed25519_dalek::SigningKey;
-use ed25519_dalek::pkcs8::DecodePrivateKey;
-use zeroize::Zeroizing;
-
-use crate::{Error, PrivateKey, Result};
-
-impl PrivateKey {
-    /// Parses an unencrypted PKCS#8 PEM ed25519 private key. A public key, an encrypted
-    /// PEM, or a key of another algorithm is refused with a reason that says which.
-    pub fn from_pkcs8_pem(pem: &str) -> Result<Self> {
-        let reason = |r: &str| Error::Import { reason: r.into() };
-        if pem.contains("-----BEGIN PUBLIC KEY-----") {
-            return Err(reason(
-                "this is a public key; a private key (-----BEGIN PRIVATE KEY-----) is expected",
-            ));
-        }
-        if pem.contains("-----BEGIN ENCRYPTED PRIVATE KEY-----") {
-            return Err(reason(
-                "encrypted PKCS#8 is not supported: decrypt it first (openssl pkey)",
-            ));
-        }
-        if !pem.contains("-----BEGIN PRIVATE KEY-----") {
-            return Err(reason(
-                "not a PKCS#8 PEM private key (-----BEGIN PRIVATE KEY-----)",
-            ));
-        }
-        let signing = SigningKey::from_pkcs8_pem(pem).map_err(|e| Error::Import {
-            reason: format!(
-                "not an ed25519 PKCS#8 private key (only ed25519 keys can be imported): {e}"
-            ),
-        })?;
-        let seed = Zeroizing::new(signing.to_bytes());
-        Ok(PrivateKey::from_seed(&seed))
-    }
-}
+use crate::{Error, Result};
 
 /// Parses an SPKI PEM public key (`-----BEGIN PUBLIC KEY-----`), ed25519 or ECDSA P-256.
 /// RFC 1421 headers before the base64, as Docker writes them in `<name>.pub`
@@ -80,22 +45,10 @@ fn without_headers(pem: &str) -> String {
 mod tests {
     #![allow(clippy::expect_used)]
 
-    use ed25519_dalek::pkcs8::EncodePrivateKey;
-    use ed25519_dalek::pkcs8::EncodePublicKey;
     use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
 
     use super::*;
-
-    #[test]
-    fn pkcs8_pem_round_trips_to_the_same_key_id() {
-        let signing = SigningKey::from_bytes(&[7u8; 32]);
-        let pem = signing.to_pkcs8_pem(LineEnding::LF).expect("encodes");
-        let key = PrivateKey::from_pkcs8_pem(&pem).expect("imports");
-        assert_eq!(
-            key.key_id(),
-            &notar_tuf::PublicKey::ed25519(&signing.verifying_key()).key_id()
-        );
-    }
+    use crate::PrivateKey;
 
     #[test]
     fn dockers_public_key_files_with_headers_read_as_p256_keys() {
@@ -119,22 +72,5 @@ mod tests {
             public_key_from_pem("-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n")
                 .expect_err("garbage");
         assert!(err.to_string().contains("not an ed25519 or P-256"), "{err}");
-    }
-
-    #[test]
-    fn public_keys_and_garbage_are_refused_by_name() {
-        let signing = SigningKey::from_bytes(&[7u8; 32]);
-        let public = signing
-            .verifying_key()
-            .to_public_key_pem(LineEnding::LF)
-            .expect("encodes");
-        let err = PrivateKey::from_pkcs8_pem(&public).expect_err("public key");
-        assert!(err.to_string().contains("this is a public key"), "{err}");
-        let err = PrivateKey::from_pkcs8_pem("hello").expect_err("garbage");
-        assert!(err.to_string().contains("not a PKCS#8 PEM"), "{err}");
-        let bad =
-            "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIA==\n-----END PRIVATE KEY-----\n";
-        let err = PrivateKey::from_pkcs8_pem(bad).expect_err("truncated");
-        assert!(err.to_string().contains("only ed25519"), "{err}");
     }
 }

@@ -23,7 +23,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
-use notar_keys::{KeyRole, PrivateKey};
+use notar_keys::KeyRole;
 use notar_tuf::{Expiry, KeyId, PublicKey, RoleName, RoleType, Signed, Signer, Targets};
 use serde::Serialize;
 
@@ -63,8 +63,8 @@ pub struct RotateArgs {
     #[arg(value_enum)]
     pub role: RotateRole,
 
-    /// Rotate to this unencrypted PKCS#8 ed25519 PEM private key (root, targets) instead of
-    /// a new one; it is encrypted on import
+    /// Rotate to this PKCS#8 PEM private key (root, targets; ed25519 or P-256, encrypted as
+    /// Docker writes them or not) instead of a new one; it is encrypted on import
     #[arg(long, value_name = "PEM")]
     pub key: Option<PathBuf>,
 
@@ -111,10 +111,18 @@ pub async fn run(ctx: &Context, args: RotateArgs, pin: Option<&KeyId>) -> Result
     let imported = match &args.key {
         Some(path) => {
             let pem = std::fs::read_to_string(path).map_err(Error::io("reading", path))?;
-            Some(
-                PrivateKey::from_pkcs8_pem(&pem)
-                    .map_err(Error::keys(format!("loading {}", path.display())))?,
-            )
+            let mut blocks = notar_keys::notary_key::NotaryKeyBlock::parse_all(&pem)
+                .map_err(Error::keys(format!("loading {}", path.display())))?;
+            if blocks.len() != 1 {
+                return Err(Error::Usage(format!(
+                    "{} holds {} private keys; give one",
+                    path.display(),
+                    blocks.len()
+                )));
+            }
+            let block = blocks.remove(0);
+            let role_name = role.role_type().as_str();
+            Some(crate::commands::key_import::decrypt(&block, role_name, path).await?)
         }
         None => None,
     };
