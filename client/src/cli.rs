@@ -92,8 +92,16 @@ pub enum Command {
     Root(crate::commands::offline_root::RootCommand),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
     Completion(CompletionArgs),
-    /// Print the manual page, notar(1), as roff (`notar man | man -l -`)
-    Man,
+    /// Print the manual page, notar(1), as roff (`notar man | man -l -`), or write one
+    /// page per command into a directory
+    Man(ManArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Write notar.1 and a page per command (notar-trust-sign.1, …) here instead
+    #[arg(long, value_name = "DIR")]
+    pub out_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -113,6 +121,31 @@ pub fn print_completion(
     let mut out = Vec::new();
     clap_complete::generate(shell, &mut command, name, &mut out);
     crate::output::print(&String::from_utf8_lossy(&out))
+}
+
+/// Writes the page of `command` and of each of its subcommands, however deep, into `dir`
+/// (`notar.1`, `notar-trust.1`, `notar-trust-sign.1`, …).
+pub fn write_man_pages(command: clap::Command, dir: &std::path::Path) -> Result<(), Error> {
+    std::fs::create_dir_all(dir).map_err(Error::io("creating", dir))?;
+    let mut command = command;
+    command.build();
+    let mut pending = vec![(command.get_name().to_owned(), command)];
+    let mut written = 0;
+    while let Some((name, command)) = pending.pop() {
+        for sub in command.get_subcommands().filter(|s| s.get_name() != "help") {
+            let sub_name = format!("{name}-{}", sub.get_name());
+            pending.push((sub_name.clone(), sub.clone().display_name(sub_name)));
+        }
+        let path = dir.join(format!("{name}.1"));
+        let mut page = Vec::new();
+        clap_mangen::Man::new(command)
+            .render(&mut page)
+            .map_err(|e| Error::Usage(format!("rendering {name}(1): {e}")))?;
+        std::fs::write(&path, page).map_err(Error::io("writing", &path))?;
+        written += 1;
+    }
+    eprintln!("notar: wrote {written} manual pages to {}", dir.display());
+    Ok(())
 }
 
 /// Writes the manual page of `command` (roff) to stdout.
@@ -195,7 +228,12 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
     // These need no trust directory and no server.
     match &cli.command {
         Command::Completion(args) => return print_completion(Cli::command(), args.shell),
-        Command::Man => return print_man(Cli::command()),
+        Command::Man(args) => {
+            return match &args.out_dir {
+                Some(dir) => write_man_pages(Cli::command(), dir),
+                None => print_man(Cli::command()),
+            };
+        }
         _ => {}
     }
     let ctx = Context::new(Flags {
@@ -245,7 +283,7 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
         Command::Push(args) => commands::push::run(&ctx, args).await,
         Command::Agent(args) => commands::agent::run(&ctx, args).await,
         Command::Root(command) => commands::offline_root::root(&ctx, command).await,
-        Command::Completion(_) | Command::Man => Ok(()),
+        Command::Completion(_) | Command::Man(_) => Ok(()),
     }
 }
 

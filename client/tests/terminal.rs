@@ -186,4 +186,24 @@ async fn completions_and_the_manual_need_no_trust_directory() {
         assert!(run.stdout.contains("agent"), "{args:?} names the commands");
     }
     assert!(!trust.exists(), "no trust directory was made");
+
+    // One page per command, with its own options.
+    let pages = dir.path().join("man");
+    run_bin(
+        Path::new(BIN),
+        &["man", "--out-dir", pages.to_str().expect("utf-8")],
+        &[("NOTAR_TRUST_DIR", trust.to_str().expect("utf-8"))],
+        Duration::from_secs(30),
+    )
+    .await
+    .ok();
+    let sign =
+        std::fs::read_to_string(pages.join("notar-trust-sign.1")).expect("notar-trust-sign.1");
+    assert!(
+        sign.contains(".TH notar-trust-sign") && sign.contains("digest"),
+        "{sign}"
+    );
+    let passwd = std::fs::read_to_string(pages.join("notar-key-passwd.1")).expect("passwd page");
+    assert!(passwd.contains("KEYID"), "{passwd}");
+    assert!(pages.join("notar.1").exists());
 }
