@@ -1825,10 +1825,32 @@ async fn an_offline_root_signs_the_first_root_and_never_comes_online() {
         .await
         .ok();
     offline.run(&["root", "sign", renew_arg]).await.ok();
+    // Signing twice adds nothing: refused.
+    let twice = offline
+        .run(&["root", "sign", renew_arg])
+        .await
+        .expect_code(2);
+    assert!(
+        twice.stderr.contains("none of them that has not signed it"),
+        "{}",
+        twice.stderr
+    );
     online
         .run(&["trust", "root-update", GUN, "--signed-root", renew_arg])
         .await
         .ok();
+    // The same file again is no longer the next root.
+    let stale = online
+        .run(&["trust", "root-update", GUN, "--signed-root", renew_arg])
+        .await
+        .expect_code(2);
+    assert!(
+        stale.stderr.contains(
+            "holds root version 2, and the next root of localhost:5000/team/app is version 3"
+        ),
+        "{}",
+        stale.stderr
+    );
 
     // Rotating to a new offline root key: both keys sign (the old one named with --key).
     let old_key = made
@@ -1907,4 +1929,82 @@ async fn an_offline_root_signs_the_first_root_and_never_comes_online() {
     assert_eq!(status, 200);
     let root: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
     assert_eq!(root["signed"]["version"], 3);
+}
+
+/// `notar key import` of a whole `notary key export` (the lab's, eight blocks): every key
+/// decrypts with Notary's passphrase variables and keeps its role and GUN, snapshot keys are
+/// skipped (the server holds that role), and a key file named for another key than it holds
+/// is refused, importing nothing.
+#[tokio::test]
+async fn a_notary_export_imports_every_key_it_holds() {
+    let server = TestServer::start(Backend::Sqlite).await;
+    let dirs = tempfile::tempdir().expect("temp dir");
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../keys/fixtures/notary-0.7");
+    let notary = [
+        ("NOTARY_ROOT_PASSPHRASE", "rootpass123"),
+        ("NOTARY_TARGETS_PASSPHRASE", "targetspass123"),
+        ("NOTARY_DELEGATION_PASSPHRASE", "delegpass123"),
+    ];
+
+    // A file named for another key ID: nothing is imported.
+    let client = Client::new(&server, &dirs.path().join("trust"));
+    let misnamed = dirs.path().join(format!("{}.key", "ab".repeat(32)));
+    std::fs::copy(fixtures.join("targets.key"), &misnamed).expect("copy");
+    let refused = client
+        .run_env(
+            &["key", "import", misnamed.to_str().expect("utf-8")],
+            &[("NOTARY_TARGETS_PASSPHRASE", "newtargets123")],
+        )
+        .await
+        .expect_code(2);
+    assert!(
+        refused
+            .stderr
+            .contains(&format!("is named for the key {}", "ab".repeat(32))),
+        "{}",
+        refused.stderr
+    );
+    let listed = client.run(&["--json", "key", "list"]).await.ok().json();
+    assert_eq!(listed["keys"], json!([]));
+
+    let imported = client
+        .run_env(
+            &[
+                "--json",
+                "key",
+                "import",
+                fixtures.join("export.pem").to_str().expect("utf-8"),
+            ],
+            &notary,
+        )
+        .await
+        .ok()
+        .json();
+    let mut outcomes: Vec<(String, String, String)> = imported["keys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .map(|k| {
+            (
+                k["role"].as_str().expect("role").to_owned(),
+                k["gun"].as_str().unwrap_or("-").to_owned(),
+                k["outcome"].as_str().expect("outcome").to_owned(),
+            )
+        })
+        .collect();
+    outcomes.sort();
+    let row = |role: &str, gun: &str, outcome: &str| (role.into(), gun.into(), outcome.into());
+    assert_eq!(
+        outcomes,
+        [
+            row("delegation", "-", "imported"),
+            row("root", "-", "imported"),
+            row("root", "-", "imported"),
+            row("snapshot", "example.com/lab/repo1", "skipped-server-role"),
+            row("snapshot", "example.com/lab/repo3", "skipped-server-role"),
+            row("targets", "example.com/lab/repo1", "imported"),
+            row("targets", "example.com/lab/repo2", "imported"),
+            row("targets", "example.com/lab/repo3", "imported"),
+        ]
+    );
 }

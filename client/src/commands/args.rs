@@ -101,6 +101,19 @@ pub fn held_key_id(text: &str, held: &[KeyId]) -> Result<KeyId, Error> {
     }
 }
 
+/// The bytes of a file given on the command line, refused (before it is parsed) when it is
+/// larger than `limit`.
+pub fn read_limited(path: &std::path::Path, limit: usize) -> Result<Vec<u8>, Error> {
+    let bytes = std::fs::read(path).map_err(Error::io("reading", path))?;
+    if bytes.len() > limit {
+        return Err(Error::Usage(format!(
+            "{} is larger than {limit} bytes",
+            path.display()
+        )));
+    }
+    Ok(bytes)
+}
+
 /// A lifetime in days from the command line.
 pub fn days(n: u32) -> time::Duration {
     time::Duration::days(i64::from(n))

@@ -22,7 +22,7 @@ use notar_keys::{KeyRole, PassphraseSource, Prompt};
 use notar_tuf::Gun;
 use serde::Serialize;
 
-use crate::commands::args::held_key_id;
+use crate::commands::args::{held_key_id, read_limited};
 use crate::commands::key_import::{self, KeyOutcome};
 use crate::output::{json_line, print};
 use crate::reference::Reference;
@@ -217,17 +217,6 @@ fn held_ids(keyring: &crate::trust::keyring::Keyring) -> Result<Vec<notar_tuf::K
         .into_iter()
         .map(|k| k.key_id)
         .collect())
-}
-
-fn read_limited(path: &std::path::Path, limit: usize) -> Result<Vec<u8>, Error> {
-    let bytes = std::fs::read(path).map_err(Error::io("reading", path))?;
-    if bytes.len() > limit {
-        return Err(Error::Usage(format!(
-            "{} is larger than {limit} bytes",
-            path.display()
-        )));
-    }
-    Ok(bytes)
 }
 
 pub fn export(ctx: &Context, args: ExportArgs) -> Result<(), Error> {

@@ -23,6 +23,7 @@ use notar_tuf::Gun;
 use serde::Serialize;
 use zeroize::Zeroizing;
 
+use crate::commands::args::read_limited;
 use crate::trust::keyring::NewKey;
 use crate::{Context, Error};
 
@@ -72,13 +73,7 @@ pub(crate) async fn import(
     let mut found: Vec<Found> = Vec::new();
     let mut outcomes = Vec::new();
     for file in &files {
-        let bytes = std::fs::read(file).map_err(Error::io("reading", file))?;
-        if bytes.len() > MAX_FILE_LEN {
-            return Err(Error::Usage(format!(
-                "{} is larger than {MAX_FILE_LEN} bytes; it is not a key file",
-                file.display()
-            )));
-        }
+        let bytes = read_limited(file, MAX_FILE_LEN)?;
         let text = String::from_utf8(bytes)
             .map_err(|_| Error::Usage(format!("{} is not a PEM file", file.display())))?;
         let blocks = NotaryKeyBlock::parse_all(&text)

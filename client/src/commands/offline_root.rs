@@ -26,7 +26,7 @@ use notar_tuf::{
     Expiry, KeyId, PublicKey, RoleName, RoleType, Root, Signed, Signer, Targets, Version,
 };
 
-use crate::commands::args::{LifetimeArgs, gun_only, held_key_id};
+use crate::commands::args::{LifetimeArgs, gun_only, held_key_id, read_limited};
 use crate::commands::signer::read_public_key;
 use crate::output::print;
 use crate::trust::publish::unlock_targets_key;
@@ -205,7 +205,7 @@ async fn root_sign(ctx: &Context, file: &Path, extra: &[String]) -> Result<(), E
     let signed = root
         .add_signatures(&signers)
         .map_err(Error::metadata("signing the root"))?;
-    write_replacing(file, signed.as_bytes())?;
+    crate::trust::cache::write_atomically(file, signed.as_bytes())?;
     print(&format!(
         "Signed root version {} with root key {} ({} signatures; its root role needs {})\n",
         signed.untrusted().version,
@@ -433,15 +433,11 @@ async fn create(
     ))
 }
 
+/// Root files are a few KiB; anything past this is not one.
+const MAX_ROOT_FILE: usize = 1024 * 1024;
+
 fn read_root_file(path: &Path) -> Result<Vec<u8>, Error> {
-    let bytes = std::fs::read(path).map_err(Error::io("reading", path))?;
-    if bytes.len() > 1024 * 1024 {
-        return Err(Error::Usage(format!(
-            "{} is larger than 1 MiB: not a root file",
-            path.display()
-        )));
-    }
-    Ok(bytes)
+    read_limited(path, MAX_ROOT_FILE)
 }
 
 fn pretty(key: &PublicKey) -> Result<Vec<u8>, Error> {
@@ -462,11 +458,4 @@ fn write_new(path: &Path, bytes: &[u8]) -> Result<(), Error> {
         .open(path)
         .map_err(Error::io("creating", path))?;
     file.write_all(bytes).map_err(Error::io("writing", path))
-}
-
-/// Replaces `path` with `bytes` through a temporary file and a rename.
-fn write_replacing(path: &Path, bytes: &[u8]) -> Result<(), Error> {
-    let tmp = path.with_extension("tmp-notar");
-    std::fs::write(&tmp, bytes).map_err(Error::io("writing", &tmp))?;
-    std::fs::rename(&tmp, path).map_err(Error::io("replacing", path))
 }
