@@ -1980,19 +1980,7 @@ async fn a_notary_export_imports_every_key_it_holds() {
         .await
         .ok()
         .json();
-    let mut outcomes: Vec<(String, String, String)> = imported["keys"]
-        .as_array()
-        .expect("keys")
-        .iter()
-        .map(|k| {
-            (
-                k["role"].as_str().expect("role").to_owned(),
-                k["gun"].as_str().unwrap_or("-").to_owned(),
-                k["outcome"].as_str().expect("outcome").to_owned(),
-            )
-        })
-        .collect();
-    outcomes.sort();
+    let outcomes = common::import_outcomes(&imported);
     let row = |role: &str, gun: &str, outcome: &str| (role.into(), gun.into(), outcome.into());
     assert_eq!(
         outcomes,

@@ -343,19 +343,7 @@ async fn notar_signs_the_repositories_docker_made_with_dockers_keys() {
         .await
         .ok()
         .json();
-    let mut outcomes: Vec<(String, String, String)> = imported["keys"]
-        .as_array()
-        .expect("keys")
-        .iter()
-        .map(|k| {
-            (
-                k["role"].as_str().expect("role").to_owned(),
-                k["gun"].as_str().unwrap_or("-").to_owned(),
-                k["outcome"].as_str().expect("outcome").to_owned(),
-            )
-        })
-        .collect();
-    outcomes.sort();
+    let outcomes = common::import_outcomes(&imported);
     assert_eq!(
         outcomes,
         [

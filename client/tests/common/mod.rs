@@ -139,3 +139,21 @@ pub fn copy_trust_dir(from: &Path, to: &Path) {
         to.display()
     );
 }
+
+/// The keys of a `key import --json` report as (role, GUN or `-`, outcome), sorted.
+pub fn import_outcomes(report: &Value) -> Vec<(String, String, String)> {
+    let mut outcomes: Vec<(String, String, String)> = report["keys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .map(|k| {
+            (
+                k["role"].as_str().expect("role").to_owned(),
+                k["gun"].as_str().unwrap_or("-").to_owned(),
+                k["outcome"].as_str().expect("outcome").to_owned(),
+            )
+        })
+        .collect();
+    outcomes.sort();
+    outcomes
+}
