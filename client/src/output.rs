@@ -4,7 +4,6 @@
 //! text at once and turns a broken pipe (`notar … | head`) into [`Error::BrokenPipe`], a
 //! quiet exit 0. Diagnostics never come here: they go to stderr.
 
-use std::cmp::Ordering;
 use std::io::{self, Write};
 
 use serde::Serialize;
@@ -71,53 +70,7 @@ pub fn table(rows: &[Vec<String>]) -> String {
     out
 }
 
-/// Natural order, as Docker sorts tags (`sortorder.NaturalLess`): runs of digits compare
-/// by value, so `v2` < `v10`; digits sort before other characters.
-pub fn natural_cmp(a: &str, b: &str) -> Ordering {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    let (mut i, mut j) = (0, 0);
-    while i < a.len() && j < b.len() {
-        let (da, db) = (a[i].is_ascii_digit(), b[j].is_ascii_digit());
-        if da != db {
-            return if da {
-                Ordering::Less
-            } else {
-                Ordering::Greater
-            };
-        }
-        if !da {
-            if a[i] != b[j] {
-                return a[i].cmp(&b[j]);
-            }
-            i += 1;
-            j += 1;
-            continue;
-        }
-        while i < a.len() && a[i] == b'0' {
-            i += 1;
-        }
-        while j < b.len() && b[j] == b'0' {
-            j += 1;
-        }
-        let (start_a, start_b) = (i, j);
-        while i < a.len() && a[i].is_ascii_digit() {
-            i += 1;
-        }
-        while j < b.len() && b[j].is_ascii_digit() {
-            j += 1;
-        }
-        let (na, nb) = (&a[start_a..i], &b[start_b..j]);
-        let by_value = na.len().cmp(&nb.len()).then_with(|| na.cmp(nb));
-        if by_value != Ordering::Equal {
-            return by_value;
-        }
-        // Equal values: fewer leading zeros first.
-        if start_a != start_b {
-            return start_a.cmp(&start_b);
-        }
-    }
-    (a.len() - i).cmp(&(b.len() - j))
-}
+pub use notar_tuf::view::natural_cmp;
 
 #[cfg(test)]
 mod tests {
@@ -139,18 +92,6 @@ mod tests {
              tag2         aaaaaaaa   alice, bob\n\
              tag3         bbbbbbbb   \n"
         );
-    }
-
-    #[test]
-    fn natural_order() {
-        let mut tags = vec!["v10", "v2", "latest", "v1.10", "v1.9", "1", "v02", "a"];
-        tags.sort_by(|a, b| natural_cmp(a, b));
-        assert_eq!(
-            tags,
-            ["1", "a", "latest", "v1.9", "v1.10", "v2", "v02", "v10"]
-        );
-        assert_eq!(natural_cmp("abc", "abc"), Ordering::Equal);
-        assert_eq!(natural_cmp("ab", "abc"), Ordering::Less);
     }
 
     #[test]

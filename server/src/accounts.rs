@@ -268,6 +268,25 @@ impl Policy {
     }
 }
 
+impl Policy {
+    /// The repository patterns of every grant that lets `who` pull, each once.
+    pub fn pull_patterns(&self, who: &Requester) -> Vec<String> {
+        let mut patterns: Vec<String> = Vec::new();
+        for grant in &self.grant {
+            let applies = grant.to.iter().any(|p| who.is(p));
+            let pulls = grant.actions.iter().any(|a| a == "pull" || a == "*");
+            if applies && pulls {
+                for pattern in &grant.repositories {
+                    if !patterns.contains(pattern) {
+                        patterns.push(pattern.clone());
+                    }
+                }
+            }
+        }
+        patterns
+    }
+}
+
 /// Whether `name` matches `pattern`: `**` matches anything, `*` anything but `/`.
 pub fn glob(pattern: &str, name: &str) -> bool {
     fn go(p: &[u8], n: &[u8]) -> bool {

@@ -38,6 +38,11 @@ pub fn app(state: AppState) -> Router {
     } else {
         Router::new().route("/metrics", get(metrics))
     };
+    let router = if state.config.ui {
+        router.merge(crate::ui::routes())
+    } else {
+        router
+    };
     router
         .route("/_notary_server/health", get(health))
         .route("/livez", get(live))
@@ -303,34 +308,51 @@ async fn get_metadata(
     want: MetaRequest,
     headers: &HeaderMap,
 ) -> Result<Response, ApiError> {
-    let missing = |what: String| ApiError::not_found(format!("{gun} has no {what}"));
-    let (entry, cache_control) = match &want {
-        MetaRequest::Current(role) => {
-            let entry = current(state, gun, role, wants_fresh(headers))
-                .await?
-                .ok_or_else(|| missing(format!("{role}")))?;
-            (entry, CURRENT)
-        }
+    let cache_control = match &want {
+        MetaRequest::Current(_) => CURRENT,
+        MetaRequest::Version(..) | MetaRequest::Checksum(..) => IMMUTABLE,
+    };
+    let entry = read_metadata(state, gun, &want, wants_fresh(headers))
+        .await?
+        .ok_or_else(|| {
+            ApiError::not_found(match &want {
+                MetaRequest::Current(role) => format!("{gun} has no {role}"),
+                MetaRequest::Version(role, version) => {
+                    format!("{gun} has no version {version} of {role}")
+                }
+                MetaRequest::Checksum(role, sha256) => {
+                    format!("{gun} has no {role} with sha256 {sha256}")
+                }
+            })
+        })?;
+    Ok(respond(state, &entry, cache_control, headers))
+}
+
+/// The metadata a GET names, as the API serves it: from memory when there, current
+/// timestamps re-signed before they expire; `fresh` skips the memory for current metadata.
+pub(crate) async fn read_metadata(
+    state: &AppState,
+    gun: &Gun,
+    want: &MetaRequest,
+    fresh: bool,
+) -> Result<Option<std::sync::Arc<crate::cache::Entry>>, ApiError> {
+    match want {
+        MetaRequest::Current(role) => current(state, gun, role, fresh).await,
         MetaRequest::Version(role, version) => {
             let slot = Slot::Version(role.clone(), version.get());
-            let entry = immutable(state, gun, slot, || {
+            immutable(state, gun, slot, || {
                 state.store.by_version(gun, role, *version)
             })
-            .await?
-            .ok_or_else(|| missing(format!("version {version} of {role}")))?;
-            (entry, IMMUTABLE)
+            .await
         }
         MetaRequest::Checksum(role, sha256) => {
             let slot = Slot::Checksum(role.clone(), sha256.to_ascii_lowercase());
-            let entry = immutable(state, gun, slot, || {
+            immutable(state, gun, slot, || {
                 state.store.by_checksum(gun, role, sha256)
             })
-            .await?
-            .ok_or_else(|| missing(format!("{role} with sha256 {sha256}")))?;
-            (entry, IMMUTABLE)
+            .await
         }
-    };
-    Ok(respond(state, &entry, cache_control, headers))
+    }
 }
 
 /// The answer to a read of `entry`: the representation the request takes, or 304 when a

@@ -144,6 +144,60 @@ impl Need {
     }
 }
 
+/// The `access` type of a web view grant: `name` is a repository pattern (`team/*`,
+/// `**`) whose repositories the holder may look at. No API route accepts it.
+pub const VIEW_REPOSITORIES: &str = "notar-view";
+/// The `access` type of the web view's server page (name `server`).
+pub const VIEW_SERVER: &str = "notar-view-server";
+
+/// The web view grants of `who` under `policy`: a [`VIEW_REPOSITORIES`] entry for each
+/// repository pattern it may pull, and [`VIEW_SERVER`] when it holds the catalog.
+pub fn view_grants(
+    policy: &crate::accounts::Policy,
+    who: &crate::accounts::Requester,
+) -> Vec<Access> {
+    let mut access: Vec<Access> = policy
+        .pull_patterns(who)
+        .into_iter()
+        .map(|pattern| Access {
+            kind: VIEW_REPOSITORIES.into(),
+            name: pattern,
+            actions: vec!["pull".into()],
+        })
+        .collect();
+    if !policy
+        .allowed(who, "registry", "catalog", &["*".to_owned()])
+        .is_empty()
+    {
+        access.push(Access {
+            kind: VIEW_SERVER.into(),
+            name: "server".into(),
+            actions: vec!["view".into()],
+        });
+    }
+    access
+}
+
+/// Whether `access` lets its holder see repository `gun` in the web view: a token that
+/// could pull it, or a view grant whose pattern matches it.
+pub fn may_view(access: &[Access], gun: &Gun) -> bool {
+    Need::Repository {
+        gun: gun.clone(),
+        actions: PULL,
+    }
+    .allowed_by(access)
+        || access.iter().any(|a| {
+            a.kind == VIEW_REPOSITORIES
+                && a.actions.iter().any(|x| x == "pull")
+                && crate::accounts::glob(&a.name, gun.as_str())
+        })
+}
+
+/// Whether `access` opens the web view's server page: the catalog, or its view grant.
+pub fn may_view_server(access: &[Access]) -> bool {
+    Need::Catalog.allowed_by(access) || access.iter().any(|a| a.kind == VIEW_SERVER)
+}
+
 /// Who made a request: the token's subject, `None` when the server runs without
 /// authentication.
 pub type Actor = Option<String>;

@@ -124,6 +124,11 @@ pub struct Args {
     #[arg(long, hide_env_values = true, env = "NOTAR_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
 
+    /// Do not serve the web view (/ui/: who signed what, what expires when; read-only,
+    /// under the same token scopes as the API).
+    #[arg(long, hide_env_values = true, env = "NOTAR_NO_UI")]
+    pub no_ui: bool,
+
     /// Authentication: `token` (Docker distribution bearer tokens, with Notary's scopes)
     /// or `none`. Default: `token` with --issuer, otherwise `none`, which only loopback
     /// allows unless asked for by name.
@@ -334,6 +339,7 @@ struct FileConfig {
     cache_ttl_ms: Option<u64>,
     cache_bytes: Option<usize>,
     metrics_listen: Option<SocketAddr>,
+    ui: Option<bool>,
     auth: Option<AuthFile>,
     issuer: Option<IssuerFile>,
 }
@@ -367,6 +373,8 @@ pub struct Config {
     pub accounts_file: PathBuf,
     /// A listener of its own for /metrics.
     pub metrics_listen: Option<SocketAddr>,
+    /// Serve the web view under /ui/.
+    pub ui: bool,
 }
 
 /// Size limits on uploads.
@@ -449,6 +457,7 @@ impl Config {
             auth_none_chosen: false,
             accounts_file: data_dir.join("accounts.toml"),
             metrics_listen: None,
+            ui: true,
         }
     }
 
@@ -658,6 +667,7 @@ impl Config {
             auth_none_chosen,
             accounts_file,
             metrics_listen: args.metrics_listen.or(file.metrics_listen),
+            ui: !args.no_ui && file.ui.unwrap_or(true),
         })
     }
 }

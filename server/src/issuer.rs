@@ -30,6 +30,8 @@ use crate::store::{SealedIssuerKey, Store, StoreError};
 const PURPOSE: &str = "notar token issuer key";
 /// Scopes in one token request, at most.
 const MAX_SCOPES: usize = 16;
+/// How long a web view session lasts, in seconds.
+pub const VIEW_SESSION_SECS: u64 = 3600;
 /// Password checks (argon2id) running at once; more wait.
 const CHECKS_AT_ONCE: usize = 2;
 
@@ -215,23 +217,8 @@ impl Issuer {
             Requester::Anonymous => String::new(),
             Requester::User { name, .. } => name.clone(),
         };
-        let now = jsonwebtoken::get_current_timestamp();
         let lifetime = self.settings.lifetime.as_secs();
-        let claims = TokenClaims {
-            iss: &self.settings.issuer,
-            sub: &subject,
-            aud: &service,
-            exp: now + lifetime,
-            nbf: now.saturating_sub(1),
-            iat: now,
-            jti: hex::encode(random_id()),
-            access: &access,
-        };
-        let mut header = Header::new(Algorithm::ES256);
-        header.typ = Some("JWT".into());
-        header.kid = Some(self.kid.clone());
-        let token = jsonwebtoken::encode(&header, &claims, &self.key)
-            .map_err(|e| ApiError::internal(format!("signing a token: {e}")))?;
+        let token = self.sign(&subject, &service, &access, lifetime)?;
         tracing::info!(
             subject = %subject,
             service = %service,
@@ -247,6 +234,59 @@ impl Issuer {
             "expires_in": lifetime,
             "issued_at": issued_at,
         }))
+    }
+
+    /// A token for this server's own service, signed with the issuer key.
+    fn sign(
+        &self,
+        subject: &str,
+        service: &str,
+        access: &[Access],
+        lifetime: u64,
+    ) -> Result<String, ApiError> {
+        let now = jsonwebtoken::get_current_timestamp();
+        let claims = TokenClaims {
+            iss: &self.settings.issuer,
+            sub: subject,
+            aud: service,
+            exp: now + lifetime,
+            nbf: now.saturating_sub(1),
+            iat: now,
+            jti: hex::encode(random_id()),
+            access,
+        };
+        let mut header = Header::new(Algorithm::ES256);
+        header.typ = Some("JWT".into());
+        header.kid = Some(self.kid.clone());
+        jsonwebtoken::encode(&header, &claims, &self.key)
+            .map_err(|e| ApiError::internal(format!("signing a token: {e}")))
+    }
+
+    /// Logs a person into the web view: checks the password and returns a session token
+    /// for `service` (this server's), lasting [`VIEW_SESSION_SECS`], that grants what the
+    /// policy lets the account pull, as patterns ([`crate::auth::view_grants`]). Such a
+    /// token opens no API route.
+    pub async fn view_session(
+        &self,
+        service: &str,
+        user: &str,
+        password: Zeroizing<String>,
+    ) -> Result<String, ApiError> {
+        let requester = self.check_password(user.to_owned(), password).await?;
+        let access = self.view_access(&requester).await?;
+        let token = self.sign(user, service, &access, VIEW_SESSION_SECS)?;
+        tracing::info!(subject = %user, "opened a web view session");
+        Ok(token)
+    }
+
+    /// What `requester` may see in the web view under the current policy.
+    pub async fn view_access(&self, requester: &Requester) -> Result<Vec<Access>, ApiError> {
+        let policy = read_blocking({
+            let path = self.settings.policy.clone();
+            move || Policy::load(&path)
+        })
+        .await?;
+        Ok(crate::auth::view_grants(&policy, requester))
     }
 
     /// Checks HTTP Basic credentials against the accounts file.
@@ -266,8 +306,20 @@ impl Issuer {
         );
         let text = std::str::from_utf8(&decoded).map_err(|_| refused())?;
         let (user, password) = text.split_once(':').ok_or_else(refused)?;
-        let user = user.to_owned();
-        let password = Zeroizing::new(password.to_owned());
+        self.check_password(user.to_owned(), Zeroizing::new(password.to_owned()))
+            .await
+    }
+
+    /// Checks a user name and password against the accounts file (argon2id, a few at once).
+    async fn check_password(
+        &self,
+        user: String,
+        password: Zeroizing<String>,
+    ) -> Result<Requester, ApiError> {
+        let refused = || {
+            ApiError::new(ErrorKind::Unauthorized, "wrong user name or password")
+                .with_header(header::WWW_AUTHENTICATE, "Basic realm=\"notar\"")
+        };
         let _permit = self
             .checks
             .acquire()

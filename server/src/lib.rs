@@ -27,6 +27,7 @@ pub mod metrics;
 pub mod path;
 pub mod serve;
 pub mod store;
+pub mod ui;
 pub mod update;
 pub mod validate;
 
@@ -61,6 +62,8 @@ pub struct Inner {
     /// The built-in token issuer, when it serves.
     pub issuer: Option<issuer::Issuer>,
     pub metrics: metrics::Metrics,
+    /// The web view's remembered tag datings.
+    pub ui_memo: ui::Memo,
 }
 
 impl std::ops::Deref for AppState {
@@ -131,6 +134,7 @@ impl AppState {
             auth,
             issuer,
             metrics: metrics::Metrics::default(),
+            ui_memo: ui::Memo::default(),
         })))
     }
 }

@@ -385,6 +385,7 @@ fn the_sample_config_is_valid_and_documents_every_setting() {
         ("issuer-accounts", "accounts ="),
         ("issuer-policy", "policy ="),
         ("issuer-service", "services ="),
+        ("no-ui", "ui ="),
     ];
     let mut checked = 0;
     for flag in help

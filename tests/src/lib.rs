@@ -20,3 +20,4 @@ pub mod server;
 pub mod simrepo;
 pub mod tls;
 pub mod tokens;
+pub mod webdriver;

@@ -25,6 +25,7 @@ pub mod names;
 pub mod notary;
 pub mod rules;
 pub mod signed;
+pub mod view;
 pub mod x509;
 
 pub use error::Error;

@@ -30,11 +30,9 @@
 //! a repository with trust data prints the repository with empty `SignedTags` (exit 0, as
 //! Docker does).
 
-use std::collections::{BTreeMap, BTreeSet};
-
 use notar_tuf::client::Fetch;
 use notar_tuf::client::Updater;
-use notar_tuf::{KeyId, RoleName, RoleType};
+use notar_tuf::{KeyId, RoleName};
 use serde::Serialize;
 
 use clap::Args;
@@ -56,8 +54,7 @@ pub struct InspectArgs {
     pub references: Vec<String>,
 }
 
-/// Docker's name for a tag signed through the targets role (or `targets/releases` alone).
-pub const REPO_ADMIN: &str = "Repo Admin";
+pub use notar_tuf::view::REPO_ADMIN;
 /// What one reference shows, before it is printed either way.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct View {
@@ -156,72 +153,26 @@ async fn inspect_one(
 }
 
 /// Builds what Docker shows from the verified roles `updater` holds, after
-/// `load_all_targets` (whose walk order `roles` is).
+/// `load_all_targets` (whose walk order `roles` is): [`notar_tuf::view`], cut to `only_tag`.
 pub fn view<F: Fetch>(
     updater: &Updater<F>,
     roles: &[RoleName],
     name: &str,
     only_tag: Option<&str>,
 ) -> View {
-    let is_admin = |role: &RoleName| *role == RoleName::targets() || *role == RoleName::releases();
-    let mut tags: Vec<(String, String, Vec<String>)> = updater
-        .trusted_targets()
-        .into_iter()
-        .filter(|(tag, _)| only_tag.is_none_or(|t| t == tag.as_str()))
-        .filter_map(|(tag, found)| {
-            let digest = found.target.sha256_digest()?;
-            // The signers of a tag: every delegated role trusted for it that signs the same
-            // digest as the role that vouches for it, but the admin's roles.
-            let signers: BTreeSet<String> = updater
-                .vouchers(tag.as_str())
-                .into_iter()
-                .filter(|v| !is_admin(&v.role) && v.target.sha256_digest() == Some(digest))
-                .map(|v| signer_name(&v.role))
-                .collect();
-            Some((
-                tag.to_string(),
-                hex::encode(digest),
-                signers.into_iter().collect(),
-            ))
-        })
-        .collect();
-    tags.sort_by(|a, b| natural_cmp(&a.0, &b.0).then_with(|| a.1.cmp(&b.1)));
-
-    let mut signers: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for role in roles {
-        let Some(delegations) = updater.targets(role).and_then(|t| t.delegations.as_ref()) else {
-            continue;
-        };
-        for entry in &delegations.roles {
-            if entry.name == RoleName::releases() {
-                continue;
-            }
-            signers
-                .entry(signer_name(&entry.name))
-                .or_insert_with(|| entry.keyids.iter().map(|k| k.to_string()).collect());
-        }
-    }
-    let root = updater.root();
-    let keys_of = |role: RoleType| -> Vec<String> {
-        root.role_keys(role)
-            .map(|r| r.keyids.iter().map(ToString::to_string).collect())
-            .unwrap_or_default()
-    };
+    let shown = notar_tuf::view::trust_view(updater, roles);
     View {
         name: name.to_owned(),
-        tags,
-        signers: signers.into_iter().rev().collect(),
-        root_keys: keys_of(RoleType::Root),
-        repository_keys: keys_of(RoleType::Targets),
+        tags: shown
+            .tags
+            .into_iter()
+            .filter(|t| only_tag.is_none_or(|only| only == t.tag))
+            .map(|t| (t.tag, t.digest, t.signers))
+            .collect(),
+        signers: shown.signers,
+        root_keys: shown.root_keys,
+        repository_keys: shown.repository_keys,
     }
-}
-
-/// `targets/alice` is the signer `alice`.
-fn signer_name(role: &RoleName) -> String {
-    role.as_str()
-        .strip_prefix("targets/")
-        .unwrap_or(role.as_str())
-        .to_owned()
 }
 
 fn keys(ids: &[String]) -> Vec<KeyJson<'_>> {
@@ -326,6 +277,7 @@ fn sorted(ids: &[String]) -> Vec<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeMap;
 
     use notar_tuf::client::{FetchError, Limits};
     use notar_tuf::{

@@ -226,6 +226,15 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 
     /// Up to `limit` audit records with IDs above `after`, in ID order.
     async fn audit_records(&self, after: i64, limit: u32) -> Result<Vec<AuditRecord>, StoreError>;
+    /// The newest `limit` audit records of `gun`, newest first.
+    async fn audit_of(&self, gun: &Gun, limit: u32) -> Result<Vec<AuditRecord>, StoreError>;
+    /// Current roots, targets and delegations (what publishers renew) expiring before
+    /// `before`, soonest first, at most `limit`: (GUN, role, expiry).
+    async fn expiring_roles(
+        &self,
+        before: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<(String, String, OffsetDateTime)>, StoreError>;
     /// Every pending delegation of `gun`: (waiting role, targets that delegate it).
     async fn pending(&self, gun: &Gun) -> Result<Vec<(RoleName, Bytes)>, StoreError>;
 

@@ -299,6 +299,20 @@ fn gun_from(name: String) -> Result<Gun, StoreError> {
     Gun::new(name).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
+fn audit_from_row(row: &AnyRow) -> Result<AuditRecord, StoreError> {
+    Ok(AuditRecord {
+        id: row.try_get("id")?,
+        created: row.try_get("created_at")?,
+        action: row.try_get("action")?,
+        actor: row.try_get("actor")?,
+        gun: row.try_get("gun")?,
+        details: row.try_get("details")?,
+        remote: row.try_get("remote")?,
+        prev_hash: row.try_get("prev_hash")?,
+        hash: row.try_get("hash")?,
+    })
+}
+
 fn meta_from_row(row: &AnyRow) -> Result<StoredMeta, StoreError> {
     let version: i64 = row.try_get("version")?;
     let version = u64::try_from(version)
@@ -822,20 +836,50 @@ impl Store for SqlStore {
         .fetch_all(&self.pool)
         .await?
         .iter()
-        .map(|row| {
-            Ok(AuditRecord {
-                id: row.try_get("id")?,
-                created: row.try_get("created_at")?,
-                action: row.try_get("action")?,
-                actor: row.try_get("actor")?,
-                gun: row.try_get("gun")?,
-                details: row.try_get("details")?,
-                remote: row.try_get("remote")?,
-                prev_hash: row.try_get("prev_hash")?,
-                hash: row.try_get("hash")?,
-            })
-        })
+        .map(audit_from_row)
         .collect()
+    }
+
+    async fn audit_of(&self, gun: &Gun, limit: u32) -> Result<Vec<AuditRecord>, StoreError> {
+        sqlx::query(
+            "SELECT id, created_at, action, actor, gun, details, remote, prev_hash, hash \
+             FROM audit_log WHERE gun = $1 ORDER BY id DESC LIMIT $2",
+        )
+        .bind(gun.as_str())
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(audit_from_row)
+        .collect()
+    }
+
+    async fn expiring_roles(
+        &self,
+        before: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<(String, String, OffsetDateTime)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT t.gun AS gun, t.role AS role, t.expires_at AS expires_at FROM tuf_files t \
+             JOIN (SELECT gun, role, MAX(version) AS newest FROM tuf_files GROUP BY gun, role) c \
+               ON t.gun = c.gun AND t.role = c.role AND t.version = c.newest \
+             WHERE t.expires_at < $1 AND t.role <> 'timestamp' AND t.role <> 'snapshot' \
+             ORDER BY t.expires_at, t.gun, t.role LIMIT $2",
+        )
+        .bind(before.unix_timestamp())
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let expires: i64 = row.try_get("expires_at")?;
+                Ok((
+                    row.try_get("gun")?,
+                    row.try_get("role")?,
+                    time_from(expires, "expires_at")?,
+                ))
+            })
+            .collect()
     }
 
     async fn expiry_horizon(

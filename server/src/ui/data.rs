@@ -1,0 +1,478 @@
+//! What the web view shows of a repository, read from the store through the same verified
+//! walk a client makes ([`notar_tuf::client::Updater`], Docker's order, from root version
+//! 1), so the page and `notar trust inspect` agree: the tags a pull resolves, who signs
+//! them, the roles with their versions and expiry, the root's history and the audit trail.
+//!
+//! When each tag was signed is the time the server stored the oldest version of the
+//! vouching role, in an unbroken run up to the current one, that lists the tag with the
+//! same digest: the time of the write that the audit trail records. Finding it walks the
+//! role's versions backwards once; the answer is kept per (repository, role) and the next
+//! page walks only the versions written since.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use notar_tuf::client::{Fetch, FetchError, Limits, SearchOrder, UnlistedDelegation, Updater};
+use notar_tuf::view::{TrustView, trust_view};
+use notar_tuf::{Gun, RoleName, RoleType, Root, Targets, Version};
+use time::OffsetDateTime;
+
+use crate::AppState;
+use crate::audit::AuditRecord;
+use crate::error::ApiError;
+use crate::path::{self, Route};
+
+/// Versions of one role walked back at most to date its tags; older ones read as
+/// "no later than".
+const MAX_WALK: u64 = 200;
+/// (repository, role) answers kept at most; the memory is cleared when it is full.
+const MAX_REMEMBERED: usize = 1024;
+/// Audit records shown on a repository page.
+pub const AUDIT_SHOWN: u32 = 25;
+
+/// When a tag got its current digest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Since {
+    /// Signed at this time, in this version of its role.
+    At(OffsetDateTime, u64),
+    /// Listed since this version at the latest; older versions were pruned or not walked.
+    NoLaterThan(OffsetDateTime, u64),
+}
+
+/// The datings of one role's targets at one version: name → (sha256 hex, since).
+type Dated = HashMap<String, (String, Since)>;
+
+/// (GUN, role) → the version datings are for, and the datings.
+type Remembered = HashMap<(String, String), (u64, Arc<Dated>)>;
+
+/// Remembered datings, per (GUN, role).
+#[derive(Debug, Default)]
+pub struct Memo {
+    dated: Mutex<Remembered>,
+}
+
+impl Memo {
+    fn get(&self, gun: &Gun, role: &RoleName) -> Option<(u64, Arc<Dated>)> {
+        let dated = self.dated.lock().unwrap_or_else(|p| p.into_inner());
+        dated
+            .get(&(gun.to_string(), role.to_string()))
+            .map(|(v, d)| (*v, d.clone()))
+    }
+
+    fn put(&self, gun: &Gun, role: &RoleName, version: u64, dated: Arc<Dated>) {
+        let mut memo = self.dated.lock().unwrap_or_else(|p| p.into_inner());
+        if memo.len() >= MAX_REMEMBERED {
+            memo.clear();
+        }
+        memo.insert((gun.to_string(), role.to_string()), (version, dated));
+    }
+}
+
+/// One role's row.
+#[derive(Clone, Debug)]
+pub struct RoleRow {
+    pub role: String,
+    pub version: u64,
+    pub expires: OffsetDateTime,
+    /// Keys the role lists (root's entry for top-level roles, the delegation for others).
+    pub keys: Vec<String>,
+    pub threshold: u32,
+    /// Key IDs of the signatures the current version carries that the role lists.
+    pub signed_by: Vec<String>,
+}
+
+/// One root version.
+#[derive(Clone, Debug)]
+pub struct RootRow {
+    pub version: u64,
+    pub stored: OffsetDateTime,
+    pub expires: OffsetDateTime,
+    pub root_keys: Vec<String>,
+    pub targets_keys: Vec<String>,
+    /// What this version changed against the one before, in words.
+    pub change: String,
+}
+
+/// A repository as its page shows it.
+#[derive(Debug)]
+pub struct RepoData {
+    pub gun: Gun,
+    /// Why a client refuses the repository now, when it does.
+    pub problem: Option<String>,
+    /// What a client sees (at the last moment it could, when `problem` is an expiry).
+    pub view: Option<TrustView>,
+    /// Dating of each shown tag, by tag.
+    pub since: HashMap<String, Since>,
+    pub roles: Vec<RoleRow>,
+    pub roots: Vec<RootRow>,
+    /// Newest first.
+    pub audit: Vec<AuditRecord>,
+}
+
+/// The store as a client's fetcher: file names as a client asks for them, answered as the
+/// API would answer them.
+struct StoreFetch {
+    state: AppState,
+    gun: Gun,
+}
+
+impl Fetch for StoreFetch {
+    fn fetch(
+        &self,
+        name: &str,
+        max_len: u64,
+    ) -> impl Future<Output = Result<Option<Vec<u8>>, FetchError>> + Send {
+        let path = format!("/v2/{}/_trust/tuf/{name}", self.gun);
+        let state = self.state.clone();
+        let gun = self.gun.clone();
+        async move {
+            let Ok(Route::Metadata(_, want)) = path::parse(&path) else {
+                return Ok(None);
+            };
+            match crate::api::read_metadata(&state, &gun, &want, false).await {
+                Ok(Some(entry)) if entry.data.len() as u64 > max_len => {
+                    Err(FetchError::TooLarge { limit: max_len })
+                }
+                Ok(Some(entry)) => Ok(Some(entry.data.to_vec())),
+                Ok(None) => Ok(None),
+                Err(e) => Err(FetchError::Transport(e.message)),
+            }
+        }
+    }
+}
+
+/// Reads everything the repository page shows; `None` when `gun` has no trust data.
+pub async fn repository(state: &AppState, gun: &Gun) -> Result<Option<RepoData>, ApiError> {
+    let current = state.store.current_all(gun).await?;
+    let Some(first_root) = state
+        .store
+        .by_version(gun, &RoleName::root(), Version::ONE)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let now = OffsetDateTime::now_utc();
+    let (updater, problem) = match walk(state, gun, &first_root.data, now).await {
+        Ok(updater) => (Some(updater), None),
+        Err(why) => {
+            // Expired metadata: show what clients saw last, and say that they refuse it now.
+            let earliest = current.iter().map(|m| m.expires).min();
+            let earlier = match earliest {
+                Some(at) if at <= now => {
+                    walk(state, gun, &first_root.data, at - time::Duration::SECOND)
+                        .await
+                        .ok()
+                }
+                _ => None,
+            };
+            (earlier, Some(why))
+        }
+    };
+    let mut data = RepoData {
+        gun: gun.clone(),
+        problem,
+        view: None,
+        since: HashMap::new(),
+        roles: Vec::new(),
+        roots: root_history(state, gun).await?,
+        audit: state.store.audit_of(gun, AUDIT_SHOWN).await?,
+    };
+    if let Some((updater, roles)) = updater {
+        let view = trust_view(&updater, &roles);
+        data.roles = role_rows(&updater, &roles, &current);
+        data.since = date_tags(state, gun, &updater, &view, &current).await?;
+        data.view = Some(view);
+    }
+    Ok(Some(data))
+}
+
+/// A client's update of `gun` at time `now`, with every targets role loaded.
+async fn walk(
+    state: &AppState,
+    gun: &Gun,
+    first_root: &[u8],
+    now: OffsetDateTime,
+) -> Result<(Updater<StoreFetch>, Vec<RoleName>), String> {
+    let fetch = StoreFetch {
+        state: state.clone(),
+        gun: gun.clone(),
+    };
+    let mut updater = Updater::new(first_root.to_vec(), fetch, now, Limits::default())
+        .map_err(|e| e.to_string())?
+        .with_repository(gun.as_str())
+        .with_unlisted_delegations(UnlistedDelegation::Empty)
+        .with_search_order(SearchOrder::Docker);
+    updater.refresh().await.map_err(|e| e.to_string())?;
+    let roles = updater
+        .load_all_targets()
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok((updater, roles))
+}
+
+fn ids<'a>(keys: impl IntoIterator<Item = &'a notar_tuf::KeyId>) -> Vec<String> {
+    keys.into_iter().map(ToString::to_string).collect()
+}
+
+/// The rows of the role table: top-level roles from root, delegated ones from the
+/// delegation that names them, in walk order.
+fn role_rows(
+    updater: &Updater<StoreFetch>,
+    roles: &[RoleName],
+    current: &[crate::store::StoredMeta],
+) -> Vec<RoleRow> {
+    let root = updater.root();
+    let signed_by = |signatures: &[notar_tuf::Signature], listed: &[String]| -> Vec<String> {
+        let mut by: Vec<String> = signatures
+            .iter()
+            .map(|s| s.keyid.to_string())
+            .filter(|id| listed.contains(id))
+            .collect();
+        by.dedup();
+        by
+    };
+    let stored_expiry =
+        |role: &RoleName| current.iter().find(|m| m.role == *role).map(|m| m.expires);
+    let mut rows = Vec::new();
+    let top = |role: RoleType, version: Version, signatures: &[notar_tuf::Signature]| {
+        let entry = root.role_keys(role);
+        let keys = entry.map(|r| ids(&r.keyids)).unwrap_or_default();
+        RoleRow {
+            role: role.as_str().to_owned(),
+            version: version.get(),
+            expires: stored_expiry(&role.role_name()).unwrap_or(OffsetDateTime::UNIX_EPOCH),
+            threshold: entry.map_or(1, |r| r.threshold.get()),
+            signed_by: signed_by(signatures, &keys),
+            keys,
+        }
+    };
+    rows.push(top(
+        RoleType::Root,
+        root.version,
+        root.signed().signatures(),
+    ));
+    for role in roles {
+        let Some(targets) = updater.targets(role) else {
+            continue;
+        };
+        if *role == RoleName::targets() {
+            rows.push(top(
+                RoleType::Targets,
+                targets.version,
+                targets.signed().signatures(),
+            ));
+            continue;
+        }
+        let Some(entry) = roles
+            .iter()
+            .filter_map(|parent| updater.targets(parent))
+            .filter_map(|parent| parent.delegations.as_ref())
+            .flat_map(|d| d.roles.iter())
+            .find(|d| d.name == *role)
+        else {
+            continue;
+        };
+        let keys = ids(&entry.keyids);
+        rows.push(RoleRow {
+            role: role.to_string(),
+            version: targets.version.get(),
+            expires: targets.expires.datetime(),
+            threshold: entry.threshold.get(),
+            signed_by: signed_by(targets.signed().signatures(), &keys),
+            keys,
+        });
+    }
+    if let Some(snapshot) = updater.snapshot() {
+        rows.push(top(
+            RoleType::Snapshot,
+            snapshot.version,
+            snapshot.signed().signatures(),
+        ));
+    }
+    if let Some(timestamp) = updater.timestamp() {
+        rows.push(top(
+            RoleType::Timestamp,
+            timestamp.version,
+            timestamp.signed().signatures(),
+        ));
+    }
+    rows
+}
+
+/// Every stored root version, oldest first, with what each changed.
+async fn root_history(state: &AppState, gun: &Gun) -> Result<Vec<RootRow>, ApiError> {
+    let mut rows: Vec<RootRow> = Vec::new();
+    let mut version = Version::ONE;
+    while let Some(meta) = state
+        .store
+        .by_version(gun, &RoleName::root(), version)
+        .await?
+    {
+        let root: Root = match notar_tuf::notary::parse_either::<Root>(meta.data.to_vec()) {
+            Ok((_, signed)) => signed.untrusted().clone(),
+            Err(e) => {
+                return Err(ApiError::internal(format!(
+                    "stored root v{version} of {gun}: {e}"
+                )));
+            }
+        };
+        let keys_of = |role: RoleType| {
+            let mut keys = root
+                .role_keys(role)
+                .map(|r| ids(&r.keyids))
+                .unwrap_or_default();
+            keys.sort();
+            keys
+        };
+        let (root_keys, targets_keys) = (keys_of(RoleType::Root), keys_of(RoleType::Targets));
+        let change = match rows.last() {
+            None => "first root".to_owned(),
+            Some(before) => {
+                let mut changed = Vec::new();
+                if before.root_keys != root_keys {
+                    changed.push("root key rotated");
+                }
+                if before.targets_keys != targets_keys {
+                    changed.push("targets key rotated");
+                }
+                if changed.is_empty() {
+                    "re-signed, same keys".to_owned()
+                } else {
+                    changed.join(", ")
+                }
+            }
+        };
+        rows.push(RootRow {
+            version: version.get(),
+            stored: meta.created,
+            expires: meta.expires,
+            root_keys,
+            targets_keys,
+            change,
+        });
+        let Some(next) = version
+            .get()
+            .checked_add(1)
+            .and_then(|v| Version::new(v).ok())
+        else {
+            break;
+        };
+        version = next;
+    }
+    Ok(rows)
+}
+
+/// When each shown tag got its digest, from the versions of the role that vouches for it.
+async fn date_tags(
+    state: &AppState,
+    gun: &Gun,
+    updater: &Updater<StoreFetch>,
+    view: &TrustView,
+    current: &[crate::store::StoredMeta],
+) -> Result<HashMap<String, Since>, ApiError> {
+    let mut vouching: Vec<&RoleName> = view.tags.iter().map(|t| &t.role).collect();
+    vouching.sort();
+    vouching.dedup();
+    let mut since = HashMap::new();
+    for role in vouching {
+        let Some(targets) = updater.targets(role) else {
+            continue;
+        };
+        let Some(stored) = current.iter().find(|m| m.role == *role) else {
+            continue;
+        };
+        let dated = date_role(state, gun, role, targets, stored.created).await?;
+        for tag in view.tags.iter().filter(|t| t.role == *role) {
+            if let Some((_, when)) = dated.get(&tag.tag) {
+                since.insert(tag.tag.clone(), *when);
+            }
+        }
+    }
+    Ok(since)
+}
+
+/// The sha256 hex of each target of `targets`.
+fn digests(targets: &Targets) -> HashMap<String, String> {
+    targets
+        .targets
+        .iter()
+        .filter_map(|(name, file)| Some((name.to_string(), hex::encode(file.sha256_digest()?))))
+        .collect()
+}
+
+/// Dates every target of the current version of `role` (`targets`, stored at `created`),
+/// walking back from it to the version the memo holds, or as far as versions exist.
+async fn date_role(
+    state: &AppState,
+    gun: &Gun,
+    role: &RoleName,
+    targets: &Targets,
+    created: OffsetDateTime,
+) -> Result<Arc<Dated>, ApiError> {
+    let newest = targets.version.get();
+    let memo = state.ui_memo.get(gun, role);
+    if let Some((version, dated)) = &memo
+        && *version == newest
+    {
+        return Ok(dated.clone());
+    }
+    // Targets not yet dated: name → digest. Each is listed, with that digest, by every
+    // version from `oldest` (stored at `oldest_at`) to the newest.
+    let mut open = digests(targets);
+    let mut dated: Dated = HashMap::with_capacity(open.len());
+    let (mut oldest, mut oldest_at) = (newest, created);
+    loop {
+        if open.is_empty() {
+            break;
+        }
+        let before = oldest - 1;
+        let settle = |open: &mut HashMap<String, String>, dated: &mut Dated, when: Since| {
+            for (name, digest) in open.drain() {
+                dated.insert(name, (digest, when));
+            }
+        };
+        if before == 0 {
+            settle(&mut open, &mut dated, Since::At(oldest_at, oldest));
+            break;
+        }
+        if let Some((version, remembered)) = &memo
+            && *version == before
+        {
+            for (name, digest) in open.drain() {
+                let when = match remembered.get(&name) {
+                    Some((same, when)) if *same == digest => *when,
+                    _ => Since::At(oldest_at, oldest),
+                };
+                dated.insert(name, (digest, when));
+            }
+            break;
+        }
+        let earlier = match Version::new(before) {
+            Ok(v) if newest - before <= MAX_WALK => state.store.by_version(gun, role, v).await?,
+            _ => None,
+        };
+        let Some(earlier) = earlier else {
+            settle(&mut open, &mut dated, Since::NoLaterThan(oldest_at, oldest));
+            break;
+        };
+        let listed = match notar_tuf::notary::parse_either::<Targets>(earlier.data.to_vec()) {
+            Ok((_, signed)) => digests(signed.untrusted()),
+            // A version that does not parse any more dates nothing older.
+            Err(_) => {
+                settle(&mut open, &mut dated, Since::NoLaterThan(oldest_at, oldest));
+                break;
+            }
+        };
+        open.retain(|name, digest| {
+            let kept = listed.get(name) == Some(digest);
+            if !kept {
+                dated.insert(name.clone(), (digest.clone(), Since::At(oldest_at, oldest)));
+            }
+            kept
+        });
+        (oldest, oldest_at) = (before, earlier.created);
+    }
+    let dated = Arc::new(dated);
+    state.ui_memo.put(gun, role, newest, dated.clone());
+    Ok(dated)
+}
