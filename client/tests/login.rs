@@ -9,10 +9,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use base64::Engine as _;
-use notar_server::accounts::{Account, Accounts, hash_password};
-use notar_server::config::{AuthConfig, Config};
 use notar_tests::registry::{RegistryTokenAuth, TestImage, TestRegistry, digest};
-use notar_tests::server::{Backend, TestServer};
+use notar_tests::server::{Backend, TestServer, issuer_auth, write_issuer_files};
 use tokio::io::AsyncWriteExt;
 
 mod common;
@@ -37,30 +35,14 @@ impl World {
     /// accounts may do everything), and a registry trusting the issuer.
     async fn start() -> Self {
         let data = tempfile::tempdir().expect("temp dir");
-        let mut accounts = Accounts::default();
-        accounts.users.insert(
-            "alice".into(),
-            Account {
-                password: hash_password(PASSWORD).expect("hash"),
-                groups: vec![],
-            },
-        );
-        accounts
-            .save(&data.path().join("accounts.toml"))
-            .expect("accounts");
+        write_issuer_files(data.path(), &[("alice", PASSWORD, &[])], None);
         let issuer_dir = data.path().to_path_buf();
         let server = TestServer::start_bound(Backend::Sqlite, |config, addr| {
-            let mut issuer = Config::default_issuer(&issuer_dir, "notar");
-            issuer.services.push(REGISTRY_SERVICE.into());
-            config.auth = Some(AuthConfig {
-                token: notar_server::auth::TokenSettings {
-                    realm: format!("http://{addr}/auth/token"),
-                    service: "notar".into(),
-                    issuer: "notar".into(),
-                },
-                root_certs: None,
-                issuer: Some(issuer),
-            });
+            let mut auth = issuer_auth(&issuer_dir, format!("http://{addr}/auth/token"));
+            if let Some(issuer) = auth.issuer.as_mut() {
+                issuer.services.push(REGISTRY_SERVICE.into());
+            }
+            config.auth = Some(auth);
         })
         .await;
         let bundle = data.path().join("issuer.crt");

@@ -14,9 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use base64::Engine as _;
-use notar_server::accounts::{Account, Accounts, hash_password};
-use notar_server::config::{AuthConfig, Config};
-use notar_tests::server::{Backend, TEST_SECRET, TestServer};
+use notar_tests::server::{Backend, TEST_SECRET, TestServer, issuer_auth, write_issuer_files};
 use notar_tests::webdriver::Browser;
 use serde_json::Value;
 
@@ -52,31 +50,17 @@ struct World {
 impl World {
     async fn start() -> Self {
         let data = tempfile::tempdir().expect("temp dir");
-        let mut accounts = Accounts::default();
-        for (name, password) in [("alice", ALICE_PASSWORD), ("bob", BOB_PASSWORD)] {
-            accounts.users.insert(
-                name.into(),
-                Account {
-                    password: hash_password(password).expect("hash"),
-                    groups: vec![],
-                },
-            );
-        }
-        accounts
-            .save(&data.path().join("accounts.toml"))
-            .expect("accounts");
-        std::fs::write(data.path().join("policy.toml"), POLICY).expect("policy");
+        write_issuer_files(
+            data.path(),
+            &[("alice", ALICE_PASSWORD, &[]), ("bob", BOB_PASSWORD, &[])],
+            Some(POLICY),
+        );
         let issuer_dir = data.path().to_path_buf();
         let server = TestServer::start_bound(Backend::Sqlite, |config, addr| {
-            config.auth = Some(AuthConfig {
-                token: notar_server::auth::TokenSettings {
-                    realm: format!("http://{addr}/auth/token"),
-                    service: "notar".into(),
-                    issuer: "notar".into(),
-                },
-                root_certs: None,
-                issuer: Some(Config::default_issuer(&issuer_dir, "notar")),
-            });
+            config.auth = Some(issuer_auth(
+                &issuer_dir,
+                format!("http://{addr}/auth/token"),
+            ));
         })
         .await;
         World {

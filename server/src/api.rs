@@ -330,7 +330,7 @@ async fn get_metadata(
 
 /// The metadata a GET names, as the API serves it: from memory when there, current
 /// timestamps re-signed before they expire; `fresh` skips the memory for current metadata.
-pub(crate) async fn read_metadata(
+async fn read_metadata(
     state: &AppState,
     gun: &Gun,
     want: &MetaRequest,

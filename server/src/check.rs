@@ -12,10 +12,11 @@ use time::OffsetDateTime;
 use crate::path::{MetaRequest, parse_meta};
 use crate::store::Store;
 
-/// Serves a repository's files from the store, by the names the workflow asks for.
-struct StoreFetch {
-    store: Arc<dyn Store>,
-    gun: Gun,
+/// Serves a repository's files from the store, by the names the workflow asks for (the
+/// check, and the web view's pages).
+pub(crate) struct StoreFetch {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) gun: Gun,
 }
 
 impl Fetch for StoreFetch {

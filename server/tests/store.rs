@@ -143,6 +143,7 @@ suite!(
     changefeed_logs_timestamps_and_pages,
     delete_removes_everything_once,
     expiring_looks_at_the_newest_timestamp,
+    the_web_views_queries_read_current_heads_expiring_roles_and_audit,
     first_keys_racing_agree_on_one,
     keys_accumulate_in_order,
     data_survives_reopening,
@@ -707,6 +708,89 @@ async fn expiring_looks_at_the_newest_timestamp(db: &TestDb) {
     let mut later = store.expiring(at(6_000)).await.expect("expiring");
     later.sort();
     assert_eq!(later, [fresh, renewed, stale]);
+}
+
+async fn the_web_views_queries_read_current_heads_expiring_roles_and_audit(db: &TestDb) {
+    let store = db.store();
+    let (a, b) = (gun("example.com/a"), gun("example.com/b"));
+    store
+        .commit(
+            &a,
+            &[
+                meta("root", 1, 9_000),
+                meta("targets", 1, 1_000),
+                meta("timestamp", 1, 10),
+            ],
+        )
+        .await
+        .expect("commit");
+    // Renewed: only the newest version counts.
+    store
+        .commit(&a, &[meta("targets", 2, 3_000)])
+        .await
+        .expect("commit");
+    store
+        .commit(&b, &[meta("targets", 1, 2_000), meta("snapshot", 1, 10)])
+        .await
+        .expect("commit");
+
+    // Heads are current_all without the bytes.
+    let mut heads: Vec<(String, u64, i64)> = store
+        .current_heads(&a)
+        .await
+        .expect("heads")
+        .into_iter()
+        .map(|h| {
+            (
+                h.role.to_string(),
+                h.version.get(),
+                h.expires.unix_timestamp(),
+            )
+        })
+        .collect();
+    heads.sort();
+    let mut full: Vec<(String, u64, i64)> = store
+        .current_all(&a)
+        .await
+        .expect("current_all")
+        .into_iter()
+        .map(|m| {
+            (
+                m.role.to_string(),
+                m.version.get(),
+                m.expires.unix_timestamp(),
+            )
+        })
+        .collect();
+    full.sort();
+    assert_eq!(heads, full);
+    assert_eq!(heads.len(), 3);
+
+    // What publishers renew, soonest first; timestamps and snapshots are the server's.
+    let soon = store.expiring_roles(at(5_000), 10).await.expect("expiring");
+    let soon: Vec<(String, String)> = soon.into_iter().map(|(g, r, _)| (g, r)).collect();
+    assert_eq!(
+        soon,
+        [
+            ("example.com/b".to_owned(), "targets".to_owned()),
+            ("example.com/a".to_owned(), "targets".to_owned()),
+        ]
+    );
+    assert_eq!(
+        store
+            .expiring_roles(at(5_000), 1)
+            .await
+            .expect("limit")
+            .len(),
+        1
+    );
+
+    // A repository's newest audit records first, and only its own.
+    let records = store.audit_of(&a, 10).await.expect("audit");
+    assert_eq!(records.len(), 2);
+    assert!(records[0].id > records[1].id);
+    assert!(records.iter().all(|r| r.gun == a.as_str()));
+    assert_eq!(store.audit_of(&a, 1).await.expect("audit").len(), 1);
 }
 
 async fn first_keys_racing_agree_on_one(db: &TestDb) {

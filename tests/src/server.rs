@@ -87,6 +87,46 @@ pub struct TestServer {
     task: Option<JoinHandle<std::io::Result<()>>>,
 }
 
+/// Writes the built-in issuer's files into `dir`: an accounts file with `accounts` (name,
+/// password, groups) and, when given, the policy (TOML; without it every account may do
+/// everything).
+pub fn write_issuer_files(
+    dir: &std::path::Path,
+    accounts: &[(&str, &str, &[&str])],
+    policy: Option<&str>,
+) {
+    use notar_server::accounts::{Account, Accounts, hash_password};
+    let mut file = Accounts::default();
+    for (name, password, groups) in accounts {
+        file.users.insert(
+            (*name).to_owned(),
+            Account {
+                password: hash_password(password).expect("hash a password"),
+                groups: groups.iter().map(|g| (*g).to_owned()).collect(),
+            },
+        );
+    }
+    file.save(&dir.join("accounts.toml"))
+        .expect("write accounts");
+    if let Some(policy) = policy {
+        std::fs::write(dir.join("policy.toml"), policy).expect("write policy");
+    }
+}
+
+/// Token auth through the built-in issuer whose files are in `dir`, service and issuer
+/// `notar`, clients sent to `realm`.
+pub fn issuer_auth(dir: &std::path::Path, realm: String) -> notar_server::config::AuthConfig {
+    notar_server::config::AuthConfig {
+        token: notar_server::auth::TokenSettings {
+            realm,
+            service: "notar".into(),
+            issuer: "notar".into(),
+        },
+        root_certs: None,
+        issuer: Some(Config::default_issuer(dir, "notar")),
+    }
+}
+
 /// The server secret test servers use.
 pub const TEST_SECRET: &str = "test server secret";
 

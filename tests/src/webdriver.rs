@@ -167,22 +167,7 @@ impl Browser {
 
     /// Every element matching the CSS selector.
     pub async fn find_all(&self, css: &str) -> Vec<Element> {
-        let found = self
-            .call(
-                reqwest::Method::POST,
-                "/elements",
-                Some(json!({ "using": "css selector", "value": css })),
-            )
-            .await;
-        found
-            .as_array()
-            .map(|all| {
-                all.iter()
-                    .filter_map(|e| e[ELEMENT].as_str())
-                    .map(|id| Element(id.to_owned()))
-                    .collect()
-            })
-            .unwrap_or_default()
+        self.elements("/elements", css).await
     }
 
     /// The one element matching the CSS selector; panics if there is none.
@@ -196,10 +181,16 @@ impl Browser {
 
     /// Elements matching `css` inside `within`.
     pub async fn find_in(&self, within: &Element, css: &str) -> Vec<Element> {
+        self.elements(&format!("/element/{}/elements", within.0), css)
+            .await
+    }
+
+    /// The elements a find command at `path` answers for `css`.
+    async fn elements(&self, path: &str, css: &str) -> Vec<Element> {
         let found = self
             .call(
                 reqwest::Method::POST,
-                &format!("/element/{}/elements", within.0),
+                path,
                 Some(json!({ "using": "css selector", "value": css })),
             )
             .await;

@@ -9,9 +9,7 @@
 use std::time::Duration;
 
 use base64::Engine;
-use notar_server::accounts::{Account, Accounts, hash_password};
-use notar_server::config::{AuthConfig, Config};
-use notar_tests::server::{Backend, TestServer};
+use notar_tests::server::{Backend, TestServer, issuer_auth, write_issuer_files};
 use reqwest::StatusCode;
 use serde_json::Value;
 
@@ -20,23 +18,11 @@ const PUBLIC: &str = "localhost:5000/public/base";
 
 async fn start() -> TestServer {
     let dir = tempfile::tempdir().unwrap().keep();
-    let mut accounts = Accounts::default();
-    for (name, password, groups) in [
-        ("alice", "alice pw", vec!["team"]),
-        ("bob", "bob pw", vec![]),
-    ] {
-        accounts.users.insert(
-            name.into(),
-            Account {
-                password: hash_password(password).unwrap(),
-                groups: groups.into_iter().map(str::to_owned).collect(),
-            },
-        );
-    }
-    accounts.save(&dir.join("accounts.toml")).unwrap();
-    std::fs::write(
-        dir.join("policy.toml"),
-        r#"
+    write_issuer_files(
+        &dir,
+        &[("alice", "alice pw", &["team"]), ("bob", "bob pw", &[])],
+        Some(
+            r#"
 [[grant]]
 to = ["group:team"]
 repositories = ["localhost:5000/team/*"]
@@ -47,20 +33,14 @@ to = ["anonymous", "authenticated"]
 repositories = ["localhost:5000/public/*"]
 actions = ["pull"]
 "#,
-    )
-    .unwrap();
+        ),
+    );
     TestServer::start_with(Backend::Sqlite, |config| {
-        let mut issuer = Config::default_issuer(&dir, "notar");
-        issuer.lifetime = Duration::from_secs(120);
-        config.auth = Some(AuthConfig {
-            token: notar_server::auth::TokenSettings {
-                realm: "http://127.0.0.1/auth/token".into(),
-                service: "notar".into(),
-                issuer: "notar".into(),
-            },
-            root_certs: None,
-            issuer: Some(issuer),
-        });
+        let mut auth = issuer_auth(&dir, "http://127.0.0.1/auth/token".into());
+        if let Some(issuer) = auth.issuer.as_mut() {
+            issuer.lifetime = Duration::from_secs(120);
+        }
+        config.auth = Some(auth);
     })
     .await
 }

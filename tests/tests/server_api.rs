@@ -1178,3 +1178,28 @@ on_every_backend!(pending_delegations, |server: TestServer| async move {
     assert!(publisher.delete().await.is_success());
     assert!(pending_roles(&publisher).await.is_empty());
 });
+
+/// The web view is on by default and `--no-ui` (`ui = false`) takes it away, API intact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_web_view_is_served_unless_turned_off() {
+    let on = TestServer::start(Backend::Sqlite).await;
+    let page = reqwest::get(format!("{}/ui/", on.url))
+        .await
+        .expect("GET /ui/");
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(
+        page.text()
+            .await
+            .expect("body")
+            .contains("<h1>Repositories</h1>")
+    );
+    let off = TestServer::start_with(Backend::Sqlite, |config| config.ui = false).await;
+    let page = reqwest::get(format!("{}/ui/", off.url))
+        .await
+        .expect("GET /ui/");
+    assert_eq!(page.status(), StatusCode::NOT_FOUND);
+    let ping = reqwest::get(format!("{}/v2/", off.url))
+        .await
+        .expect("GET /v2/");
+    assert_eq!(ping.status(), StatusCode::OK);
+}

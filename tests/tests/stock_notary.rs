@@ -390,42 +390,27 @@ async fn the_stock_notary_cli_runs_the_lab_workflow() {
 /// credentials it gets Notary's message for a 401.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_stock_notary_cli_logs_in_through_the_token_issuer() {
-    use notar_server::accounts::{Account, Accounts, hash_password};
-    use notar_server::config::{AuthConfig, Config};
+    use notar_tests::server::{issuer_auth, write_issuer_files};
     if !notary_cli::available() {
         return;
     }
     let dir = tempfile::tempdir().expect("temp dir");
     let pki = notar_tests::tls::TestPki::new("notary-auth");
     let (ca, cert, key) = pki.write(dir.path());
-    let mut accounts = Accounts::default();
-    accounts.users.insert(
-        "alice".into(),
-        Account {
-            password: hash_password("alice pw").expect("hash"),
-            groups: vec!["team".into()],
-        },
-    );
     let issuer_dir = dir.path().join("issuer");
     std::fs::create_dir_all(&issuer_dir).expect("dir");
-    accounts
-        .save(&issuer_dir.join("accounts.toml"))
-        .expect("accounts");
-    std::fs::write(
-        issuer_dir.join("policy.toml"),
-        "[[grant]]\nto = [\"group:team\"]\nrepositories = [\"example.com/*\"]\nactions = [\"pull\", \"push\", \"*\"]\n",
-    )
-    .expect("policy");
+    write_issuer_files(
+        &issuer_dir,
+        &[("alice", "alice pw", &["team"])],
+        Some(
+            "[[grant]]\nto = [\"group:team\"]\nrepositories = [\"example.com/*\"]\nactions = [\"pull\", \"push\", \"*\"]\n",
+        ),
+    );
     let server = TestServer::start_tls_bound(Backend::Sqlite, &cert, &key, |config, addr| {
-        config.auth = Some(AuthConfig {
-            token: notar_server::auth::TokenSettings {
-                realm: format!("https://{addr}/auth/token"),
-                service: "notar".into(),
-                issuer: "notar".into(),
-            },
-            root_certs: None,
-            issuer: Some(Config::default_issuer(&issuer_dir, "notar")),
-        });
+        config.auth = Some(issuer_auth(
+            &issuer_dir,
+            format!("https://{addr}/auth/token"),
+        ));
     })
     .await;
     std::fs::write(dir.path().join("f.txt"), "hello\n").expect("write");

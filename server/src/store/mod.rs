@@ -29,6 +29,15 @@ pub struct StoredMeta {
     pub created: OffsetDateTime,
 }
 
+/// What a page needs of one stored version: everything but the bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MetaHead {
+    pub role: RoleName,
+    pub version: Version,
+    pub expires: OffsetDateTime,
+    pub created: OffsetDateTime,
+}
+
 /// Metadata to write.
 #[derive(Clone, Debug)]
 pub struct NewMeta {
@@ -125,6 +134,8 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     async fn current(&self, gun: &Gun, role: &RoleName) -> Result<Option<StoredMeta>, StoreError>;
     /// The newest version of every role of `gun`.
     async fn current_all(&self, gun: &Gun) -> Result<Vec<StoredMeta>, StoreError>;
+    /// [`Store::current_all`] without the documents (a list of many repositories).
+    async fn current_heads(&self, gun: &Gun) -> Result<Vec<MetaHead>, StoreError>;
     async fn by_version(
         &self,
         gun: &Gun,

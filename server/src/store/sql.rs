@@ -17,8 +17,8 @@ use time::OffsetDateTime;
 use crate::audit::{AuditRecord, Origin};
 
 use super::{
-    Change, ChangeCategory, ChangeQuery, NewMeta, SealedIssuerKey, Store, StoreError, StoredKey,
-    StoredMeta,
+    Change, ChangeCategory, ChangeQuery, MetaHead, NewMeta, SealedIssuerKey, Store, StoreError,
+    StoredKey, StoredMeta,
 };
 
 /// Pool size for SQLite when none is given: one writer at a time anyway, a few readers.
@@ -67,6 +67,22 @@ pub struct SqlStore {
 }
 
 impl SqlStore {
+    /// The newest version of each role of `gun`: role, version, expiry and time stored,
+    /// with `more` columns (`t.`-prefixed, each followed by `, `) before them.
+    async fn newest_of_each_role(&self, gun: &Gun, more: &str) -> Result<Vec<AnyRow>, StoreError> {
+        let sql = format!(
+            "SELECT {more}t.role, t.version, t.expires_at, t.created_at FROM tuf_files t \
+             JOIN (SELECT role, MAX(version) AS newest FROM tuf_files WHERE gun = $1 \
+                   GROUP BY role) n \
+               ON t.role = n.role AND t.version = n.newest \
+             WHERE t.gun = $1 ORDER BY t.role"
+        );
+        Ok(sqlx::query(&sql)
+            .bind(gun.as_str())
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
     /// Connects to `sqlite://PATH` (the file is created if missing) or `postgres://…` with
     /// the default pool size, and applies the schema's migrations.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
@@ -313,19 +329,29 @@ fn audit_from_row(row: &AnyRow) -> Result<AuditRecord, StoreError> {
     })
 }
 
-fn meta_from_row(row: &AnyRow) -> Result<StoredMeta, StoreError> {
+fn head_from_row(row: &AnyRow) -> Result<MetaHead, StoreError> {
     let version: i64 = row.try_get("version")?;
     let version = u64::try_from(version)
         .ok()
         .and_then(|v| Version::new(v).ok())
         .ok_or_else(|| StoreError::Corrupt(format!("version {version}")))?;
-    Ok(StoredMeta {
+    Ok(MetaHead {
         role: role_from(row.try_get("role")?)?,
         version,
-        sha256: row.try_get("sha256")?,
-        data: Bytes::from(row.try_get::<Vec<u8>, _>("data")?),
         expires: time_from(row.try_get("expires_at")?, "expires_at")?,
         created: time_from(row.try_get("created_at")?, "created_at")?,
+    })
+}
+
+fn meta_from_row(row: &AnyRow) -> Result<StoredMeta, StoreError> {
+    let head = head_from_row(row)?;
+    Ok(StoredMeta {
+        role: head.role,
+        version: head.version,
+        sha256: row.try_get("sha256")?,
+        data: Bytes::from(row.try_get::<Vec<u8>, _>("data")?),
+        expires: head.expires,
+        created: head.created,
     })
 }
 
@@ -466,18 +492,18 @@ impl Store for SqlStore {
     }
 
     async fn current_all(&self, gun: &Gun) -> Result<Vec<StoredMeta>, StoreError> {
-        let sql = "SELECT t.role, t.version, t.sha256, t.data, t.expires_at, t.created_at \
-             FROM tuf_files t \
-             JOIN (SELECT role, MAX(version) AS newest FROM tuf_files WHERE gun = $1 \
-                   GROUP BY role) n \
-               ON t.role = n.role AND t.version = n.newest \
-             WHERE t.gun = $1 ORDER BY t.role";
-        sqlx::query(sql)
-            .bind(gun.as_str())
-            .fetch_all(&self.pool)
+        self.newest_of_each_role(gun, "t.sha256, t.data, ")
             .await?
             .iter()
             .map(meta_from_row)
+            .collect()
+    }
+
+    async fn current_heads(&self, gun: &Gun) -> Result<Vec<MetaHead>, StoreError> {
+        self.newest_of_each_role(gun, "")
+            .await?
+            .iter()
+            .map(head_from_row)
             .collect()
     }
 

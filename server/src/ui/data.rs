@@ -12,15 +12,15 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use notar_tuf::client::{Fetch, FetchError, Limits, SearchOrder, UnlistedDelegation, Updater};
+use notar_tuf::client::{Limits, SearchOrder, UnlistedDelegation, Updater};
 use notar_tuf::view::{TrustView, trust_view};
 use notar_tuf::{Gun, RoleName, RoleType, Root, Targets, Version};
 use time::OffsetDateTime;
 
 use crate::AppState;
 use crate::audit::AuditRecord;
+use crate::check::StoreFetch;
 use crate::error::ApiError;
-use crate::path::{self, Route};
 
 /// Versions of one role walked back at most to date its tags; older ones read as
 /// "no later than".
@@ -109,41 +109,9 @@ pub struct RepoData {
     pub audit: Vec<AuditRecord>,
 }
 
-/// The store as a client's fetcher: file names as a client asks for them, answered as the
-/// API would answer them.
-struct StoreFetch {
-    state: AppState,
-    gun: Gun,
-}
-
-impl Fetch for StoreFetch {
-    fn fetch(
-        &self,
-        name: &str,
-        max_len: u64,
-    ) -> impl Future<Output = Result<Option<Vec<u8>>, FetchError>> + Send {
-        let path = format!("/v2/{}/_trust/tuf/{name}", self.gun);
-        let state = self.state.clone();
-        let gun = self.gun.clone();
-        async move {
-            let Ok(Route::Metadata(_, want)) = path::parse(&path) else {
-                return Ok(None);
-            };
-            match crate::api::read_metadata(&state, &gun, &want, false).await {
-                Ok(Some(entry)) if entry.data.len() as u64 > max_len => {
-                    Err(FetchError::TooLarge { limit: max_len })
-                }
-                Ok(Some(entry)) => Ok(Some(entry.data.to_vec())),
-                Ok(None) => Ok(None),
-                Err(e) => Err(FetchError::Transport(e.message)),
-            }
-        }
-    }
-}
-
 /// Reads everything the repository page shows; `None` when `gun` has no trust data.
 pub async fn repository(state: &AppState, gun: &Gun) -> Result<Option<RepoData>, ApiError> {
-    let current = state.store.current_all(gun).await?;
+    let current = state.store.current_heads(gun).await?;
     let Some(first_root) = state
         .store
         .by_version(gun, &RoleName::root(), Version::ONE)
@@ -194,7 +162,7 @@ async fn walk(
     now: OffsetDateTime,
 ) -> Result<(Updater<StoreFetch>, Vec<RoleName>), String> {
     let fetch = StoreFetch {
-        state: state.clone(),
+        store: state.store.clone(),
         gun: gun.clone(),
     };
     let mut updater = Updater::new(first_root.to_vec(), fetch, now, Limits::default())
@@ -219,7 +187,7 @@ fn ids<'a>(keys: impl IntoIterator<Item = &'a notar_tuf::KeyId>) -> Vec<String> 
 fn role_rows(
     updater: &Updater<StoreFetch>,
     roles: &[RoleName],
-    current: &[crate::store::StoredMeta],
+    current: &[crate::store::MetaHead],
 ) -> Vec<RoleRow> {
     let root = updater.root();
     let signed_by = |signatures: &[notar_tuf::Signature], listed: &[String]| -> Vec<String> {
@@ -368,7 +336,7 @@ async fn date_tags(
     gun: &Gun,
     updater: &Updater<StoreFetch>,
     view: &TrustView,
-    current: &[crate::store::StoredMeta],
+    current: &[crate::store::MetaHead],
 ) -> Result<HashMap<String, Since>, ApiError> {
     let mut vouching: Vec<&RoleName> = view.tags.iter().map(|t| &t.role).collect();
     vouching.sort();

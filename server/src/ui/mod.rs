@@ -157,6 +157,15 @@ async fn viewer(state: &AppState, headers: &HeaderMap) -> Result<(Viewer, bool),
     Ok((Viewer::Anonymous(anonymous), sent.is_some()))
 }
 
+/// The viewer of a request and the header its pages show; a failure is already a page.
+async fn look(state: &AppState, headers: &HeaderMap) -> Result<(Viewer, Chrome), Response> {
+    let (viewer, stale) = viewer(state, headers)
+        .await
+        .map_err(|e| error_page(&chrome(state, &Viewer::Everyone, false), e))?;
+    let chrome = chrome(state, &viewer, stale);
+    Ok((viewer, chrome))
+}
+
 fn chrome(state: &AppState, viewer: &Viewer, stale_session: bool) -> Chrome {
     Chrome {
         viewer_name: viewer.name().map(str::to_owned),
@@ -228,16 +237,10 @@ async fn list(
     State(state): State<AppState>,
     headers: HeaderMap,
     Query(query): Query<ListQuery>,
-) -> Response {
-    let (viewer, stale) = match viewer(&state, &headers).await {
-        Ok(v) => v,
-        Err(e) => return error_page(&chrome(&state, &Viewer::Everyone, false), e),
-    };
-    let chrome = chrome(&state, &viewer, stale);
-    let guns = match state.store.guns().await {
-        Ok(guns) => guns,
-        Err(e) => return error_page(&chrome, e.into()),
-    };
+) -> Result<Response, Response> {
+    let (viewer, chrome) = look(&state, &headers).await?;
+    let failed = |e: crate::store::StoreError| error_page(&chrome, e.into());
+    let guns = state.store.guns().await.map_err(failed)?;
     let needle = query.q.trim().to_lowercase();
     let shown: Vec<Gun> = guns
         .into_iter()
@@ -248,10 +251,7 @@ async fn list(
     let page_no = query.page.unwrap_or(1).clamp(1, pages);
     let mut rows = Vec::new();
     for gun in shown.iter().skip((page_no - 1) * PAGE_SIZE).take(PAGE_SIZE) {
-        let current = match state.store.current_all(gun).await {
-            Ok(c) => c,
-            Err(e) => return error_page(&chrome, e.into()),
-        };
+        let current = state.store.current_heads(gun).await.map_err(failed)?;
         let of = |role: &str| current.iter().find(|m| m.role.as_str() == role);
         rows.push(ListRow {
             gun: gun.clone(),
@@ -265,29 +265,25 @@ async fn list(
         });
     }
     let html = pages::list(&chrome, &query.q, &rows, shown.len(), page_no, pages);
-    page(StatusCode::OK, html)
+    Ok(page(StatusCode::OK, html))
 }
 
 async fn repository(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(name): Path<String>,
-) -> Response {
-    let (viewer, stale) = match viewer(&state, &headers).await {
-        Ok(v) => v,
-        Err(e) => return error_page(&chrome(&state, &Viewer::Everyone, false), e),
-    };
-    let chrome = chrome(&state, &viewer, stale);
+) -> Result<Response, Response> {
+    let (viewer, chrome) = look(&state, &headers).await?;
     let missing = || ApiError::not_found(format!("no repository {name} to show"));
     // Unknown and hidden look the same.
     let gun = match Gun::new(&name) {
         Ok(gun) if viewer.sees(&gun) => gun,
-        _ => return error_page(&chrome, missing()),
+        _ => return Err(error_page(&chrome, missing())),
     };
     match data::repository(&state, &gun).await {
-        Ok(Some(data)) => page(StatusCode::OK, pages::repository(&chrome, &data)),
-        Ok(None) => error_page(&chrome, missing()),
-        Err(e) => error_page(&chrome, e),
+        Ok(Some(data)) => Ok(page(StatusCode::OK, pages::repository(&chrome, &data))),
+        Ok(None) => Err(error_page(&chrome, missing())),
+        Err(e) => Err(error_page(&chrome, e)),
     }
 }
 
@@ -304,17 +300,13 @@ pub struct ServerData {
     pub settings: Vec<(&'static str, String)>,
 }
 
-async fn server(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let (viewer, stale) = match viewer(&state, &headers).await {
-        Ok(v) => v,
-        Err(e) => return error_page(&chrome(&state, &Viewer::Everyone, false), e),
-    };
-    let chrome = chrome(&state, &viewer, stale);
+async fn server(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, Response> {
+    let (viewer, chrome) = look(&state, &headers).await?;
     if !viewer.sees_server() {
-        return error_page(
+        return Err(error_page(
             &chrome,
             ApiError::not_found("the server page needs the catalog scope (registry:catalog:*)"),
-        );
+        ));
     }
     let now = OffsetDateTime::now_utc();
     let read = async {
@@ -323,10 +315,8 @@ async fn server(State(state): State<AppState>, headers: HeaderMap) -> Response {
         let attention = state.store.expiring_roles(soon, 500).await?;
         Ok::<_, crate::store::StoreError>((server_horizon, client_horizon, attention))
     };
-    let (server_horizon, client_horizon, attention) = match read.await {
-        Ok(r) => r,
-        Err(e) => return error_page(&chrome, e.into()),
-    };
+    let (server_horizon, client_horizon, attention) =
+        read.await.map_err(|e| error_page(&chrome, e.into()))?;
     let attention = attention
         .into_iter()
         .filter(|(gun, _, _)| Gun::new(gun).is_ok_and(|g| viewer.sees(&g)))
@@ -337,7 +327,7 @@ async fn server(State(state): State<AppState>, headers: HeaderMap) -> Response {
         attention,
         settings: settings(&state),
     };
-    page(StatusCode::OK, pages::server(&chrome, &data, now))
+    Ok(page(StatusCode::OK, pages::server(&chrome, &data, now)))
 }
 
 /// A database URL without its password (and without query options, which may hold one).
@@ -405,13 +395,12 @@ fn settings(state: &AppState) -> Vec<(&'static str, String)> {
     out
 }
 
-async fn login_form(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let (viewer, stale) = match viewer(&state, &headers).await {
-        Ok(v) => v,
-        Err(e) => return error_page(&chrome(&state, &Viewer::Everyone, false), e),
-    };
-    let chrome = chrome(&state, &viewer, stale);
-    page(StatusCode::OK, pages::login(&chrome, None))
+async fn login_form(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, Response> {
+    let (_, chrome) = look(&state, &headers).await?;
+    Ok(page(StatusCode::OK, pages::login(&chrome, None)))
 }
 
 #[derive(Deserialize)]

@@ -491,3 +491,22 @@ pub fn login(chrome: &Chrome, problem: Option<&str>) -> String {
         },
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expiries_are_marked_in_words_within_thirty_days_and_after() {
+        let now = OffsetDateTime::now_utc();
+        let text = |at| expiry(at, now).into_string();
+        assert!(text(now - time::Duration::hours(1)).contains("expired"));
+        assert!(text(now + time::Duration::hours(2)).contains("today"));
+        assert!(text(now + time::Duration::hours(30)).contains("in 1 day"));
+        assert!(
+            text(now + time::Duration::days(12) + time::Duration::hours(1)).contains("in 12 days")
+        );
+        let later = text(now + time::Duration::days(SOON_DAYS + 1));
+        assert!(!later.contains("mark"), "{later}");
+    }
+}
