@@ -132,23 +132,14 @@ async fn log_in(browser: &Browser, world: &World, user: &str, password: &str) {
         "Tab goes from the user name to the password"
     );
     browser.type_into(&focused, password).await;
-    browser.press("\u{E007}").await;
-    // The form posts and the server redirects to the list (or answers with the form).
-    for _ in 0..50 {
-        if !browser.find_all("main h1").await.is_empty()
-            && !browser.current_url().await.ends_with("/ui/login")
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    browser.loading(browser.press("\u{E007}")).await;
 }
 
 async fn log_out(browser: &Browser) {
     let button = browser
         .find("header form[action='/ui/logout'] button")
         .await;
-    browser.click(&button).await;
+    browser.loading(browser.click(&button)).await;
 }
 
 #[tokio::test]
@@ -276,7 +267,7 @@ async fn people_see_who_signed_what_as_inspect_does_and_only_what_they_may_pull(
     let link = browser
         .find(&format!("#repositories a[href='/ui/r/{TEAM}']"))
         .await;
-    browser.click(&link).await;
+    browser.loading(browser.click(&link)).await;
     assert!(
         browser
             .current_url()
@@ -375,7 +366,7 @@ async fn people_see_who_signed_what_as_inspect_does_and_only_what_they_may_pull(
 
     // The server page: settings without secrets.
     let server = browser.find("a[href='/ui/server']").await;
-    browser.click(&server).await;
+    browser.loading(browser.click(&server)).await;
     assert_eq!(browser.text(&browser.find("h1").await).await, "Server");
     let settings = column(&browser, "#settings tbody tr", "th").await;
     assert!(settings.iter().any(|s| s == "database"), "{settings:?}");

@@ -170,13 +170,20 @@ impl Browser {
         self.elements("/elements", css).await
     }
 
-    /// The one element matching the CSS selector; panics if there is none.
+    /// The first element matching the CSS selector, waiting up to ten seconds for it to
+    /// appear (a page still loading after a form was sent); panics if none does.
     pub async fn find(&self, css: &str) -> Element {
-        self.find_all(css)
-            .await
-            .into_iter()
-            .next()
-            .unwrap_or_else(|| panic!("no element matches {css:?}"))
+        for _ in 0..100 {
+            if let Some(found) = self.find_all(css).await.into_iter().next() {
+                return found;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!(
+            "no element matches {css:?} at {}:\n{}",
+            self.current_url().await,
+            self.source().await
+        )
     }
 
     /// Elements matching `css` inside `within`.
@@ -236,6 +243,26 @@ impl Browser {
             Some(json!({})),
         )
         .await;
+    }
+
+    /// Runs `act` (a click on a link or button, Enter in a form) and waits until it has
+    /// loaded a new document: a click returns before the page it leads to is there, and
+    /// reading too early reads the old page, or a stale element of it.
+    pub async fn loading<F: Future<Output = ()>>(&self, act: F) {
+        let before = self.find("html").await;
+        act.await;
+        for _ in 0..100 {
+            if self
+                .find_all("html")
+                .await
+                .first()
+                .is_some_and(|now| now.0 != before.0)
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("no new page loaded at {}", self.current_url().await)
     }
 
     /// Types `text` into an element (a form field).
