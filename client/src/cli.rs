@@ -7,12 +7,14 @@ use clap::{ArgAction, Args, Parser, Subcommand};
 
 use crate::Error;
 use crate::commands;
-use crate::commands::args::parse_key_id;
+use crate::commands::args::{ServerArgs, TrustDataArgs};
 use crate::commands::inspect::InspectArgs;
+use crate::commands::pin::root_pin;
 use crate::commands::pin::{GunArgs, PinArgs};
 use crate::commands::resolve::ResolveArgs;
 use crate::commands::revoke::RevokeArgs;
 use crate::commands::sign::SignArgs;
+use crate::commands::signer::SignerCommand;
 use crate::trust::context::{Context, Flags};
 
 const AFTER_HELP: &str = "\
@@ -28,25 +30,6 @@ prompt when stdin is a terminal, else an error.";
 #[derive(Debug, Parser)]
 #[command(name = "notar", version, after_help = AFTER_HELP, propagate_version = true)]
 pub struct Cli {
-    /// Trust server URL [env: NOTAR_SERVER, then DOCKER_CONTENT_TRUST_SERVER] [default: http://127.0.0.1:4443]
-    #[arg(
-        long,
-        global = true,
-        help_heading = "Global options",
-        value_name = "URL"
-    )]
-    pub server: Option<String>,
-
-    /// Extra CA certificate (PEM) for the trust server's TLS, besides the system roots and
-    /// ~/.docker/tls/<host:port>/ca.crt [env: NOTAR_CA_CERT]
-    #[arg(
-        long,
-        global = true,
-        help_heading = "Global options",
-        value_name = "PEM"
-    )]
-    pub ca_cert: Option<PathBuf>,
-
     /// Trust directory: private keys and verified metadata [env: NOTAR_TRUST_DIR] [default: ~/.notar]
     #[arg(
         long,
@@ -159,16 +142,6 @@ pub fn print_man(command: clap::Command) -> Result<(), Error> {
 
 #[derive(Debug, Args)]
 pub struct TrustArgs {
-    /// Refuse any root of the repository that this root key did not sign (overrides a pin
-    /// saved with `notar trust pin`)
-    #[arg(
-        long,
-        global = true,
-        value_name = "KEYID",
-        help_heading = "Trust options"
-    )]
-    pub root_key: Option<String>,
-
     #[command(subcommand)]
     pub command: TrustCommand,
 }
@@ -222,6 +195,58 @@ pub enum KeyCommand {
     Passwd(crate::commands::backup::PasswdArgs),
 }
 
+/// What a command that talks to the trust server was told about it.
+#[derive(Clone, Copy, Debug)]
+struct Remote<'a> {
+    server: &'a ServerArgs,
+    /// `--root-key`, on the commands that read a repository's trust data.
+    root_key: Option<&'a str>,
+}
+
+impl Command {
+    /// The server options of a command that talks to the trust server; `None` for the
+    /// offline ones, which do not offer them.
+    fn remote(&self) -> Option<Remote<'_>> {
+        fn reads(args: &TrustDataArgs) -> Remote<'_> {
+            Remote {
+                server: &args.server,
+                root_key: args.root_key.as_deref(),
+            }
+        }
+        fn talks(server: &ServerArgs) -> Remote<'_> {
+            Remote {
+                server,
+                root_key: None,
+            }
+        }
+        Some(match self {
+            Command::Trust(trust) => match &trust.command {
+                TrustCommand::Sign(args) => reads(&args.trust),
+                TrustCommand::Init(args) => talks(&args.server),
+                TrustCommand::RootUpdate(args) => reads(&args.trust),
+                TrustCommand::Inspect(args) => reads(&args.trust),
+                TrustCommand::Revoke(args) => reads(&args.trust),
+                TrustCommand::Resolve(args) => reads(&args.trust),
+                TrustCommand::Pin(args) => talks(&args.server),
+                TrustCommand::Signer(SignerCommand::Add(args)) => reads(&args.trust),
+                TrustCommand::Signer(SignerCommand::Remove(args)) => reads(&args.trust),
+                TrustCommand::Unpin(_) | TrustCommand::Reset(_) | TrustCommand::Key(_) => {
+                    return None;
+                }
+            },
+            Command::Key(KeyCommand::Rotate(args)) => reads(&args.trust),
+            Command::Key(_) => return None,
+            Command::Pull(args) => reads(&args.trust),
+            Command::Push(args) => reads(&args.trust),
+            Command::Login(args) => talks(&args.server),
+            Command::Logout(args) => talks(&args.server),
+            Command::Agent(_) | Command::Root(_) | Command::Completion(_) | Command::Man(_) => {
+                return None;
+            }
+        })
+    }
+}
+
 /// Runs one command.
 pub async fn run(cli: Cli) -> Result<(), Error> {
     use clap::CommandFactory;
@@ -236,51 +261,44 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
         }
         _ => {}
     }
+    let remote = cli.command.remote();
     let ctx = Context::new(Flags {
-        server: cli.server,
+        server: remote.and_then(|r| r.server.server.clone()),
+        ca_cert: remote.and_then(|r| r.server.ca_cert.clone()),
         trust_dir: cli.trust_dir,
-        ca_cert: cli.ca_cert,
         json: cli.json,
     })?;
     tracing::debug!(server = ctx.server.url(), trust_dir = %ctx.trust_dir.display(), "starting");
+    let pin = remote
+        .and_then(|r| r.root_key)
+        .map(|key| root_pin(&ctx, key))
+        .transpose()?;
+    let pin = pin.as_ref();
     match cli.command {
-        Command::Trust(trust) => {
-            let pin = trust.root_key.as_deref().map(parse_key_id).transpose()?;
-            let pin = pin.as_ref();
-            match trust.command {
-                TrustCommand::Sign(args) => commands::sign::run(&ctx, args, pin).await,
-                TrustCommand::Init(args) => commands::offline_root::init(&ctx, args).await,
-                TrustCommand::RootUpdate(args) => {
-                    commands::offline_root::update(&ctx, args, pin).await
-                }
-                TrustCommand::Inspect(args) => commands::inspect::run(&ctx, args, pin).await,
-                TrustCommand::Revoke(args) => commands::revoke::run(&ctx, args, pin).await,
-                TrustCommand::Resolve(args) => commands::resolve::run(&ctx, args, pin).await,
-                TrustCommand::Pin(args) => {
-                    if pin.is_some() {
-                        return Err(Error::Usage(
-                            "trust pin takes the key ID as an argument, not --root-key".into(),
-                        ));
-                    }
-                    commands::pin::run(&ctx, args).await
-                }
-                TrustCommand::Unpin(args) => commands::pin::unpin(&ctx, &args.gun),
-                TrustCommand::Reset(args) => commands::pin::reset(&ctx, &args.gun),
-                TrustCommand::Key(command) => commands::signer::key(&ctx, command).await,
-                TrustCommand::Signer(command) => commands::signer::signer(&ctx, command, pin).await,
-            }
-        }
+        Command::Trust(trust) => match trust.command {
+            TrustCommand::Sign(args) => commands::sign::run(&ctx, args, pin).await,
+            TrustCommand::Init(args) => commands::offline_root::init(&ctx, args).await,
+            TrustCommand::RootUpdate(args) => commands::offline_root::update(&ctx, args, pin).await,
+            TrustCommand::Inspect(args) => commands::inspect::run(&ctx, args, pin).await,
+            TrustCommand::Revoke(args) => commands::revoke::run(&ctx, args, pin).await,
+            TrustCommand::Resolve(args) => commands::resolve::run(&ctx, args, pin).await,
+            TrustCommand::Pin(args) => commands::pin::run(&ctx, args).await,
+            TrustCommand::Unpin(args) => commands::pin::unpin(&ctx, &args.gun),
+            TrustCommand::Reset(args) => commands::pin::reset(&ctx, &args.gun),
+            TrustCommand::Key(command) => commands::signer::key(&ctx, command).await,
+            TrustCommand::Signer(command) => commands::signer::signer(&ctx, command, pin).await,
+        },
         Command::Key(KeyCommand::List) => commands::key::list(&ctx),
-        Command::Key(KeyCommand::Rotate(args)) => commands::rotate::run(&ctx, args, None).await,
+        Command::Key(KeyCommand::Rotate(args)) => commands::rotate::run(&ctx, args, pin).await,
         Command::Key(KeyCommand::Backup(args)) => commands::backup::backup(&ctx, args),
         Command::Key(KeyCommand::Restore(args)) => commands::backup::restore(&ctx, args),
         Command::Key(KeyCommand::Export(args)) => commands::backup::export(&ctx, args),
         Command::Key(KeyCommand::Import(args)) => commands::backup::import(&ctx, args).await,
         Command::Key(KeyCommand::Passwd(args)) => commands::backup::passwd(&ctx, args).await,
-        Command::Pull(args) => commands::pull::run(&ctx, args).await,
+        Command::Pull(args) => commands::pull::run(&ctx, args, pin).await,
         Command::Login(args) => commands::login::login(&ctx, args).await,
         Command::Logout(args) => commands::login::logout(&ctx, args),
-        Command::Push(args) => commands::push::run(&ctx, args).await,
+        Command::Push(args) => commands::push::run(&ctx, args, pin).await,
         Command::Agent(args) => commands::agent::run(&ctx, args).await,
         Command::Root(command) => commands::offline_root::root(&ctx, command).await,
         Command::Completion(_) | Command::Man(_) => Ok(()),
@@ -312,14 +330,72 @@ mod tests {
         .expect("parses");
         assert!(cli.json);
         assert_eq!(cli.verbose, 2);
-        assert_eq!(cli.server.as_deref(), Some("http://x:1"));
-        let cli =
-            Cli::try_parse_from(["notar", "trust", "resolve", "--root-key", "ab", "alpine:1"])
-                .expect("parses");
-        let Command::Trust(trust) = cli.command else {
-            panic!("trust command");
-        };
-        assert_eq!(trust.root_key.as_deref(), Some("ab"));
+        let remote = cli.command.remote().expect("inspect talks to the server");
+        assert_eq!(remote.server.server.as_deref(), Some("http://x:1"));
+        let cli = Cli::try_parse_from(["notar", "--json", "key", "list", "-v"]).expect("parses");
+        assert!(cli.json && cli.verbose == 1);
+        assert!(cli.command.remote().is_none(), "key list is offline");
+    }
+
+    /// Every command that reads trust data takes --root-key; offline commands offer no
+    /// server options at all.
+    #[test]
+    fn server_options_are_on_the_commands_that_use_them() {
+        let key = "ab".repeat(32);
+        for line in [
+            vec!["trust", "resolve", "alpine:1"],
+            vec!["trust", "inspect", "alpine"],
+            vec!["trust", "sign", "alpine:1"],
+            vec!["trust", "revoke", "alpine:1"],
+            vec!["trust", "signer", "add", "a", "alpine", "--key", "a.pub"],
+            vec!["trust", "signer", "remove", "a", "alpine"],
+            vec!["trust", "root-update", "alpine", "--out", "x"],
+            vec!["pull", "alpine:1"],
+            vec!["push", "dir", "alpine:1"],
+            vec!["key", "rotate", "alpine", "targets"],
+        ] {
+            let mut args = vec!["notar"];
+            args.extend(&line);
+            args.extend(["--root-key", &key, "--server", "http://x:1"]);
+            let cli = Cli::try_parse_from(&args).unwrap_or_else(|e| panic!("{line:?}: {e}"));
+            let remote = cli.command.remote().expect("talks to the server");
+            assert_eq!(remote.root_key, Some(key.as_str()), "{line:?}");
+            assert_eq!(remote.server.server.as_deref(), Some("http://x:1"));
+        }
+        for line in [
+            vec!["key", "list"],
+            vec!["key", "backup", "x.tar"],
+            vec!["trust", "unpin", "alpine"],
+            vec!["trust", "reset", "alpine"],
+            vec!["trust", "key", "generate", "alice"],
+            vec!["root", "key", "--pub-out", "x"],
+            vec!["agent"],
+        ] {
+            for flag in [["--server", "http://x:1"], ["--ca-cert", "ca.pem"]] {
+                let mut args = vec!["notar"];
+                args.extend(&line);
+                args.extend(flag);
+                let refused = Cli::try_parse_from(&args).expect_err("offline");
+                assert_eq!(
+                    refused.kind(),
+                    clap::error::ErrorKind::UnknownArgument,
+                    "{args:?}"
+                );
+            }
+        }
+        let refused = Cli::try_parse_from(["notar", "trust", "unpin", "a", "--root-key", &key])
+            .expect_err("unpin reads no trust data");
+        assert_eq!(refused.kind(), clap::error::ErrorKind::UnknownArgument);
+        let refused = Cli::try_parse_from([
+            "notar",
+            "pull",
+            "a:1",
+            "--root-key",
+            &key,
+            "--disable-content-trust",
+        ])
+        .expect_err("no pin without trust");
+        assert_eq!(refused.kind(), clap::error::ErrorKind::ArgumentConflict);
     }
 }
 

@@ -536,7 +536,7 @@ async fn a_repository_without_trust_data_prints_an_empty_array_and_exits_1() {
     assert!(files_under(trust.path()).is_empty(), "nothing written");
     // An unreachable trust server is not a verdict on trust: `[]`, its own message, exit 2.
     let run = client
-        .run(&["--server", "http://127.0.0.1:9", "trust", "inspect", GUN])
+        .run(&["trust", "inspect", "--server", "http://127.0.0.1:9", GUN])
         .await
         .expect_code(2);
     assert_eq!(run.stdout, "[]\n");
@@ -735,6 +735,55 @@ async fn a_pinned_root_key_refuses_other_roots() {
     assert!(
         !pinned.metadata_dir(GUN).join("_pinned_root_key").exists(),
         "a refused pin is not kept"
+    );
+    // A prefix names only a root key known here: never one the server offers, since a
+    // key sharing its first 12 digits is cheap to make.
+    let run = pinned
+        .run(&["trust", "pin", GUN, &root_id[..12]])
+        .await
+        .expect_code(2);
+    assert!(
+        run.stderr.contains(&format!(
+            "no root key this trust directory holds or has trusted starts with {}",
+            &root_id[..12]
+        )),
+        "{}",
+        run.stderr
+    );
+    // The reader kept the root on first contact, the publisher holds the key: both may
+    // give 8 digits.
+    let run = reader.run(&["trust", "pin", GUN, &root_id[..8]]).await.ok();
+    assert!(
+        run.stdout
+            .starts_with(&format!("Pinned the root key of {GUN} to {root_id}")),
+        "{}",
+        run.stdout
+    );
+    reader.run(&["trust", "unpin", GUN]).await.ok();
+    publisher
+        .run(&[
+            "trust",
+            "resolve",
+            "--root-key",
+            &root_id[..8].to_ascii_uppercase(),
+            &format!("{GUN}:v1"),
+        ])
+        .await
+        .ok();
+    let run = reader
+        .run(&[
+            "trust",
+            "resolve",
+            "--root-key",
+            &other_id[..8],
+            &format!("{GUN}:v1"),
+        ])
+        .await
+        .expect_code(2);
+    assert!(
+        run.stderr.contains("has trusted starts with"),
+        "{}",
+        run.stderr
     );
     let run = pinned.run(&["trust", "pin", GUN, &root_id]).await.ok();
     assert!(
@@ -1251,10 +1300,10 @@ async fn the_trust_server_over_tls() {
     let digest = common::digest_of(b"over tls");
     let signed = client
         .run(&[
-            "--ca-cert",
-            ca,
             "trust",
             "sign",
+            "--ca-cert",
+            ca,
             &format!("{GUN}:v1"),
             "--digest",
             &format!("sha256:{}", digest.0),
@@ -1284,10 +1333,10 @@ async fn the_trust_server_over_tls() {
     // Plain HTTP to a server that is not on loopback is refused before any request.
     let run = client
         .run(&[
-            "--server",
-            "http://trust.example.com:4443",
             "trust",
             "inspect",
+            "--server",
+            "http://trust.example.com:4443",
             GUN,
         ])
         .await

@@ -1,11 +1,41 @@
 //! Arguments and prompts several commands share.
 
+use std::path::PathBuf;
+
 use clap::Args;
 use notar_tuf::{Gun, KeyId};
 
 use crate::Error;
 use crate::reference::Reference;
 use crate::trust::publish::Lifetimes;
+
+/// Where the trust server is, for the commands that talk to it (offline commands do not
+/// offer these).
+#[derive(Clone, Debug, Default, Args)]
+pub struct ServerArgs {
+    /// Trust server URL [env: NOTAR_SERVER, then DOCKER_CONTENT_TRUST_SERVER] [default: http://127.0.0.1:4443]
+    #[arg(long, help_heading = "Server options", value_name = "URL")]
+    pub server: Option<String>,
+
+    /// Extra CA certificate (PEM) for the trust server's TLS, besides the system roots and
+    /// ~/.docker/tls/<host:port>/ca.crt [env: NOTAR_CA_CERT]
+    #[arg(long, help_heading = "Server options", value_name = "PEM")]
+    pub ca_cert: Option<PathBuf>,
+}
+
+/// The server options and `--root-key`, for the commands that read a repository's trust
+/// data.
+#[derive(Clone, Debug, Default, Args)]
+pub struct TrustDataArgs {
+    #[command(flatten)]
+    pub server: ServerArgs,
+
+    /// Refuse any root of the repository that this root key did not sign (overrides a pin
+    /// saved with `notar trust pin`); a prefix of 8 or more digits names a root key this
+    /// trust directory holds or a root it has trusted lists
+    #[arg(long, value_name = "KEYID", help_heading = "Trust options")]
+    pub root_key: Option<String>,
+}
 
 /// `--targets-lifetime`.
 #[derive(Clone, Copy, Debug, Args)]
@@ -69,6 +99,20 @@ pub const MIN_KEY_ID_PREFIX: usize = 8;
 /// that exactly one of `held` starts with. An ambiguous prefix is refused with the
 /// candidates listed.
 pub fn held_key_id(text: &str, held: &[KeyId]) -> Result<KeyId, Error> {
+    key_id_among(text, held, |wanted| {
+        format!(
+            "no key of this trust directory has an ID starting with {wanted} (notar key list shows them)"
+        )
+    })
+}
+
+/// [`held_key_id`] over any list of known IDs; `unknown` words the error of a prefix that
+/// none of them starts with.
+pub fn key_id_among(
+    text: &str,
+    known: &[KeyId],
+    unknown: impl FnOnce(&str) -> String,
+) -> Result<KeyId, Error> {
     let wanted = text.trim().to_ascii_lowercase();
     if wanted.len() == 64 {
         return parse_key_id(&wanted);
@@ -81,15 +125,15 @@ pub fn held_key_id(text: &str, held: &[KeyId]) -> Result<KeyId, Error> {
             "invalid key ID {text:?}: give the 64 hex digits, or the first {MIN_KEY_ID_PREFIX} or more"
         )));
     }
-    let matching: Vec<&KeyId> = held
+    let mut matching: Vec<&KeyId> = known
         .iter()
         .filter(|id| id.as_str().starts_with(&wanted))
         .collect();
+    matching.sort();
+    matching.dedup();
     match matching.as_slice() {
         [one] => Ok((*one).clone()),
-        [] => Err(Error::Usage(format!(
-            "no key of this trust directory has an ID starting with {wanted} (notar key list shows them)"
-        ))),
+        [] => Err(Error::Usage(unknown(&wanted))),
         many => Err(Error::Usage(format!(
             "{wanted} is the start of {} key IDs: {}; give more digits",
             many.len(),

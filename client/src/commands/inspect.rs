@@ -37,6 +37,7 @@ use serde::Serialize;
 
 use clap::Args;
 
+use crate::commands::args::TrustDataArgs;
 use crate::error::render;
 use crate::output::{json_pretty, natural_cmp, print, table};
 use crate::reference::Reference;
@@ -52,6 +53,9 @@ pub struct InspectArgs {
     /// Repositories or tags: <gun>[:<tag>]
     #[arg(value_name = "GUN[:TAG]", required = true)]
     pub references: Vec<String>,
+
+    #[command(flatten)]
+    pub trust: TrustDataArgs,
 }
 
 pub use notar_tuf::view::REPO_ADMIN;

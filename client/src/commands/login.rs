@@ -13,6 +13,7 @@ use clap::Args;
 use serde_json::{Value, json};
 use zeroize::Zeroizing;
 
+use crate::commands::args::ServerArgs;
 use crate::oci::auth::{
     Credentials, docker_config_dir, helper_for, read_docker_config, run_helper,
 };
@@ -29,12 +30,18 @@ pub struct LoginArgs {
     /// Read the password from stdin (its first line)
     #[arg(long)]
     pub password_stdin: bool,
+
+    #[command(flatten)]
+    pub server: ServerArgs,
 }
 
 #[derive(Debug, Args)]
 pub struct LogoutArgs {
     /// host[:port] of the trust server or registry (default: the trust server)
     pub host: Option<String>,
+
+    #[command(flatten)]
+    pub server: ServerArgs,
 }
 
 /// The server a host names: the trust server itself, or `https://host` (`http://` on

@@ -26,7 +26,9 @@ use notar_tuf::{
     Expiry, KeyId, PublicKey, RoleName, RoleType, Root, Signed, Signer, Targets, Version,
 };
 
-use crate::commands::args::{LifetimeArgs, gun_only, held_key_id, read_limited};
+use crate::commands::args::{
+    LifetimeArgs, ServerArgs, TrustDataArgs, gun_only, held_key_id, read_limited,
+};
 use crate::commands::signer::read_public_key;
 use crate::output::print;
 use crate::trust::publish::unlock_targets_key;
@@ -81,6 +83,9 @@ pub struct RootUpdateArgs {
     pub signed_root: Option<PathBuf>,
     #[command(flatten)]
     pub lifetimes: LifetimeArgs,
+
+    #[command(flatten)]
+    pub trust: TrustDataArgs,
 }
 
 #[derive(Debug, Args)]
@@ -106,6 +111,9 @@ pub struct InitArgs {
     pub signed_root: Option<PathBuf>,
     #[command(flatten)]
     pub lifetimes: LifetimeArgs,
+
+    #[command(flatten)]
+    pub server: ServerArgs,
 }
 
 pub async fn root(ctx: &Context, command: RootCommand) -> Result<(), Error> {

@@ -8,10 +8,16 @@
 use clap::Args;
 use serde::Serialize;
 
-use crate::commands::args::parse_key_id;
+use std::collections::BTreeSet;
+
+use notar_keys::KeyRole;
+use notar_tuf::{KeyId, RoleType};
+
+use crate::commands::args::{ServerArgs, key_id_among, parse_key_id};
 use crate::output::{json_line, print};
 use crate::reference::Reference;
-use crate::trust::cache::MetadataCache;
+use crate::trust::cache::{MetadataCache, cached_roots};
+use crate::trust::keyring::held_id;
 use crate::trust::repo::{Repository, Warnings};
 use crate::{Context, Error};
 
@@ -28,9 +34,13 @@ pub struct PinArgs {
     #[arg(value_name = "GUN")]
     pub gun: String,
 
-    /// The root key ID (64 hex digits, as `notar key list` and `trust inspect` show them)
+    /// The root key ID: 64 hex digits, as `trust inspect` shows them, or the first 8 or
+    /// more of a root key this trust directory holds or has trusted
     #[arg(value_name = "KEYID")]
     pub key_id: String,
+
+    #[command(flatten)]
+    pub server: ServerArgs,
 }
 
 /// `--json` result (format 1).
@@ -43,7 +53,7 @@ struct Pinned<'a> {
 pub async fn run(ctx: &Context, args: PinArgs) -> Result<(), Error> {
     let reference = Reference::parse_repository(&args.gun)?;
     let gun = &reference.gun;
-    let key = parse_key_id(&args.key_id)?;
+    let key = root_pin(ctx, &args.key_id)?;
     // The pin must hold now: the chain from a root the key signed must reach the current
     // root. Opening the repository with the pin walks that chain (and refuses a key that
     // signed no root); only then is the pin kept.
@@ -62,6 +72,55 @@ pub async fn run(ctx: &Context, args: PinArgs) -> Result<(), Error> {
             current.version
         ))
     }
+}
+
+/// A root key as `trust pin` and `--root-key` take it. All 64 digits name any key. A
+/// prefix (8 digits or more) must name a root key this trust directory already knows: one
+/// it holds, or one that a root it has trusted lists. A prefix is never matched against
+/// what a server offers: a key made to share its first 8 or 12 digits with the wanted one
+/// is cheap to find, and would then be pinned.
+pub fn root_pin(ctx: &Context, text: &str) -> Result<KeyId, Error> {
+    if text.trim().len() == 64 {
+        return parse_key_id(text);
+    }
+    let known: Vec<KeyId> = known_root_keys(ctx)?.into_iter().collect();
+    key_id_among(text, &known, |wanted| {
+        format!(
+            "no root key this trust directory holds or has trusted starts with {wanted}: a \
+             prefix only names a key already known here; give all 64 digits of another \
+             (trust inspect shows them)"
+        )
+    })
+}
+
+/// The root keys this trust directory holds, and those the roots it keeps list (by the
+/// IDs the roots give them, and by their TUF 1.0 IDs where a Notary root gives others).
+fn known_root_keys(ctx: &Context) -> Result<BTreeSet<KeyId>, Error> {
+    let keyring = ctx.keyring()?;
+    let mut known: BTreeSet<KeyId> = keyring
+        .store
+        .list()
+        .map_err(Error::keys("listing keys"))?
+        .keys
+        .into_iter()
+        .filter(|k| k.role == KeyRole::Root)
+        .map(|k| k.key_id)
+        .collect();
+    for (_gun, bytes) in cached_roots(&ctx.trust_dir) {
+        let Ok((dialect, root)) = notar_tuf::notary::parse_either::<notar_tuf::Root>(bytes) else {
+            continue;
+        };
+        let root = root.untrusted();
+        for id in root
+            .role_keys(RoleType::Root)
+            .into_iter()
+            .flat_map(|r| &r.keyids)
+        {
+            known.insert(held_id(dialect, &root.keys, id));
+            known.insert(id.clone());
+        }
+    }
+    Ok(known)
 }
 
 /// `notar trust unpin <gun>`: removes the pin; roots are then trusted as any other

@@ -25,10 +25,11 @@ use std::sync::Arc;
 use clap::Args;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use notar_tuf::names::Tag;
-use notar_tuf::{Gun, RoleName};
+use notar_tuf::{Gun, KeyId, RoleName};
 use oci_spec::image::{Descriptor, DescriptorBuilder, ImageManifest, MediaType, PlatformBuilder};
 use serde::Serialize;
 
+use crate::commands::args::TrustDataArgs;
 use crate::oci::digest::Hasher;
 use crate::oci::layout::{PULLED_FROM, REF_NAME, Staging, check_output};
 use crate::oci::manifest::{self, ConfigPlatform, Manifest, PlatformChoice, show_platform};
@@ -65,20 +66,13 @@ pub struct PullArgs {
     #[arg(long)]
     pub require_tag_match: bool,
 
-    /// Refuse any root of the repository that this root key did not sign (overrides a pin
-    /// saved with `notar trust pin`)
-    #[arg(
-        long,
-        value_name = "KEYID",
-        help_heading = "Trust options",
-        conflicts_with = "disable_content_trust"
-    )]
-    pub root_key: Option<String>,
-
     /// Pull by tag without trust data (also NOTAR_CONTENT_TRUST=0, or Docker's
     /// DOCKER_CONTENT_TRUST=0); a warning says so
-    #[arg(long, conflicts_with = "require_tag_match")]
+    #[arg(long, conflicts_with_all = ["require_tag_match", "root_key"])]
     pub disable_content_trust: bool,
+
+    #[command(flatten)]
+    pub trust: TrustDataArgs,
 }
 
 /// What a pull names.
@@ -114,13 +108,8 @@ struct Blob {
     reused: bool,
 }
 
-pub async fn run(ctx: &Context, args: PullArgs) -> Result<(), Error> {
+pub async fn run(ctx: &Context, args: PullArgs, pin: Option<&KeyId>) -> Result<(), Error> {
     let (gun, wanted) = parse_reference(&args.reference)?;
-    let pin = args
-        .root_key
-        .as_deref()
-        .map(crate::commands::args::parse_key_id)
-        .transpose()?;
     // Docker's switch works as Docker's users expect it to; notar's own wins when both
     // are set, and content trust stays on when neither says off.
     let off = |name: &str| {
@@ -152,7 +141,7 @@ pub async fn run(ctx: &Context, args: PullArgs) -> Result<(), Error> {
     let (digest, limit, signed_length, role) = match &wanted {
         Wanted::Digest(digest) => (digest.clone(), MAX_MANIFEST_BYTES, None, None),
         Wanted::Tag(tag) if trust => {
-            let (digest, length, role) = trusted_target(ctx, &gun, tag, pin.as_ref()).await?;
+            let (digest, length, role) = trusted_target(ctx, &gun, tag, pin).await?;
             compare_tag(&registry, &gun, tag, &digest, args.require_tag_match).await?;
             (digest, length, Some(length), Some(role))
         }

@@ -19,9 +19,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::Args;
+use notar_tuf::KeyId;
 use oci_spec::image::ImageManifest;
 
-use crate::commands::args::LifetimeArgs;
+use crate::commands::args::{LifetimeArgs, TrustDataArgs};
 use crate::oci::layout::Layout;
 use crate::oci::manifest::{self, Manifest};
 use crate::oci::registry::Upload;
@@ -54,6 +55,9 @@ pub struct PushArgs {
 
     #[command(flatten)]
     pub lifetimes: LifetimeArgs,
+
+    #[command(flatten)]
+    pub trust: TrustDataArgs,
 }
 
 /// How the blobs of a push got there.
@@ -65,7 +69,7 @@ struct Moved {
     bytes: u64,
 }
 
-pub async fn run(ctx: &Context, args: PushArgs) -> Result<(), Error> {
+pub async fn run(ctx: &Context, args: PushArgs, pin: Option<&KeyId>) -> Result<(), Error> {
     let (reference, tag) = Reference::parse_tagged(&args.reference)?;
     let registry = Registry::for_gun(&reference.gun, &args.insecure_registry)?;
     let layout = Layout::open(&args.layout)?;
@@ -130,7 +134,7 @@ pub async fn run(ctx: &Context, args: PushArgs) -> Result<(), Error> {
         &[(tag.clone(), target)],
         None,
         args.lifetimes.lifetimes(),
-        None,
+        pin,
     )
     .await;
     let signature = match signed {

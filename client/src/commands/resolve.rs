@@ -9,6 +9,7 @@ use clap::Args;
 use notar_tuf::{Gun, KeyId};
 use serde::Serialize;
 
+use crate::commands::args::TrustDataArgs;
 use crate::output::{json_line, print};
 use crate::reference::Reference;
 use crate::trust::repo::{Repository, Warnings};
@@ -19,6 +20,9 @@ pub struct ResolveArgs {
     /// The tag: <gun>:<tag>
     #[arg(value_name = "GUN:TAG")]
     pub reference: String,
+
+    #[command(flatten)]
+    pub trust: TrustDataArgs,
 }
 
 /// `--json` result (format 1).

@@ -9,7 +9,7 @@ use clap::Args;
 use notar_tuf::{Gun, KeyId};
 use serde::Serialize;
 
-use crate::commands::args::{TargetsLifetime, confirm};
+use crate::commands::args::{TargetsLifetime, TrustDataArgs, confirm};
 use crate::output::{json_line, print};
 use crate::reference::Reference;
 use crate::trust::publish::{publish_targets, targets_signer, unlock_targets_key};
@@ -28,6 +28,9 @@ pub struct RevokeArgs {
 
     #[command(flatten)]
     pub lifetime: TargetsLifetime,
+
+    #[command(flatten)]
+    pub trust: TrustDataArgs,
 }
 
 /// `--json` result (format 1).

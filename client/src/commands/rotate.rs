@@ -27,8 +27,7 @@ use notar_keys::KeyRole;
 use notar_tuf::{Expiry, KeyId, PublicKey, RoleName, RoleType, Signed, Signer, Targets};
 use serde::Serialize;
 
-use crate::commands::args::LifetimeArgs;
-use crate::commands::args::gun_only;
+use crate::commands::args::{LifetimeArgs, TrustDataArgs, gun_only};
 use crate::output::{json_line, print};
 use crate::trust::keyring::{Keyring, NewKey};
 use crate::trust::repo::{Repository, Warnings};
@@ -74,6 +73,9 @@ pub struct RotateArgs {
 
     #[command(flatten)]
     pub lifetimes: LifetimeArgs,
+
+    #[command(flatten)]
+    pub trust: TrustDataArgs,
 }
 
 /// `--json` result (format 1).

@@ -9,7 +9,7 @@ use notar_tuf::names::Tag;
 use notar_tuf::{Gun, KeyId, RoleName, TargetFile};
 use serde::Serialize;
 
-use crate::commands::args::LifetimeArgs;
+use crate::commands::args::{LifetimeArgs, TrustDataArgs};
 use crate::oci::digest::parse_sha256;
 use crate::oci::{OciDigest, Registry};
 use crate::output::{json_line, print};
@@ -45,6 +45,9 @@ pub struct SignArgs {
 
     #[command(flatten)]
     pub lifetimes: LifetimeArgs,
+
+    #[command(flatten)]
+    pub trust: TrustDataArgs,
 }
 
 /// `--json` result (format 1).

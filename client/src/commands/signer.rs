@@ -29,7 +29,7 @@ use notar_tuf::names::Tag;
 use notar_tuf::{Delegations, Gun, KeyId, PublicKey, RoleName, Targets, Version};
 use serde::Serialize;
 
-use crate::commands::args::{TargetsLifetime, gun_only};
+use crate::commands::args::{TargetsLifetime, TrustDataArgs, gun_only};
 use crate::commands::key_import;
 use crate::output::{json_line, print};
 use crate::trust::keyring::held_id;
@@ -92,6 +92,9 @@ pub struct SignerAddArgs {
     pub threshold: Option<NonZeroU32>,
     #[command(flatten)]
     pub lifetime: TargetsLifetime,
+
+    #[command(flatten)]
+    pub trust: TrustDataArgs,
 }
 
 #[derive(Debug, Args)]
@@ -111,6 +114,9 @@ pub struct SignerRemoveArgs {
     pub force: bool,
     #[command(flatten)]
     pub lifetime: TargetsLifetime,
+
+    #[command(flatten)]
+    pub trust: TrustDataArgs,
 }
 
 /// `--json` result of `trust key generate` / `load` (format 1).

@@ -32,6 +32,15 @@ const STAGED_FILE: &str = "_staged_pending";
 /// Every repository with a cached `targets.json` in `trust_dir`, with those bytes: the
 /// GUN directories under `tuf/`, however deep (a GUN has several path components).
 pub fn cached_targets(trust_dir: &Path) -> Vec<(String, Vec<u8>)> {
+    cached_files(trust_dir, "targets.json")
+}
+
+/// Every repository with a kept `root.json` in `trust_dir`, with those bytes.
+pub fn cached_roots(trust_dir: &Path) -> Vec<(String, Vec<u8>)> {
+    cached_files(trust_dir, "root.json")
+}
+
+fn cached_files(trust_dir: &Path, file: &str) -> Vec<(String, Vec<u8>)> {
     let root = trust_dir.join(TUF_DIR);
     let mut found = Vec::new();
     let mut dirs = vec![root.clone()];
@@ -43,7 +52,7 @@ pub fn cached_targets(trust_dir: &Path) -> Vec<(String, Vec<u8>)> {
             let path = entry.path();
             if path.is_dir() {
                 dirs.push(path);
-            } else if entry.file_name() == "targets.json"
+            } else if entry.file_name() == file
                 && let Ok(bytes) = fs::read(&path)
                 && let Ok(gun) = dir.strip_prefix(&root)
             {
