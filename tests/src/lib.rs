@@ -19,5 +19,6 @@ pub mod repo;
 pub mod server;
 pub mod simrepo;
 pub mod tls;
+pub mod tmux;
 pub mod tokens;
 pub mod webdriver;
