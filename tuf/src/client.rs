@@ -830,18 +830,22 @@ impl<F: Fetch> Updater<F> {
     /// shadowed by an earlier role, is reported as the search finds it or not at all. Does
     /// no I/O: call [`Updater::load_all_targets`] first.
     pub fn trusted_targets(&self) -> BTreeMap<TargetName, FoundTarget> {
-        let names: BTreeSet<&TargetName> = self
-            .current
-            .keys()
-            .filter_map(|role| self.targets.get(role))
-            .flat_map(|t| t.targets.keys())
-            .collect();
-        names
+        self.listed_target_names()
             .into_iter()
             .filter_map(|name| {
                 let found = self.vouchers(name.as_str()).into_iter().next()?;
                 Some((name.clone(), found))
             })
+            .collect()
+    }
+
+    /// Every target name some loaded role lists, trusted for it or not: give each to
+    /// [`Updater::vouchers`] to learn which roles vouch for it. Does no I/O.
+    pub fn listed_target_names(&self) -> BTreeSet<&TargetName> {
+        self.current
+            .keys()
+            .filter_map(|role| self.targets.get(role))
+            .flat_map(|t| t.targets.keys())
             .collect()
     }
 

@@ -50,14 +50,17 @@ pub struct TrustView {
 /// [`Updater::load_all_targets`] (whose walk order `roles` is).
 pub fn trust_view<F: Fetch>(updater: &Updater<F>, roles: &[RoleName]) -> TrustView {
     let is_admin = |role: &RoleName| *role == RoleName::targets() || *role == RoleName::releases();
+    // One search per tag: the first voucher is what a pull resolves (as
+    // `trusted_targets` would give), the rest are the other signers.
     let mut tags: Vec<SignedTag> = updater
-        .trusted_targets()
+        .listed_target_names()
         .into_iter()
-        .filter_map(|(tag, found)| {
+        .filter_map(|tag| {
+            let mut vouchers = updater.vouchers(tag.as_str()).into_iter();
+            let found = vouchers.next()?;
             let digest = found.target.sha256_digest()?;
-            let signers: BTreeSet<String> = updater
-                .vouchers(tag.as_str())
-                .into_iter()
+            let signers: BTreeSet<String> = std::iter::once(&found)
+                .chain(vouchers.as_slice())
                 .filter(|v| !is_admin(&v.role) && v.target.sha256_digest() == Some(digest))
                 .map(|v| signer_name(&v.role))
                 .collect();

@@ -9,6 +9,7 @@
 //! role's versions backwards once; the answer is kept per (repository, role) and the next
 //! page walks only the versions written since.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -27,6 +28,8 @@ use crate::error::ApiError;
 const MAX_WALK: u64 = 200;
 /// (repository, role) answers kept at most; the memory is cleared when it is full.
 const MAX_REMEMBERED: usize = 1024;
+/// Repositories whose verified walk is kept at most; the memory is cleared when it is full.
+const MAX_WALKS_KEPT: usize = 64;
 /// Audit records shown on a repository page.
 pub const AUDIT_SHOWN: u32 = 25;
 
@@ -39,16 +42,20 @@ pub enum Since {
     NoLaterThan(OffsetDateTime, u64),
 }
 
-/// The datings of one role's targets at one version: name → (sha256 hex, since).
-type Dated = HashMap<String, (String, Since)>;
+/// A target's sha256.
+type Sha256 = [u8; 32];
+
+/// The datings of one role's targets at one version: name → (sha256, since).
+type Dated = HashMap<String, (Sha256, Since)>;
 
 /// (GUN, role) → the version datings are for, and the datings.
 type Remembered = HashMap<(String, String), (u64, Arc<Dated>)>;
 
-/// Remembered datings, per (GUN, role).
+/// Remembered datings, per (GUN, role), and verified walks, per GUN.
 #[derive(Debug, Default)]
 pub struct Memo {
     dated: Mutex<Remembered>,
+    walks: Mutex<HashMap<String, Arc<Walked>>>,
 }
 
 impl Memo {
@@ -57,6 +64,24 @@ impl Memo {
         dated
             .get(&(gun.to_string(), role.to_string()))
             .map(|(v, d)| (*v, d.clone()))
+    }
+
+    /// The walk kept for `gun`, if it was made from exactly `heads` and nothing it read
+    /// has expired by `now`.
+    fn walk(&self, gun: &Gun, heads: &[Head], now: OffsetDateTime) -> Option<Arc<Walked>> {
+        let walks = self.walks.lock().unwrap_or_else(|p| p.into_inner());
+        walks
+            .get(gun.as_str())
+            .filter(|w| w.heads == heads && now < w.valid_until)
+            .cloned()
+    }
+
+    fn keep_walk(&self, gun: &Gun, walked: Arc<Walked>) {
+        let mut walks = self.walks.lock().unwrap_or_else(|p| p.into_inner());
+        if walks.len() >= MAX_WALKS_KEPT {
+            walks.clear();
+        }
+        walks.insert(gun.to_string(), walked);
     }
 
     fn put(&self, gun: &Gun, role: &RoleName, version: u64, dated: Arc<Dated>) {
@@ -93,6 +118,25 @@ pub struct RootRow {
     pub change: String,
 }
 
+/// A stored row's identity: a version of a role is written once, and a repository made
+/// again writes its versions at other times.
+type Head = (RoleName, Version, OffsetDateTime);
+
+/// What the verified walk of a repository gave the page. It is kept while the rows it
+/// read are still the newest and none of them has expired, so a page of many tags pays
+/// for the walk once per change.
+#[derive(Debug)]
+pub struct Walked {
+    heads: Vec<Head>,
+    /// The earliest expiry of what it read: from then on clients refuse it.
+    valid_until: OffsetDateTime,
+    /// What a client sees.
+    view: TrustView,
+    /// Dating of each shown tag, by tag.
+    since: HashMap<String, Since>,
+    roles: Vec<RoleRow>,
+}
+
 /// A repository as its page shows it.
 #[derive(Debug)]
 pub struct RepoData {
@@ -100,13 +144,27 @@ pub struct RepoData {
     /// Why a client refuses the repository now, when it does.
     pub problem: Option<String>,
     /// What a client sees (at the last moment it could, when `problem` is an expiry).
-    pub view: Option<TrustView>,
-    /// Dating of each shown tag, by tag.
-    pub since: HashMap<String, Since>,
-    pub roles: Vec<RoleRow>,
+    walked: Option<Arc<Walked>>,
     pub roots: Vec<RootRow>,
     /// Newest first.
     pub audit: Vec<AuditRecord>,
+}
+
+impl RepoData {
+    /// What a client sees, when the walk got that far.
+    pub fn view(&self) -> Option<&TrustView> {
+        self.walked.as_deref().map(|w| &w.view)
+    }
+
+    /// When `tag` got its digest, when known.
+    pub fn since(&self, tag: &str) -> Option<&Since> {
+        self.walked.as_deref().and_then(|w| w.since.get(tag))
+    }
+
+    /// Every role's row.
+    pub fn roles(&self) -> &[RoleRow] {
+        self.walked.as_deref().map_or(&[], |w| &w.roles)
+    }
 }
 
 /// Reads everything the repository page shows; `None` when `gun` has no trust data.
@@ -120,38 +178,79 @@ pub async fn repository(state: &AppState, gun: &Gun) -> Result<Option<RepoData>,
         return Ok(None);
     };
     let now = OffsetDateTime::now_utc();
-    let (updater, problem) = match walk(state, gun, &first_root.data, now).await {
-        Ok(updater) => (Some(updater), None),
-        Err(why) => {
-            // Expired metadata: show what clients saw last, and say that they refuse it now.
-            let earliest = current.iter().map(|m| m.expires).min();
-            let earlier = match earliest {
-                Some(at) if at <= now => {
-                    walk(state, gun, &first_root.data, at - time::Duration::SECOND)
-                        .await
-                        .ok()
-                }
-                _ => None,
-            };
-            (earlier, Some(why))
-        }
+    let heads: Vec<Head> = current
+        .iter()
+        .map(|m| (m.role.clone(), m.version, m.created))
+        .collect();
+    let valid_until = current.iter().map(|m| m.expires).min();
+    let kept = state.ui_memo.walk(gun, &heads, now);
+    let started = std::time::Instant::now();
+    let (walked, problem) = match kept {
+        Some(walked) => (Some(walked), None),
+        None => match walk(state, gun, &first_root.data, now).await {
+            Ok(updater) => {
+                let walked_at = std::time::Instant::now();
+                let walked = Arc::new(walked_view(state, gun, updater, &current, heads).await?);
+                tracing::debug!(
+                    %gun,
+                    walk_ms = (walked_at - started).as_secs_f64() * 1e3,
+                    view_ms = walked_at.elapsed().as_secs_f64() * 1e3,
+                    "the web view walked a repository"
+                );
+                state.ui_memo.keep_walk(gun, walked.clone());
+                (Some(walked), None)
+            }
+            Err(why) => {
+                // Expired metadata: show what clients saw last, and say that they refuse it
+                // now.
+                let earlier = match valid_until {
+                    Some(at) if at <= now => {
+                        walk(state, gun, &first_root.data, at - time::Duration::SECOND)
+                            .await
+                            .ok()
+                    }
+                    _ => None,
+                };
+                let walked = match earlier {
+                    Some(updater) => Some(Arc::new(
+                        walked_view(state, gun, updater, &current, heads).await?,
+                    )),
+                    None => None,
+                };
+                (walked, Some(why))
+            }
+        },
     };
-    let mut data = RepoData {
+    Ok(Some(RepoData {
         gun: gun.clone(),
         problem,
-        view: None,
-        since: HashMap::new(),
-        roles: Vec::new(),
+        walked,
         roots: root_history(state, gun).await?,
         audit: state.store.audit_of(gun, AUDIT_SHOWN).await?,
-    };
-    if let Some((updater, roles)) = updater {
-        let view = trust_view(&updater, &roles);
-        data.roles = role_rows(&updater, &roles, &current);
-        data.since = date_tags(state, gun, &updater, &view, &current).await?;
-        data.view = Some(view);
-    }
-    Ok(Some(data))
+    }))
+}
+
+/// The page's share of a finished walk.
+async fn walked_view(
+    state: &AppState,
+    gun: &Gun,
+    (updater, roles): (Updater<StoreFetch>, Vec<RoleName>),
+    current: &[crate::store::MetaHead],
+    heads: Vec<Head>,
+) -> Result<Walked, ApiError> {
+    let view = trust_view(&updater, &roles);
+    let since = date_tags(state, gun, &updater, &view, current).await?;
+    Ok(Walked {
+        heads,
+        valid_until: current
+            .iter()
+            .map(|m| m.expires)
+            .min()
+            .unwrap_or(OffsetDateTime::UNIX_EPOCH),
+        roles: role_rows(&updater, &roles, current),
+        since,
+        view,
+    })
 }
 
 /// A client's update of `gun` at time `now`, with every targets role loaded.
@@ -359,13 +458,63 @@ async fn date_tags(
     Ok(since)
 }
 
-/// The sha256 hex of each target of `targets`.
-fn digests(targets: &Targets) -> HashMap<String, String> {
+/// The sha256 of each target of `targets`.
+fn digests(targets: &Targets) -> HashMap<String, Sha256> {
     targets
         .targets
         .iter()
-        .filter_map(|(name, file)| Some((name.to_string(), hex::encode(file.sha256_digest()?))))
+        .filter_map(|(name, file)| Some((name.to_string(), file.sha256_digest()?)))
         .collect()
+}
+
+/// What the dating needs of an older version of a role: each target's sha256. Only the
+/// current version is verified (by the walk); older ones are read for their listing
+/// alone, without building a document tree, in either dialect (hex in TUF 1.0, base64 in
+/// Notary's).
+#[derive(serde::Deserialize)]
+struct Listing<'a> {
+    #[serde(borrow)]
+    signed: ListingBody<'a>,
+}
+
+#[derive(serde::Deserialize)]
+struct ListingBody<'a> {
+    #[serde(default, borrow)]
+    targets: HashMap<Cow<'a, str>, Listed<'a>>,
+}
+
+#[derive(serde::Deserialize)]
+struct Listed<'a> {
+    #[serde(default, borrow)]
+    hashes: ListedHashes<'a>,
+}
+
+#[derive(Default, serde::Deserialize)]
+struct ListedHashes<'a> {
+    #[serde(borrow)]
+    sha256: Option<Cow<'a, str>>,
+}
+
+fn listed_digests(bytes: &[u8]) -> Option<HashMap<String, Sha256>> {
+    use base64::Engine as _;
+    let listing: Listing = serde_json::from_slice(bytes).ok()?;
+    let decode = |text: &str| -> Option<Sha256> {
+        let bytes = match hex::decode(text) {
+            Ok(bytes) => bytes,
+            Err(_) => base64::engine::general_purpose::STANDARD
+                .decode(text)
+                .ok()?,
+        };
+        bytes.try_into().ok()
+    };
+    Some(
+        listing
+            .signed
+            .targets
+            .into_iter()
+            .filter_map(|(name, file)| Some((name.into_owned(), decode(&file.hashes.sha256?)?)))
+            .collect(),
+    )
 }
 
 /// Dates every target of the current version of `role` (`targets`, stored at `created`),
@@ -394,7 +543,7 @@ async fn date_role(
             break;
         }
         let before = oldest - 1;
-        let settle = |open: &mut HashMap<String, String>, dated: &mut Dated, when: Since| {
+        let settle = |open: &mut HashMap<String, Sha256>, dated: &mut Dated, when: Since| {
             for (name, digest) in open.drain() {
                 dated.insert(name, (digest, when));
             }
@@ -423,10 +572,10 @@ async fn date_role(
             settle(&mut open, &mut dated, Since::NoLaterThan(oldest_at, oldest));
             break;
         };
-        let listed = match notar_tuf::notary::parse_either::<Targets>(earlier.data.to_vec()) {
-            Ok((_, signed)) => digests(signed.untrusted()),
+        let listed = match listed_digests(&earlier.data) {
+            Some(listed) => listed,
             // A version that does not parse any more dates nothing older.
-            Err(_) => {
+            None => {
                 settle(&mut open, &mut dated, Since::NoLaterThan(oldest_at, oldest));
                 break;
             }
@@ -434,7 +583,7 @@ async fn date_role(
         open.retain(|name, digest| {
             let kept = listed.get(name) == Some(digest);
             if !kept {
-                dated.insert(name.clone(), (digest.clone(), Since::At(oldest_at, oldest)));
+                dated.insert(name.clone(), (*digest, Since::At(oldest_at, oldest)));
             }
             kept
         });

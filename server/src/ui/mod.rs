@@ -281,7 +281,17 @@ async fn repository(
         _ => return Err(error_page(&chrome, missing())),
     };
     match data::repository(&state, &gun).await {
-        Ok(Some(data)) => Ok(page(StatusCode::OK, pages::repository(&chrome, &data))),
+        Ok(Some(data)) => {
+            let started = std::time::Instant::now();
+            let html = pages::repository(&chrome, &data);
+            tracing::debug!(
+                %gun,
+                render_ms = started.elapsed().as_secs_f64() * 1e3,
+                bytes = html.len(),
+                "the web view rendered a repository"
+            );
+            Ok(page(StatusCode::OK, html))
+        }
         Ok(None) => Err(error_page(&chrome, missing())),
         Err(e) => Err(error_page(&chrome, e)),
     }

@@ -258,10 +258,10 @@ pub fn repository(chrome: &Chrome, data: &RepoData) -> String {
             @if let Some(problem) = &data.problem {
                 p.problem role="alert" {
                     strong { "Clients refuse this repository now: " } (problem)
-                    @if data.view.is_some() { " What follows is what they saw last." }
+                    @if data.view().is_some() { " What follows is what they saw last." }
                 }
             }
-            @if let Some(view) = &data.view {
+            @if let Some(view) = data.view() {
                 section aria-labelledby="tags-h" {
                     h2 id="tags-h" { "Signed tags" }
                     @if view.tags.is_empty() {
@@ -288,7 +288,7 @@ pub fn repository(chrome: &Chrome, data: &RepoData) -> String {
                                         }
                                         td { (tag.role.as_str()) }
                                         td {
-                                            @match data.since.get(&tag.tag) {
+                                            @match data.since(&tag.tag) {
                                                 Some(Since::At(at, v)) => { (time_tag(*at)) " (v" (v) ")" }
                                                 Some(Since::NoLaterThan(at, v)) => { "by " (time_tag(*at)) " (v" (v) ")" }
                                                 None => {}
@@ -327,7 +327,7 @@ pub fn repository(chrome: &Chrome, data: &RepoData) -> String {
             }
             section aria-labelledby="roles-h" {
                 h2 id="roles-h" { "Roles" }
-                @if data.roles.is_empty() {
+                @if data.roles().is_empty() {
                     p { "The roles could not be read as a client reads them." }
                 } @else {
                     table id="roles" {
@@ -341,7 +341,7 @@ pub fn repository(chrome: &Chrome, data: &RepoData) -> String {
                             th scope="col" { "Signed by" }
                         } }
                         tbody {
-                            @for role in &data.roles {
+                            @for role in data.roles() {
                                 tr data-role=(role.role) {
                                     th scope="row" { (role.role) }
                                     td { (role.version) }
