@@ -50,7 +50,8 @@ pub struct AuditRecord {
     pub id: i64,
     /// Unix seconds.
     pub created: i64,
-    /// `update`, `resign`, `delete`, `key` or `stage`.
+    /// `update`, `resign`, `delete`, `key`, `stage`, or of co-signing proposals `propose`,
+    /// `cosign` and `drop_proposal`.
     pub action: String,
     pub actor: Option<String>,
     pub gun: String,

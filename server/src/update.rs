@@ -57,6 +57,7 @@ async fn store_update(
         &server_keys,
         now,
         validate::Unpublished::Refuse,
+        validate::Signatures::Threshold,
     )?;
     let root = accepted
         .root(repo)
@@ -133,6 +134,7 @@ pub async fn stage_pending(
         &server_keys,
         now,
         validate::Unpublished::Allow,
+        validate::Signatures::Threshold,
     )?;
     let waiting: Vec<RoleName> = accepted
         .targets

@@ -242,8 +242,37 @@ fn newer(
 fn verify<T: Role>(
     signed: Signed<T>,
     authority: &notar_tuf::metadata::Authority<'_>,
+    signatures: Signatures,
 ) -> Result<Verified<T>, ApiError> {
-    rules::verify_role(signed, authority).map_err(reject)
+    match signatures {
+        Signatures::Threshold => rules::verify_role(signed, authority).map_err(reject),
+        Signatures::Proposal => {
+            rules::every_signature_counts(
+                authority.role.as_str(),
+                &signed,
+                std::slice::from_ref(authority),
+            )
+            .map_err(reject)?;
+            let one = notar_tuf::metadata::Authority {
+                role: authority.role.clone(),
+                keys: authority.keys,
+                keyids: authority.keyids,
+                threshold: std::num::NonZeroU32::MIN,
+            };
+            rules::verify_role(signed, &one).map_err(reject)
+        }
+    }
+}
+
+/// How many signatures an upload must carry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Signatures {
+    /// A threshold of each role's keys: what is published.
+    Threshold,
+    /// A co-signing proposal: at least one, and every one by a key the role lists and
+    /// valid over the bytes ([`rules::every_signature_counts`]). Every other rule holds as
+    /// for publishing. What passes is judged only, never stored as current.
+    Proposal,
 }
 
 /// Whether an update may delegate to a role that has no metadata.
@@ -264,7 +293,14 @@ pub fn check_update(
     now: OffsetDateTime,
 ) -> Result<Accepted, ApiError> {
     let upload = Upload::read(state, uploads)?;
-    check_update_with(state, upload, server_keys, now, Unpublished::Refuse)
+    check_update_with(
+        state,
+        upload,
+        server_keys,
+        now,
+        Unpublished::Refuse,
+        Signatures::Threshold,
+    )
 }
 
 /// [`check_update`] of an upload whose dialect is read already, saying whether delegations
@@ -275,6 +311,7 @@ pub fn check_update_with(
     server_keys: &ServerKeyIds,
     now: OffsetDateTime,
     unpublished: Unpublished,
+    signatures: Signatures,
 ) -> Result<Accepted, ApiError> {
     let dialect = upload.dialect;
     let mut files: BTreeMap<RoleName, Bytes> = BTreeMap::new();
@@ -298,7 +335,12 @@ pub fn check_update_with(
     // Root.
     let new_root = match files.remove(&RoleName::root()) {
         Some(bytes) => {
-            let root = check_root(state, parse(dialect, &RoleName::root(), bytes)?, now)?;
+            let root = check_root(
+                state,
+                parse(dialect, &RoleName::root(), bytes)?,
+                now,
+                signatures,
+            )?;
             if dialect == Dialect::Notary {
                 notary::check_root_certificates(&root, &state.gun, now)
                     .map_err(|e| ApiError::invalid_update("root", e.to_string()))?;
@@ -328,7 +370,7 @@ pub fn check_update_with(
         let authority = root
             .authority(RoleType::Targets)
             .ok_or_else(|| ApiError::invalid_update("root", "root lists no targets role"))?;
-        let verified = verify(signed, &authority)?;
+        let verified = verify(signed, &authority, signatures)?;
         accepted.insert(
             targets_name.clone(),
             unexpired(&targets_name, verified, now)?,
@@ -356,7 +398,7 @@ pub fn check_update_with(
     }
 
     let snapshot_bytes = files.remove(&RoleName::snapshot());
-    check_delegated(state, dialect, &mut accepted, files, now)?;
+    check_delegated(state, dialect, &mut accepted, files, now, signatures)?;
     // Notary clients skip a delegation without metadata, as the specification of their
     // dialect allows; only TUF 1.0 clients need every delegated role published.
     if unpublished == Unpublished::Refuse && dialect == Dialect::Tuf {
@@ -417,7 +459,7 @@ pub fn check_update_with(
             let authority = root
                 .authority(RoleType::Snapshot)
                 .ok_or_else(|| ApiError::invalid_update("root", "root lists no snapshot role"))?;
-            let verified = verify(signed, &authority)?;
+            let verified = verify(signed, &authority, signatures)?;
             let verified = unexpired(&name, verified, now)?;
             if dialect == Dialect::Notary {
                 // Notary pins root too, and by sha256 always.
@@ -468,13 +510,50 @@ fn check_root(
     state: &RepoState,
     signed: Signed<Root>,
     now: OffsetDateTime,
+    signatures: Signatures,
 ) -> Result<Verified<Root>, ApiError> {
+    if signatures == Signatures::Proposal {
+        return check_proposed_root(state, signed, now);
+    }
     let verified = match &state.root {
         Some(old) => rules::next_root(old, signed),
         None => rules::first_root(signed),
     }
     .map_err(reject)?;
     unexpired(&RoleName::root(), verified, now)
+}
+
+/// A proposed root rotation: exactly the next version, and every signature by a root key of
+/// the stored root or of the new one. Judged only: a proposal is never stored as current.
+fn check_proposed_root(
+    state: &RepoState,
+    signed: Signed<Root>,
+    now: OffsetDateTime,
+) -> Result<Verified<Root>, ApiError> {
+    let Some(old) = &state.root else {
+        return Err(ApiError::invalid_update(
+            "root",
+            "a repository's first root is uploaded signed, not proposed",
+        ));
+    };
+    let expected = old.version.next();
+    let got = signed.untrusted().version;
+    if got != expected {
+        return Err(reject(rules::Rejection::NotNextRoot {
+            expected: expected.get(),
+            got: got.get(),
+        }));
+    }
+    let no_keys = || ApiError::invalid_update("root", "root lists no root role");
+    let old_keys = old.authority(RoleType::Root).ok_or_else(no_keys)?;
+    let new_keys = signed
+        .untrusted()
+        .authority(RoleType::Root)
+        .ok_or_else(no_keys)?;
+    rules::every_signature_counts("root", &signed, &[old_keys, new_keys]).map_err(reject)?;
+    let judged = Verified::from_trusted_store(signed.bytes())
+        .map_err(|e| ApiError::malformed(format!("root: {e}")))?;
+    unexpired(&RoleName::root(), judged, now)
 }
 
 /// Root must give the timestamp role only keys this server made for the GUN (it signs every
@@ -526,6 +605,7 @@ fn check_delegated(
     accepted: &mut BTreeMap<RoleName, Verified<Targets>>,
     mut pending: BTreeMap<RoleName, Bytes>,
     now: OffsetDateTime,
+    signatures: Signatures,
 ) -> Result<(), ApiError> {
     while !pending.is_empty() {
         let mut progressed = false;
@@ -553,7 +633,7 @@ fn check_delegated(
             let role = delegations
                 .role(name.as_str())
                 .ok_or_else(|| ApiError::internal("a delegator without the role was chosen"))?;
-            let verified = verify(signed, &authority)?;
+            let verified = verify(signed, &authority, signatures)?;
             let verified = unexpired(&name, verified, now)?;
             if let Some(outside) = verified.targets.keys().find(|t| !role.matches(t.as_str())) {
                 return Err(ApiError::invalid_update(
@@ -765,6 +845,93 @@ mod tests {
         sign(snap, &[&key(4)])
     }
 
+    fn judge(
+        repo: &Repo,
+        role: &str,
+        bytes: &[u8],
+        signatures: Signatures,
+    ) -> Result<Accepted, ApiError> {
+        let uploads = vec![(
+            RoleName::new(role).expect("role"),
+            Bytes::copy_from_slice(bytes),
+        )];
+        let upload = Upload::read(&repo.state, uploads)?;
+        check_update_with(
+            &repo.state,
+            upload,
+            &repo.keys,
+            now(),
+            Unpublished::Refuse,
+            signatures,
+        )
+    }
+
+    #[test]
+    fn a_proposal_needs_every_signature_valid_but_not_the_threshold() {
+        let repo = repo(true);
+        // Root v2 with a second root key and threshold 2, signed by the first key only.
+        let mut next = repo.root.clone();
+        next.version = v(2);
+        next.add_key(RoleType::Root, key(5).public_key());
+        next.roles
+            .get_mut(&RoleType::Root)
+            .expect("root role")
+            .threshold = std::num::NonZeroU32::new(2).expect("two");
+        let half = sign(next.clone(), &[&key(1)]);
+        assert!(judge(&repo, "root", half.as_bytes(), Signatures::Proposal).is_ok());
+        refused(
+            judge(&repo, "root", half.as_bytes(), Signatures::Threshold),
+            ErrorKind::InvalidUpdate,
+            "threshold",
+        );
+        // Both keys: complete, so it publishes.
+        let whole = sign(next.clone(), &[&key(1), &key(5)]);
+        assert!(judge(&repo, "root", whole.as_bytes(), Signatures::Threshold).is_ok());
+        // A key neither root lists, a signature over other bytes, the wrong version.
+        let stranger = sign(next.clone(), &[&key(1), &key(9)]);
+        refused(
+            judge(&repo, "root", stranger.as_bytes(), Signatures::Proposal),
+            ErrorKind::InvalidUpdate,
+            "does not list",
+        );
+        let mut other = next.clone();
+        other.expires = "2098-01-01T00:00:00Z".parse().expect("expiry");
+        let spliced = half
+            .clone()
+            .with_signatures(sign(other, &[&key(5)]).signatures())
+            .expect("splice");
+        refused(
+            judge(&repo, "root", spliced.as_bytes(), Signatures::Proposal),
+            ErrorKind::InvalidUpdate,
+            "does not verify",
+        );
+        let mut skipped = next;
+        skipped.version = v(3);
+        refused(
+            judge(
+                &repo,
+                "root",
+                sign(skipped, &[&key(1)]).as_bytes(),
+                Signatures::Proposal,
+            ),
+            ErrorKind::Version,
+            "next version",
+        );
+        // Targets with no signature at all are no proposal; the other rules still hold.
+        let unsigned = sign(targets(2, &["v2"]), &[]);
+        refused(
+            judge(&repo, "targets", unsigned.as_bytes(), Signatures::Proposal),
+            ErrorKind::InvalidUpdate,
+            "threshold",
+        );
+        let stale = sign(targets(1, &["v2"]), &[&key(2)]);
+        refused(
+            judge(&repo, "targets", stale.as_bytes(), Signatures::Proposal),
+            ErrorKind::Version,
+            "not newer",
+        );
+    }
+
     #[test]
     fn accepts_a_newer_signed_targets() {
         let repo = repo(true);
@@ -964,7 +1131,15 @@ mod tests {
         let uploads = vec![(RoleName::targets(), Bytes::copy_from_slice(t2.as_bytes()))];
         let upload = Upload::read(&repo.state, uploads).expect("TUF 1.0");
         assert!(
-            check_update_with(&repo.state, upload, &repo.keys, now(), Unpublished::Allow).is_ok()
+            check_update_with(
+                &repo.state,
+                upload,
+                &repo.keys,
+                now(),
+                Unpublished::Allow,
+                Signatures::Threshold
+            )
+            .is_ok()
         );
         let alice = sign(targets(1, &["v1"]), &[&key(7)]);
         assert!(

@@ -8,9 +8,10 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
+use notar_server::audit::Origin;
 use notar_server::store::sql::SqlStore;
 use notar_server::store::{
-    ChangeCategory, ChangeQuery, NewMeta, Store, StoreError, StoredKey, StoredMeta,
+    ChangeCategory, ChangeQuery, NewMeta, Store, StoreError, StoredKey, StoredMeta, StoredProposal,
 };
 use notar_tuf::{Gun, RoleName, Version};
 use rand_core::{OsRng, RngCore};
@@ -135,7 +136,142 @@ macro_rules! suite {
     };
 }
 
+fn proposal(id: &str, roles: &[&str], created: i64) -> StoredProposal {
+    StoredProposal {
+        id: id.to_owned(),
+        roles: roles.iter().map(|r| role(r)).collect(),
+        files: Bytes::from(format!("{{\"files of\": \"{id}\"}}")),
+        revision: 0,
+        proposed_by: "alice".to_owned(),
+        created: at(created),
+        expires: at(created + 3_600),
+    }
+}
+
+async fn proposals_are_replaced_cosigned_dropped_and_kept(db: &TestDb) {
+    let store = db.store();
+    let g = gun("example.com/proposed");
+    let other = gun("example.com/other");
+    let nobody = Origin::default();
+    let ids = |ps: Vec<StoredProposal>| ps.into_iter().map(|p| p.id).collect::<Vec<_>>();
+
+    store
+        .put_proposal_as(&g, &proposal("one", &["targets/releases"], 100), &nobody)
+        .await
+        .expect("first");
+    store
+        .put_proposal_as(&g, &proposal("two", &["root"], 101), &nobody)
+        .await
+        .expect("second, another role");
+    store
+        .put_proposal_as(
+            &other,
+            &proposal("elsewhere", &["targets/releases"], 102),
+            &nobody,
+        )
+        .await
+        .expect("another repository");
+    assert_eq!(
+        ids(store.proposals(&g).await.expect("list")),
+        ["one", "two"]
+    );
+
+    // A newer proposal of a role replaces the one that shared it, and only that one.
+    store
+        .put_proposal_as(
+            &g,
+            &proposal("three", &["targets", "targets/releases"], 103),
+            &nobody,
+        )
+        .await
+        .expect("replacing");
+    assert_eq!(
+        ids(store.proposals(&g).await.expect("list")),
+        ["two", "three"]
+    );
+    assert_eq!(
+        ids(store.proposals(&other).await.expect("list")),
+        ["elsewhere"]
+    );
+
+    // A co-signature writes over the revision it read, once.
+    let cosigned = Bytes::from_static(b"{\"cosigned\": true}");
+    let signer = ["ab".repeat(32)];
+    assert!(
+        store
+            .cosign_proposal_as(&g, "three", 0, &cosigned, &signer, &nobody)
+            .await
+            .expect("cosign")
+    );
+    assert!(
+        !store
+            .cosign_proposal_as(&g, "three", 0, &cosigned, &signer, &nobody)
+            .await
+            .expect("stale revision")
+    );
+    let three = store
+        .proposals(&g)
+        .await
+        .expect("list")
+        .into_iter()
+        .find(|p| p.id == "three")
+        .expect("three");
+    assert_eq!((three.revision, three.files), (1, cosigned));
+    assert_eq!(three.roles, [role("targets"), role("targets/releases")]);
+    assert_eq!((three.created, three.expires), (at(103), at(3_703)));
+
+    // Storing a role drops the proposals that carry it, in the same commit.
+    store
+        .commit(&g, &[meta("targets", 2, 9_000)])
+        .await
+        .expect("commit");
+    assert_eq!(ids(store.proposals(&g).await.expect("list")), ["two"]);
+
+    // Kept across a restart; dropped once, with the reason in the audit trail.
+    let store = db.reopen().await;
+    assert_eq!(ids(store.proposals(&g).await.expect("list")), ["two"]);
+    assert!(
+        store
+            .drop_proposal_as(&g, "two", "expired", &nobody)
+            .await
+            .expect("drop")
+    );
+    assert!(
+        !store
+            .drop_proposal_as(&g, "two", "expired", &nobody)
+            .await
+            .expect("drop again")
+    );
+    assert!(store.proposals(&g).await.expect("list").is_empty());
+    let actions: Vec<String> = store
+        .audit_of(&g, 10)
+        .await
+        .expect("audit")
+        .into_iter()
+        .map(|r| r.action)
+        .collect();
+    for action in ["propose", "cosign", "drop_proposal"] {
+        assert!(
+            actions.iter().any(|a| a == action),
+            "{action} in {actions:?}"
+        );
+    }
+
+    // Deleting a repository takes its proposals with it.
+    store
+        .commit(&other, &[meta("targets", 1, 9_000)])
+        .await
+        .expect("commit other");
+    store
+        .put_proposal_as(&other, &proposal("again", &["root"], 104), &nobody)
+        .await
+        .expect("again");
+    assert!(store.delete(&other).await.expect("delete"));
+    assert!(store.proposals(&other).await.expect("list").is_empty());
+}
+
 suite!(
+    proposals_are_replaced_cosigned_dropped_and_kept,
     round_trip,
     current_all_takes_the_newest_of_each_role,
     a_conflicting_commit_writes_nothing,

@@ -91,6 +91,14 @@ pub enum Rejection {
     /// A new snapshot that drops a file the trusted snapshot listed.
     #[error("snapshot: {file} was listed before and is missing now")]
     Dropped { file: String },
+    /// A co-signing proposal carries a signature that counts for nothing: by a key the
+    /// role does not list, or not over these bytes ([`every_signature_counts`]).
+    #[error("{role}: the signature by key {key_id} {reason}")]
+    UncountedSignature {
+        role: String,
+        key_id: String,
+        reason: &'static str,
+    },
 }
 
 impl Rejection {
@@ -104,7 +112,8 @@ impl Rejection {
             | Rejection::Expired { role, .. }
             | Rejection::LengthMismatch { role, .. }
             | Rejection::HashMismatch { role, .. }
-            | Rejection::UnsupportedHash { role, .. } => role,
+            | Rejection::UnsupportedHash { role, .. }
+            | Rejection::UncountedSignature { role, .. } => role,
             Rejection::RootNotSignedByPrevious { .. }
             | Rejection::RootNotSelfSigned { .. }
             | Rejection::NotNextRoot { .. } => "root",
@@ -187,6 +196,63 @@ pub fn unique_signature_keyids(role: &str, signatures: &[Signature]) -> Result<(
         }),
         None => Ok(()),
     }
+}
+
+/// The rule of a co-signing proposal, which carries fewer signatures than its threshold:
+/// every signature it carries must verify over its bytes by a key one of `authorities`
+/// lists (a root rotation has two: the trusted root's root keys and the new root's). A
+/// signature that would count for nothing is refused, not ignored: a co-signer who signed
+/// other bytes, or whose key the role does not list, must hear so. No key ID twice. Returns
+/// the key IDs that signed; the threshold is judged when the proposal is complete.
+pub fn every_signature_counts<T>(
+    role: &str,
+    candidate: &Signed<T>,
+    authorities: &[Authority<'_>],
+) -> Result<BTreeSet<KeyId>, Rejection> {
+    unique_signature_keyids(role, candidate.signatures()).map_err(|source| Rejection::Invalid {
+        role: role.to_owned(),
+        source,
+    })?;
+    let uncounted = |key_id: &KeyId, reason| Rejection::UncountedSignature {
+        role: role.to_owned(),
+        key_id: key_id.to_string(),
+        reason,
+    };
+    let mut signers = BTreeSet::new();
+    for signature in candidate.signatures() {
+        let Some(key) = authorities
+            .iter()
+            .filter(|a| a.keyids.contains(&signature.keyid))
+            .find_map(|a| a.keys.get(&signature.keyid))
+        else {
+            return Err(uncounted(
+                &signature.keyid,
+                "is by a key the role does not list",
+            ));
+        };
+        let verifies = hex::decode(&signature.sig).is_ok_and(|sig| {
+            key.verifier()
+                .is_ok_and(|v| v.verify(candidate.canonical_signed(), &sig))
+        });
+        if !verifies {
+            return Err(uncounted(
+                &signature.keyid,
+                "does not verify over these bytes",
+            ));
+        }
+        signers.insert(signature.keyid.clone());
+    }
+    if signers.is_empty() {
+        return Err(Rejection::Invalid {
+            role: role.to_owned(),
+            source: Error::Threshold {
+                role: role.to_owned(),
+                valid: 0,
+                threshold: 1,
+            },
+        });
+    }
+    Ok(signers)
 }
 
 /// How a new version relates to the trusted one, when it is not older.
@@ -370,6 +436,52 @@ mod tests {
     fn sign_root(root: Root, signers: &[&ed25519_dalek::SigningKey]) -> Signed<Root> {
         let signers: Vec<&dyn Signer> = signers.iter().map(|k| *k as &dyn Signer).collect();
         Signed::sign(root, &signers).expect("sign")
+    }
+
+    #[test]
+    fn a_proposal_counts_every_signature_or_is_refused() {
+        let (a, b, stranger) = (key(1), key(2), key(3));
+        let mut trusted = root(1, &[&a, &b]);
+        trusted
+            .roles
+            .get_mut(&RoleType::Root)
+            .expect("root role")
+            .threshold = std::num::NonZeroU32::new(2).expect("two");
+        let authority = trusted.authority(RoleType::Root).expect("root keys");
+        let next = sign_root(root(2, &[&a, &b]), &[&a]);
+        let signers = every_signature_counts("root", &next, std::slice::from_ref(&authority))
+            .expect("one listed signature");
+        assert_eq!(signers.len(), 1);
+        // The same bytes, co-signed: both count.
+        let both = next
+            .clone()
+            .add_signatures(&[&b as &dyn Signer])
+            .expect("co-sign");
+        let signers = every_signature_counts("root", &both, std::slice::from_ref(&authority))
+            .expect("two listed signatures");
+        assert_eq!(signers.len(), 2);
+        // A key the role does not list.
+        let foreign = next
+            .clone()
+            .add_signatures(&[&stranger as &dyn Signer])
+            .expect("sign");
+        assert!(matches!(
+            every_signature_counts("root", &foreign, std::slice::from_ref(&authority)),
+            Err(Rejection::UncountedSignature { reason, .. }) if reason.contains("does not list")
+        ));
+        // b's signature over other bytes (version 3), spliced onto version 2.
+        let other = sign_root(root(3, &[&a, &b]), &[&b]);
+        let spliced = next
+            .clone()
+            .with_signatures(other.signatures())
+            .expect("splice");
+        assert!(matches!(
+            every_signature_counts("root", &spliced, std::slice::from_ref(&authority)),
+            Err(Rejection::UncountedSignature { reason, .. }) if reason.contains("does not verify")
+        ));
+        // No signature at all.
+        let bare = sign_root(root(2, &[&a, &b]), &[]);
+        assert!(every_signature_counts("root", &bare, &[authority]).is_err());
     }
 
     #[test]

@@ -132,6 +132,18 @@ impl<T: Role> Signed<T> {
         Self::assemble(self.signed, self.canonical, signatures)
     }
 
+    /// This metadata with `more` signatures added (made elsewhere: a co-signer's), one per
+    /// key ID; a key that signed already keeps its first signature. Not checked here.
+    pub fn with_signatures(self, more: &[Signature]) -> Result<Self, Error> {
+        let mut signatures = self.signatures;
+        for s in more {
+            if !signatures.iter().any(|existing| existing.keyid == s.keyid) {
+                signatures.push(s.clone());
+            }
+        }
+        Self::assemble(self.signed, self.canonical, signatures)
+    }
+
     fn assemble(signed: T, canonical: Vec<u8>, signatures: Vec<Signature>) -> Result<Self, Error> {
         // The envelope's canonical form is `{"signatures":[…],"signed":<canonical signed>}`
         // ("signatures" sorts before "signed"), so the signed part, canonicalised once

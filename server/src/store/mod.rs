@@ -84,6 +84,21 @@ pub enum ChangeQuery {
     Before { before: Option<i64>, limit: u32 },
 }
 
+/// A co-signing proposal as stored (see `proposals` in the migrations).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredProposal {
+    /// Lower-case hex sha256 over the canonical signed parts of its files, in role order.
+    pub id: String,
+    pub roles: Vec<RoleName>,
+    /// JSON object: role name to metadata text, with the signatures so far.
+    pub files: Bytes,
+    /// Bumped by every change; a co-signature writes only over the revision it read.
+    pub revision: i64,
+    pub proposed_by: String,
+    pub created: OffsetDateTime,
+    pub expires: OffsetDateTime,
+}
+
 /// A server-managed private key, encrypted (notar-keys key file format).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StoredKey {
@@ -234,6 +249,35 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         self.put_pending_as(gun, roles, targets, &Origin::default())
             .await
     }
+
+    /// Keeps `proposal`, replacing every proposal of `gun` that shares a role with it.
+    async fn put_proposal_as(
+        &self,
+        gun: &Gun,
+        proposal: &StoredProposal,
+        origin: &Origin,
+    ) -> Result<(), StoreError>;
+    /// The proposals of `gun`, oldest first, expired ones included (the caller drops them).
+    async fn proposals(&self, gun: &Gun) -> Result<Vec<StoredProposal>, StoreError>;
+    /// Replaces the files of proposal `id` if it is still at `revision` (false: it changed
+    /// or went); `signers` are the key IDs the co-signature added, for the audit trail.
+    async fn cosign_proposal_as(
+        &self,
+        gun: &Gun,
+        id: &str,
+        revision: i64,
+        files: &Bytes,
+        signers: &[String],
+        origin: &Origin,
+    ) -> Result<bool, StoreError>;
+    /// Drops proposal `id`, saying why in the audit trail. False: it was gone already.
+    async fn drop_proposal_as(
+        &self,
+        gun: &Gun,
+        id: &str,
+        reason: &str,
+        origin: &Origin,
+    ) -> Result<bool, StoreError>;
 
     /// Up to `limit` audit records with IDs above `after`, in ID order.
     async fn audit_records(&self, after: i64, limit: u32) -> Result<Vec<AuditRecord>, StoreError>;

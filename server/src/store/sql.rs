@@ -18,7 +18,7 @@ use crate::audit::{AuditRecord, Origin};
 
 use super::{
     Change, ChangeCategory, ChangeQuery, MetaHead, NewMeta, SealedIssuerKey, Store, StoreError,
-    StoredKey, StoredMeta,
+    StoredKey, StoredMeta, StoredProposal,
 };
 
 /// Pool size for SQLite when none is given: one writer at a time anyway, a few readers.
@@ -315,6 +315,31 @@ fn gun_from(name: String) -> Result<Gun, StoreError> {
     Gun::new(name).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
+/// Deletes, inside `tx`, every proposal of `gun` that carries one of `roles`: an update of a
+/// role, or a newer proposal of it, leaves the old proposal nothing to stand on.
+async fn drop_proposals_of_roles(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    gun: &Gun,
+    roles: &[&str],
+) -> Result<(), StoreError> {
+    let rows = sqlx::query("SELECT id, roles FROM proposals WHERE gun = $1")
+        .bind(gun.as_str())
+        .fetch_all(&mut **tx)
+        .await?;
+    for row in rows {
+        let theirs: String = row.try_get("roles")?;
+        if theirs.split_whitespace().any(|r| roles.contains(&r)) {
+            let id: String = row.try_get("id")?;
+            sqlx::query("DELETE FROM proposals WHERE gun = $1 AND id = $2")
+                .bind(gun.as_str())
+                .bind(&id)
+                .execute(&mut **tx)
+                .await?;
+        }
+    }
+    Ok(())
+}
+
 fn audit_from_row(row: &AnyRow) -> Result<AuditRecord, StoreError> {
     Ok(AuditRecord {
         id: row.try_get("id")?,
@@ -563,6 +588,11 @@ impl Store for SqlStore {
         let mut tx = self.pool.begin().await?;
         let mut changes = Vec::new();
         let mut written = Vec::new();
+        let written_roles: Vec<RoleName> = files
+            .iter()
+            .filter(|f| f.role != RoleName::timestamp())
+            .map(|f| f.role.clone())
+            .collect();
         for file in files {
             let version = to_i64(file.version.get(), "version")?;
             let sha256 = hex::encode(Sha256::digest(&file.data));
@@ -597,6 +627,8 @@ impl Store for SqlStore {
                 "sha256": sha256,
             }));
         }
+        let stored: Vec<&str> = written_roles.iter().map(RoleName::as_str).collect();
+        drop_proposals_of_roles(&mut tx, gun, &stored).await?;
         let action = if origin.is_server() {
             "resign"
         } else {
@@ -624,6 +656,10 @@ impl Store for SqlStore {
             .execute(&mut *tx)
             .await?;
         sqlx::query("DELETE FROM pending_delegations WHERE gun = $1")
+            .bind(gun.as_str())
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM proposals WHERE gun = $1")
             .bind(gun.as_str())
             .execute(&mut *tx)
             .await?;
@@ -764,6 +800,121 @@ impl Store for SqlStore {
             .await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn put_proposal_as(
+        &self,
+        gun: &Gun,
+        proposal: &StoredProposal,
+        origin: &Origin,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let roles: Vec<&str> = proposal.roles.iter().map(RoleName::as_str).collect();
+        drop_proposals_of_roles(&mut tx, gun, &roles).await?;
+        sqlx::query(
+            "INSERT INTO proposals \
+             (gun, id, roles, files, revision, proposed_by, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(gun.as_str())
+        .bind(&proposal.id)
+        .bind(roles.join(" "))
+        .bind(&proposal.files[..])
+        .bind(proposal.revision)
+        .bind(&proposal.proposed_by)
+        .bind(proposal.created.unix_timestamp())
+        .bind(proposal.expires.unix_timestamp())
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| conflict_or(gun, e))?;
+        let detail = serde_json::json!({ "proposal": proposal.id, "roles": roles });
+        self.append_audit(&mut tx, gun, "propose", vec![detail], origin, &[])
+            .await?;
+        tx.commit().await.map_err(|e| conflict_or(gun, e))?;
+        Ok(())
+    }
+
+    async fn proposals(&self, gun: &Gun) -> Result<Vec<StoredProposal>, StoreError> {
+        sqlx::query(
+            "SELECT id, roles, files, revision, proposed_by, created_at, expires_at \
+             FROM proposals WHERE gun = $1 ORDER BY created_at, id",
+        )
+        .bind(gun.as_str())
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|row| {
+            let roles: String = row.try_get("roles")?;
+            let files: Vec<u8> = row.try_get("files")?;
+            Ok(StoredProposal {
+                id: row.try_get("id")?,
+                roles: roles
+                    .split_whitespace()
+                    .map(|r| role_from(r.to_owned()))
+                    .collect::<Result<_, _>>()?,
+                files: Bytes::from(files),
+                revision: row.try_get("revision")?,
+                proposed_by: row.try_get("proposed_by")?,
+                created: time_from(row.try_get("created_at")?, "created_at")?,
+                expires: time_from(row.try_get("expires_at")?, "expires_at")?,
+            })
+        })
+        .collect()
+    }
+
+    async fn cosign_proposal_as(
+        &self,
+        gun: &Gun,
+        id: &str,
+        revision: i64,
+        files: &Bytes,
+        signers: &[String],
+        origin: &Origin,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let changed = sqlx::query(
+            "UPDATE proposals SET files = $1, revision = revision + 1 \
+             WHERE gun = $2 AND id = $3 AND revision = $4",
+        )
+        .bind(&files[..])
+        .bind(gun.as_str())
+        .bind(id)
+        .bind(revision)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if changed == 0 {
+            return Ok(false);
+        }
+        let detail = serde_json::json!({ "proposal": id, "signers": signers });
+        self.append_audit(&mut tx, gun, "cosign", vec![detail], origin, &[])
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn drop_proposal_as(
+        &self,
+        gun: &Gun,
+        id: &str,
+        reason: &str,
+        origin: &Origin,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let dropped = sqlx::query("DELETE FROM proposals WHERE gun = $1 AND id = $2")
+            .bind(gun.as_str())
+            .bind(id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if dropped == 0 {
+            return Ok(false);
+        }
+        let detail = serde_json::json!({ "proposal": id, "reason": reason });
+        self.append_audit(&mut tx, gun, "drop_proposal", vec![detail], origin, &[])
+            .await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     async fn pending(&self, gun: &Gun) -> Result<Vec<(RoleName, Bytes)>, StoreError> {
