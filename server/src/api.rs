@@ -168,6 +168,9 @@ fn operation(path: &str, method: &Method) -> &'static str {
         Ok(Route::Key(..)) if *method == Method::POST => "rotate_key",
         Ok(Route::Pending(_)) if read => "get_pending",
         Ok(Route::Pending(_)) => "stage_pending",
+        Ok(Route::Proposals(..)) if read => "get_proposals",
+        Ok(Route::Proposals(_, None)) => "propose",
+        Ok(Route::Proposals(_, Some(_))) => "cosign",
         Ok(Route::Changefeed(_)) => "changefeed",
         Ok(_) => "other",
         Err(_) => "unknown_path",
@@ -252,6 +255,27 @@ async fn dispatch(state: &AppState, request: Request) -> Result<Response, ApiErr
             }
             Ok(axum::Json(json!({ "pending": entries })).into_response())
         }
+        (Route::Proposals(gun, None), Method::GET) => {
+            Ok(axum::Json(crate::proposals::list(state, &gun).await?).into_response())
+        }
+        (Route::Proposals(gun, None), Method::POST) => {
+            let (uploads, _permit) = read_upload(state, request).await?;
+            let outcome = crate::proposals::propose(state, &gun, uploads, &origin).await?;
+            Ok(proposal_outcome(outcome))
+        }
+        (Route::Proposals(gun, Some(id)), Method::POST) => {
+            let limit = state.config.limits.max_request_bytes;
+            let body = axum::body::to_bytes(request.into_body(), limit)
+                .await
+                .map_err(|_| {
+                    ApiError::new(
+                        ErrorKind::TooLarge,
+                        format!("a co-signature is at most {limit} bytes"),
+                    )
+                })?;
+            let outcome = crate::proposals::cosign(state, &gun, &id, &body, &origin).await?;
+            Ok(proposal_outcome(outcome))
+        }
         (Route::Changefeed(gun), Method::GET) => {
             let Query(params) = Query::<ChangefeedParams>::try_from_uri(request.uri())
                 .map_err(|e| ApiError::malformed(format!("changefeed query: {e}")))?;
@@ -261,6 +285,21 @@ async fn dispatch(state: &AppState, request: Request) -> Result<Response, ApiErr
             ErrorKind::MethodNotAllowed,
             "method not allowed on this path",
         )),
+    }
+}
+
+/// 200 `{"published": true}` when a proposal met every threshold and is now current;
+/// 202 `{"published": false, "proposal": id}` while it waits for signatures.
+fn proposal_outcome(outcome: crate::proposals::Outcome) -> Response {
+    match outcome {
+        crate::proposals::Outcome::Published => {
+            axum::Json(json!({ "published": true })).into_response()
+        }
+        crate::proposals::Outcome::Waiting(id) => (
+            StatusCode::ACCEPTED,
+            axum::Json(json!({ "published": false, "proposal": id })),
+        )
+            .into_response(),
     }
 }
 

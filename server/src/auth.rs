@@ -89,6 +89,7 @@ impl Need {
                 repository(gun, if read { PULL } else { PUSH_PULL })
             }
             Some(Route::Pending(gun)) => repository(gun, if read { PULL } else { PUSH_PULL }),
+            Some(Route::Proposals(gun, _)) => repository(gun, if read { PULL } else { PUSH_PULL }),
             Some(Route::Repository(gun)) => repository(
                 gun,
                 if *method == Method::DELETE {

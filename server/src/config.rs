@@ -103,6 +103,11 @@ pub struct Args {
     #[arg(long, hide_env_values = true, env = "NOTAR_SNAPSHOT_LIFETIME")]
     pub snapshot_lifetime: Option<u64>,
 
+    /// How long a co-signing proposal waits for its signatures, in seconds (less if its
+    /// metadata expires sooner). [default: 604800, seven days]
+    #[arg(long, hide_env_values = true, env = "NOTAR_PROPOSAL_LIFETIME")]
+    pub proposal_lifetime: Option<u64>,
+
     /// How often the background task looks for timestamps and snapshots to re-sign, in
     /// seconds. [default: 60]
     #[arg(long, hide_env_values = true, env = "NOTAR_REFRESH_INTERVAL")]
@@ -335,6 +340,7 @@ struct FileConfig {
     max_file_bytes: Option<usize>,
     timestamp_lifetime: Option<u64>,
     snapshot_lifetime: Option<u64>,
+    proposal_lifetime: Option<u64>,
     refresh_interval: Option<u64>,
     cache_ttl_ms: Option<u64>,
     cache_bytes: Option<usize>,
@@ -398,6 +404,8 @@ impl Default for Limits {
 pub struct Lifetimes {
     pub timestamp: time::Duration,
     pub snapshot: time::Duration,
+    /// How long a co-signing proposal is kept.
+    pub proposal: time::Duration,
 }
 
 impl Default for Lifetimes {
@@ -405,6 +413,7 @@ impl Default for Lifetimes {
         Lifetimes {
             timestamp: time::Duration::days(1),
             snapshot: time::Duration::days(7),
+            proposal: time::Duration::days(7),
         }
     }
 }
@@ -523,6 +532,10 @@ impl Config {
             snapshot: seconds(
                 args.snapshot_lifetime.or(file.snapshot_lifetime),
                 defaults.lifetimes.snapshot,
+            )?,
+            proposal: seconds(
+                args.proposal_lifetime.or(file.proposal_lifetime),
+                defaults.lifetimes.proposal,
             )?,
         };
         let tls = match (

@@ -25,6 +25,7 @@ pub mod jwe;
 pub mod managed_keys;
 pub mod metrics;
 pub mod path;
+pub mod proposals;
 pub mod serve;
 pub mod store;
 pub mod ui;

@@ -26,6 +26,9 @@ pub enum Route {
     /// `/v2/<gun>/_trust/pending/`: delegations waiting for their signer's first metadata
     /// (GET lists them, POST stages the owner's next targets).
     Pending(Gun),
+    /// `/v2/<gun>/_trust/proposals/` (GET lists co-signing proposals, POST proposes) and
+    /// `/v2/<gun>/_trust/proposals/<id>` (POST adds signatures).
+    Proposals(Gun, Option<String>),
 }
 
 /// Which version of a role a metadata path asks for.
@@ -78,6 +81,17 @@ pub fn parse(path: &str) -> Result<Route, ApiError> {
     }
     if trust == "pending/" || trust == "pending" {
         return Ok(Route::Pending(gun));
+    }
+    if trust == "proposals/" || trust == "proposals" {
+        return Ok(Route::Proposals(gun, None));
+    }
+    if let Some(id) = trust.strip_prefix("proposals/") {
+        if id.len() != 64 || !id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+            return Err(ApiError::invalid_name(
+                "a proposal ID is 64 lower-case hex digits",
+            ));
+        }
+        return Ok(Route::Proposals(gun, Some(id.to_owned())));
     }
     let file = trust.strip_prefix("tuf/").ok_or_else(not_found)?;
     if file.is_empty() {
@@ -201,6 +215,21 @@ mod tests {
     fn pending_delegations_have_one_path() {
         for path in ["/v2/a/b/_trust/pending/", "/v2/a/b/_trust/pending"] {
             assert_eq!(parse(path).expect(path), Route::Pending(gun("a/b")));
+        }
+        let id = "ab".repeat(32);
+        assert_eq!(
+            parse("/v2/a/b/_trust/proposals/").expect("list"),
+            Route::Proposals(gun("a/b"), None)
+        );
+        assert_eq!(
+            parse(&format!("/v2/a/b/_trust/proposals/{id}")).expect("one"),
+            Route::Proposals(gun("a/b"), Some(id.clone()))
+        );
+        for bad in ["AB".repeat(32), "ab".repeat(31), "../x".into()] {
+            assert!(
+                parse(&format!("/v2/a/b/_trust/proposals/{bad}")).is_err(),
+                "{bad}"
+            );
         }
     }
 

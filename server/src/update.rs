@@ -231,7 +231,7 @@ pub async fn refresh(state: &AppState, gun: &Gun) -> Result<bool, ApiError> {
 }
 
 /// The IDs of the keys this server made for `gun`, as `dialect` writes key IDs.
-async fn server_key_ids(
+pub(crate) async fn server_key_ids(
     state: &AppState,
     gun: &Gun,
     dialect: Dialect,

@@ -1203,3 +1203,217 @@ async fn the_web_view_is_served_unless_turned_off() {
         .expect("GET /v2/");
     assert_eq!(ping.status(), StatusCode::OK);
 }
+
+/// POSTs `files` as a co-signing proposal.
+async fn propose(publisher: &Publisher, files: Vec<(String, Vec<u8>)>) -> reqwest::Response {
+    let mut form = reqwest::multipart::Form::new();
+    for (role, bytes) in files {
+        form = form.part(
+            "files",
+            reqwest::multipart::Part::bytes(bytes).file_name(role),
+        );
+    }
+    publisher
+        .http
+        .post(proposals_url(publisher, None))
+        .multipart(form)
+        .send()
+        .await
+        .expect("POST proposal")
+}
+
+fn proposals_url(publisher: &Publisher, id: Option<&str>) -> String {
+    format!(
+        "{}/v2/{}/_trust/proposals/{}",
+        publisher.server,
+        publisher.gun,
+        id.unwrap_or("")
+    )
+}
+
+async fn cosign(
+    publisher: &Publisher,
+    id: &str,
+    role: &str,
+    sigs: &[notar_tuf::Signature],
+) -> reqwest::Response {
+    publisher
+        .http
+        .post(proposals_url(publisher, Some(id)))
+        .json(&serde_json::json!({ "signatures": { role: sigs } }))
+        .send()
+        .await
+        .expect("POST co-signature")
+}
+
+async fn proposal_list(publisher: &Publisher) -> Vec<serde_json::Value> {
+    let response = publisher
+        .http
+        .get(proposals_url(publisher, None))
+        .send()
+        .await
+        .expect("GET proposals");
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: serde_json::Value = response.json().await.expect("JSON");
+    body["proposals"].as_array().expect("list").clone()
+}
+
+async fn releases_version(publisher: &Publisher) -> u64 {
+    let (status, bytes) = publisher.get("targets%2Freleases.json").await;
+    assert_eq!(status, StatusCode::OK);
+    Signed::<Targets>::from_bytes(bytes)
+        .expect("releases")
+        .untrusted()
+        .version
+        .get()
+}
+
+on_every_backend!(co_signing_proposals, |server: TestServer| async move {
+    let mut publisher = Publisher::new(&server, "example.com/cosigned", SnapshotKey::Server);
+    publisher.init(&["a"]).await;
+    let (alice, bob, carol, stranger) = (test_key(61), test_key(62), test_key(63), test_key(64));
+    // targets/releases: three people's keys, two of them needed.
+    let mut targets = publisher.make_targets(2, &["a"]);
+    let mut delegations = Delegations::new();
+    delegations.add_role(
+        RoleName::new("targets/releases").expect("valid"),
+        &[alice.public_key(), bob.public_key(), carol.public_key()],
+        std::num::NonZeroU32::new(2).expect("two"),
+        vec!["release-*".into()],
+    );
+    targets.delegations = Some(delegations);
+    let targets = publisher.sign_targets(targets);
+    let first = Signed::sign(
+        releases(1, &["release-1"], &alice).untrusted().clone(),
+        &[&alice, &bob],
+    )
+    .expect("sign");
+    let response = publisher
+        .upload(files(&[
+            ("targets", targets.as_bytes()),
+            ("targets%2Freleases", first.as_bytes()),
+        ]))
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+
+    // Alice proposes release-2 alone: kept, never current.
+    let next = releases(2, &["release-1", "release-2"], &alice);
+    let response = propose(
+        &publisher,
+        files(&[("targets%2Freleases", next.as_bytes())]),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    let body: serde_json::Value = response.json().await.expect("JSON");
+    let id = body["proposal"].as_str().expect("id").to_owned();
+    assert_eq!(releases_version(&publisher).await, 1);
+    let listed = proposal_list(&publisher).await;
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0]["id"], id.as_str());
+    assert_eq!(listed[0]["roles"], serde_json::json!(["targets/releases"]));
+
+    // Carol signs something else (release-3 instead): refused, the proposal unchanged.
+    let other = Signed::sign(
+        releases(2, &["release-1", "release-3"], &carol)
+            .untrusted()
+            .clone(),
+        &[&carol],
+    )
+    .expect("sign");
+    expect_error(
+        cosign(&publisher, &id, "targets/releases", other.signatures()).await,
+        StatusCode::BAD_REQUEST,
+        "INVALID_UPDATE",
+        "does not verify",
+    )
+    .await;
+    // A key the role does not list: refused too.
+    let foreign = next.clone().add_signatures(&[&stranger]).expect("sign");
+    expect_error(
+        cosign(
+            &publisher,
+            &id,
+            "targets/releases",
+            &foreign.signatures()[1..],
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        "INVALID_UPDATE",
+        "does not list",
+    )
+    .await;
+    assert_eq!(
+        proposal_list(&publisher).await[0]["files"],
+        listed[0]["files"]
+    );
+    assert_eq!(releases_version(&publisher).await, 1);
+
+    // Bob signs the same bytes: the threshold is met and it is published.
+    let bobs = next.clone().add_signatures(&[&bob]).expect("sign");
+    let response = cosign(&publisher, &id, "targets/releases", &bobs.signatures()[1..]).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(releases_version(&publisher).await, 2);
+    assert!(proposal_list(&publisher).await.is_empty());
+    // Signing it again: it is gone.
+    expect_error(
+        cosign(&publisher, &id, "targets/releases", &bobs.signatures()[1..]).await,
+        StatusCode::NOT_FOUND,
+        "METADATA_NOT_FOUND",
+        "no proposal",
+    )
+    .await;
+
+    // Two proposals of one role: the newer replaces the older; an update of the role drops it.
+    let by_alice = releases(3, &["release-4"], &alice);
+    let by_carol = releases(3, &["release-5"], &carol);
+    for proposal in [&by_alice, &by_carol] {
+        let response = propose(
+            &publisher,
+            files(&[("targets%2Freleases", proposal.as_bytes())]),
+        )
+        .await;
+        assert_eq!(response.status(), StatusCode::ACCEPTED);
+    }
+    let listed = proposal_list(&publisher).await;
+    assert_eq!(listed.len(), 1);
+    assert!(
+        listed[0]["files"]["targets/releases"]
+            .as_str()
+            .expect("text")
+            .contains("release-5")
+    );
+    let whole = by_alice.clone().add_signatures(&[&bob]).expect("sign");
+    let response = publisher
+        .upload(files(&[("targets%2Freleases", whole.as_bytes())]))
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(proposal_list(&publisher).await.is_empty());
+
+    // A proposal that meets the threshold already is simply published.
+    let both = Signed::sign(
+        releases(4, &["release-6"], &alice).untrusted().clone(),
+        &[&alice, &carol],
+    )
+    .expect("sign");
+    let response = propose(
+        &publisher,
+        files(&[("targets%2Freleases", both.as_bytes())]),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(releases_version(&publisher).await, 4);
+    // Unsigned, or stale: refused.
+    let stale = releases(4, &["release-7"], &alice);
+    expect_error(
+        propose(
+            &publisher,
+            files(&[("targets%2Freleases", stale.as_bytes())]),
+        )
+        .await,
+        StatusCode::CONFLICT,
+        "VERSION",
+        "not newer",
+    )
+    .await;
+    assert!(proposal_list(&publisher).await.is_empty());
+});
