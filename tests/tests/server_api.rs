@@ -1417,3 +1417,68 @@ on_every_backend!(co_signing_proposals, |server: TestServer| async move {
     .await;
     assert!(proposal_list(&publisher).await.is_empty());
 });
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn root_rotations_are_co_signed_and_proposals_expire() {
+    for backend in Backend::all().await {
+        let server = TestServer::start_with(backend, |c| {
+            c.lifetimes.proposal = time::Duration::seconds(2);
+        })
+        .await;
+        let mut publisher =
+            Publisher::new(&server, "example.com/cosigned-root", SnapshotKey::Server);
+        publisher.init(&["a"]).await;
+        let second = test_key(65);
+        // Root v2: a second root key, both needed. The first key's signature satisfies the
+        // old root but not the new one's threshold of two.
+        let mut next = publisher.make_root(2).await;
+        next.add_key(RoleType::Root, second.public_key());
+        next.roles
+            .get_mut(&RoleType::Root)
+            .expect("root role")
+            .threshold = std::num::NonZeroU32::new(2).expect("two");
+        let half = Signed::sign(next.clone(), &[&publisher.root_key]).expect("sign");
+        let response = propose(&publisher, files(&[("root", half.as_bytes())])).await;
+        assert_eq!(response.status(), StatusCode::ACCEPTED);
+        let body: serde_json::Value = response.json().await.expect("JSON");
+        let id = body["proposal"].as_str().expect("id").to_owned();
+        let root_version = |bytes: Vec<u8>| {
+            Signed::<Root>::from_bytes(bytes)
+                .expect("root")
+                .untrusted()
+                .version
+                .get()
+        };
+        assert_eq!(root_version(publisher.get("root.json").await.1), 1);
+        let whole = half.clone().add_signatures(&[&second]).expect("sign");
+        let response = cosign(&publisher, &id, "root", &whole.signatures()[1..]).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(root_version(publisher.get("root.json").await.1), 2);
+
+        // A proposal nobody finishes is gone after its lifetime, and cannot be signed.
+        let partial = Signed::sign(next_version(&next, 3), &[&second]).expect("sign");
+        let response = propose(&publisher, files(&[("root", partial.as_bytes())])).await;
+        assert_eq!(response.status(), StatusCode::ACCEPTED);
+        let body: serde_json::Value = response.json().await.expect("JSON");
+        let id = body["proposal"].as_str().expect("id").to_owned();
+        assert_eq!(proposal_list(&publisher).await.len(), 1);
+        tokio::time::sleep(std::time::Duration::from_millis(2_500)).await;
+        assert!(proposal_list(&publisher).await.is_empty());
+        let completing =
+            Signed::sign(next_version(&next, 3), &[&publisher.root_key]).expect("sign");
+        expect_error(
+            cosign(&publisher, &id, "root", completing.signatures()).await,
+            StatusCode::NOT_FOUND,
+            "METADATA_NOT_FOUND",
+            "no proposal",
+        )
+        .await;
+        assert_eq!(root_version(publisher.get("root.json").await.1), 2);
+    }
+}
+
+fn next_version(root: &Root, version: u64) -> Root {
+    let mut next = root.clone();
+    next.version = Version::new(version).expect("v");
+    next
+}
